@@ -1,0 +1,265 @@
+"""The model contract: one versioned description of what a model expects and where it came from.
+
+Every checkpoint and every ONNX file carries it (JSON under the ONNX ``metadata_props`` key
+:data:`ONNX_METADATA_KEY`), and the SDK configures itself from it, so a model cannot be served
+with preprocessing other than the one it was trained with.
+
+It round-trips exactly through JSON, through a checkpoint dict of plain types and through ONNX
+metadata. A contract from a newer major version is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Final
+
+from emotionkd.firmware_bridge.errors import ContractError
+from emotionkd.firmware_bridge.units import normalise_unit
+from emotionkd.sdk.preprocessing import (
+    PREPROCESSING_NAME,
+    PREPROCESSING_VERSION,
+    PreprocessingConfig,
+)
+
+#: Version of the contract's schema. Bump on any change a reader must understand.
+CONTRACT_VERSION: Final = 1
+#: The ``metadata_props`` key holding the contract JSON in an ONNX file.
+ONNX_METADATA_KEY: Final = "emotionkd.contract"
+DATA_KINDS: Final = ("synthetic", "real")
+LABEL_RULES: Final = (">", ">=")
+
+
+@dataclass(frozen=True)
+class PreprocessingSpec:
+    """Which preprocessing, which version, which parameters."""
+
+    name: str = PREPROCESSING_NAME
+    version: int = PREPROCESSING_VERSION
+    params: Mapping[str, Any] = field(default_factory=lambda: PreprocessingConfig().to_params())
+
+    def to_config(self) -> PreprocessingConfig:
+        """The runnable configuration; refuses preprocessing this emotionkd does not implement."""
+        if self.name != PREPROCESSING_NAME:
+            raise ContractError(
+                f"model needs preprocessing {self.name!r}, this emotionkd implements "
+                f"{PREPROCESSING_NAME!r}", field="preprocessing.name")
+        if self.version > PREPROCESSING_VERSION:
+            raise ContractError(
+                f"model needs {self.name} version {self.version}, this emotionkd has version "
+                f"{PREPROCESSING_VERSION}; upgrade emotionkd", field="preprocessing.version")
+        return PreprocessingConfig.from_params(dict(self.params))
+
+    @classmethod
+    def from_config(cls, config: PreprocessingConfig) -> PreprocessingSpec:
+        return cls(PREPROCESSING_NAME, PREPROCESSING_VERSION, config.to_params())
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a model was trained on.
+
+    Attributes:
+        data_kind: ``synthetic`` or ``real``.
+        dataset: e.g. ``deap``, ``mahnob-hci``, ``synthetic-deap``, ``csv``.
+        protocol: evaluation protocol of the reported metrics (``loso``, ``kfold``, ``none``).
+        subjects: number of subjects trained on.
+        method: ``teacher``, ``student``, ``kd``, ``kd+feedback`` …
+        notes: free text.
+    """
+
+    data_kind: str = "synthetic"
+    dataset: str = "synthetic-deap"
+    protocol: str = "none"
+    subjects: int = 0
+    method: str = "kd+feedback"
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """What a model expects and what it is.
+
+    Attributes:
+        sample_rate_hz: model input rate (Hz).
+        window_samples: samples per input window.
+        train_hop_samples: hop used when the training windows were cut.
+        input_unit: unit the preprocessing expects after conversion (always ``uS``).
+        preprocessing: name, version and parameters of the preprocessing.
+        targets: output heads, in order (``arousal``, ``valence``).
+        class_names: class names per target, index 1 = the "high" class.
+        label_threshold: self-report rating threshold (1–9 scale).
+        label_rule: ``>`` (rating > threshold is high) or ``>=``.
+        provenance: what it was trained on.
+        metrics: ``{target: {metric: value}}`` from the evaluation protocol.
+        model: architecture description (name, options, parameter count).
+        export: filled by the exporter (exporter version, opset, int8, parity numbers).
+        contract_version: schema version.
+    """
+
+    sample_rate_hz: float = 128.0
+    window_samples: int = 512
+    train_hop_samples: int = 512
+    input_unit: str = "uS"
+    preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)
+    targets: tuple[str, ...] = ("arousal", "valence")
+    class_names: tuple[str, ...] = ("low", "high")
+    label_threshold: float = 5.0
+    label_rule: str = ">"
+    provenance: Provenance = field(default_factory=Provenance)
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
+    export: Mapping[str, Any] = field(default_factory=dict)
+    contract_version: int = CONTRACT_VERSION
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
+            raise ContractError(f"sample_rate_hz must be positive, got {self.sample_rate_hz!r}", field="sample_rate_hz")
+        if self.window_samples < 2 or self.train_hop_samples < 1:
+            raise ContractError("window_samples must be >= 2 and train_hop_samples >= 1", field="window_samples")
+        if normalise_unit(self.input_unit) != "uS":
+            raise ContractError(f"input_unit must be uS, got {self.input_unit!r}", field="input_unit")
+        if self.label_rule not in LABEL_RULES:
+            raise ContractError(f"label_rule must be one of {LABEL_RULES}, got {self.label_rule!r}", field="label_rule")
+        if self.provenance.data_kind not in DATA_KINDS:
+            raise ContractError(
+                f"provenance.data_kind must be one of {DATA_KINDS}, got {self.provenance.data_kind!r}",
+                field="provenance.data_kind")
+        if not self.targets or len(self.class_names) != 2:
+            raise ContractError("a contract needs at least one target and exactly two class names", field="targets")
+        config = self.preprocessing_config()
+        if config.rate_hz != self.sample_rate_hz or config.window_samples != self.window_samples:
+            raise ContractError(
+                "preprocessing parameters disagree with the contract's sample_rate_hz/window_samples",
+                field="preprocessing.params")
+
+    # -- use -------------------------------------------------------------------------------
+    def preprocessing_config(self) -> PreprocessingConfig:
+        """The runnable preprocessing configuration this model needs."""
+        return self.preprocessing.to_config()
+
+    @property
+    def window_s(self) -> float:
+        return self.window_samples / self.sample_rate_hz
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.provenance.data_kind == "synthetic"
+
+    def with_updates(self, **changes: Any) -> ModelContract:
+        """A copy with some fields replaced (contracts are frozen)."""
+        return replace(self, **changes)
+
+    # -- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (dict, list, str, int, float, bool, None): safe in a checkpoint."""
+        return {
+            "contract_version": self.contract_version,
+            "sample_rate_hz": self.sample_rate_hz,
+            "window_samples": self.window_samples,
+            "train_hop_samples": self.train_hop_samples,
+            "input_unit": self.input_unit,
+            "preprocessing": {
+                "name": self.preprocessing.name,
+                "version": self.preprocessing.version,
+                "params": _plain(self.preprocessing.params),
+            },
+            "targets": list(self.targets),
+            "class_names": list(self.class_names),
+            "label_threshold": self.label_threshold,
+            "label_rule": self.label_rule,
+            "provenance": {f.name: getattr(self.provenance, f.name) for f in fields(Provenance)},
+            "metrics": _plain(self.metrics),
+            "model": _plain(self.model),
+            "export": _plain(self.export),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelContract:
+        """Inverse of :meth:`to_dict`; refuses newer versions and unknown or malformed fields."""
+        if not isinstance(data, Mapping):
+            raise ContractError(f"a contract must be a mapping, got {type(data).__name__}")
+        version = data.get("contract_version")
+        if not isinstance(version, int):
+            raise ContractError("contract has no integer contract_version", field="contract_version")
+        if version > CONTRACT_VERSION:
+            raise ContractError(
+                f"model contract version {version} is newer than this emotionkd understands "
+                f"(up to {CONTRACT_VERSION}); upgrade emotionkd (pip install -U emotionkd)",
+                field="contract_version")
+        if version < 1:
+            raise ContractError(f"invalid contract_version {version}", field="contract_version")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ContractError(f"unknown contract fields {unknown}", field=unknown[0])
+        try:
+            kwargs: dict[str, Any] = dict(data)
+            pre = data.get("preprocessing", {})
+            kwargs["preprocessing"] = PreprocessingSpec(
+                name=pre["name"], version=int(pre["version"]), params=dict(pre["params"]))
+            if "provenance" in data:
+                kwargs["provenance"] = Provenance(**data["provenance"])
+            for name in ("targets", "class_names"):
+                if name in data:
+                    kwargs[name] = tuple(data[name])
+            for name in ("metrics", "model", "export"):
+                if name in data:
+                    kwargs[name] = _plain(data[name])
+            return cls(**kwargs)
+        except ContractError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ContractError(f"malformed model contract: {exc}") from exc
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys), stable across runs."""
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelContract:
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ContractError(f"model contract is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def to_onnx_metadata(self) -> dict[str, str]:
+        """Entries for an ONNX model's ``metadata_props``."""
+        return {ONNX_METADATA_KEY: self.to_json()}
+
+    @classmethod
+    def from_onnx_metadata(cls, metadata: Mapping[str, str]) -> ModelContract:
+        """Read the contract from ONNX metadata (``onnx`` ``metadata_props`` as a dict, or
+        onnxruntime's ``custom_metadata_map``)."""
+        if ONNX_METADATA_KEY not in metadata:
+            raise ContractError(
+                f"this ONNX file carries no emotionkd contract (metadata key {ONNX_METADATA_KEY!r}); "
+                "export it with emotionkd-export", field=ONNX_METADATA_KEY)
+        return cls.from_json(metadata[ONNX_METADATA_KEY])
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy into JSON's types (mappings → dict, sequences → list)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ContractError(f"contract values must be finite, got {value!r}")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return _plain(value.item())
+    raise ContractError(f"contract values must be plain JSON types, got {type(value).__name__}")
+
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "ONNX_METADATA_KEY",
+    "ModelContract",
+    "PreprocessingSpec",
+    "Provenance",
+]

@@ -1,0 +1,79 @@
+"""Gap-aware windowing of a uniformly sampled stream (pure index maths, no signal processing).
+
+Samples live on a true time axis: a missing sample is NaN in place, never removed, so a window
+always spans exactly ``window_samples / rate`` seconds and is never stitched across a gap.
+Windows start at sample indices ``0, hop, 2·hop, …`` of the stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from emotionkd.firmware_bridge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RawWindows:
+    """A batch of ``N`` windows of ``W`` samples.
+
+    Attributes:
+        start_index: (N,) int64 index of each window's first sample in the stream.
+        values: (N, W) float64 samples, NaN where missing.
+        flagged: (N, W) bool, True where a sample was missing at the source (even if it was
+            filled in before windowing).
+    """
+
+    start_index: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    flagged: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.start_index.size)
+
+
+class Windower:
+    """Cut a stream into windows of ``window_samples`` every ``hop_samples``, in any chunking.
+
+    Args:
+        window_samples: W, samples per window (512 = 4 s at 128 Hz).
+        hop_samples: samples between window starts (128 = 1 s at 128 Hz; W for no overlap).
+    """
+
+    def __init__(self, window_samples: int, hop_samples: int) -> None:
+        if int(window_samples) < 1:
+            raise ConfigError(f"window_samples must be >= 1, got {window_samples!r}")
+        if int(hop_samples) < 1:
+            raise ConfigError(f"hop_samples must be >= 1, got {hop_samples!r}")
+        self.window_samples = int(window_samples)
+        self.hop_samples = int(hop_samples)
+        self._values = np.zeros(0)
+        self._flags = np.zeros(0, dtype=bool)
+        self._buffer_start = 0  # stream index of _values[0]
+        self._next_start = 0  # stream index of the next window's first sample
+
+    def push(self, values: npt.ArrayLike, flagged: npt.ArrayLike | None = None) -> RawWindows:
+        """Append samples (shape ``(n,)``) and their source flags; return windows now complete."""
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        f = np.zeros(v.size, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(-1)
+        if f.size != v.size:
+            raise ConfigError(f"flagged has {f.size} entries for {v.size} samples")
+        self._values = np.concatenate([self._values, v])
+        self._flags = np.concatenate([self._flags, f])
+        end = self._buffer_start + self._values.size  # one past the last sample held
+        w, h = self.window_samples, self.hop_samples
+        count = (end - w - self._next_start) // h + 1 if end - self._next_start >= w else 0
+        starts = self._next_start + h * np.arange(count, dtype=np.int64)
+        idx = (starts - self._buffer_start)[:, None] + np.arange(w)[None, :]
+        windows = RawWindows(starts, self._values[idx], self._flags[idx])
+        self._next_start += h * count
+        drop = min(self._next_start - self._buffer_start, self._values.size)
+        if drop > 0:
+            self._values = self._values[drop:]
+            self._flags = self._flags[drop:]
+            self._buffer_start += drop
+        return windows
+
+
+__all__ = ["RawWindows", "Windower"]

@@ -1,0 +1,136 @@
+"""The one preprocessing core: streaming equals offline, gaps are honest, config is strict."""
+
+import numpy as np
+import pytest
+from emotionkd.firmware_bridge.errors import ConfigError, ContractError
+from emotionkd.firmware_bridge.gsr_synth import synthesize_gsr
+from emotionkd.sdk.preprocessing import (
+    GsrPreprocessor,
+    PreprocessingConfig,
+    Windows,
+    preprocess_recording,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+def _stream(x: np.ndarray, rate: float, chunks: list[int], hop: int, unit: str = "uS") -> Windows:
+    pre = GsrPreprocessor(rate, unit, hop_samples=hop)
+    parts, i, c = [], 0, 0
+    while i < x.size:
+        n = chunks[c % len(chunks)]
+        parts.append(pre.push(x[i : i + n]))
+        i += n
+        c += 1
+    parts.append(pre.flush())
+    return Windows.concatenate(parts, pre.config.window_samples)
+
+
+def _assert_same(a: Windows, b: Windows) -> None:
+    assert len(a) == len(b)
+    np.testing.assert_array_equal(a.start_index, b.start_index)
+    np.testing.assert_array_equal(a.usable, b.usable)
+    np.testing.assert_array_equal(a.samples_missing, b.samples_missing)
+    np.testing.assert_allclose(a.conductance_us, b.conductance_us, atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(a.features, b.features, atol=1e-6, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rate=st.sampled_from([4.0, 15.0, 32.0, 50.0, 128.0, 256.0, 1000.0]),
+    seconds=st.integers(6, 40),
+    chunks=st.lists(st.integers(1, 700), min_size=1, max_size=6),
+    hop=st.sampled_from([64, 128, 512]),
+    gaps=st.lists(st.tuples(st.floats(0, 1), st.floats(0.0, 3.0)), max_size=3),
+    seed=st.integers(0, 2**16),
+)
+def test_streaming_equals_offline_for_any_chunking(rate, seconds, chunks, hop, gaps, seed):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    x = 4.0 + np.cumsum(rng.normal(0, 0.02, n)) + rng.normal(0, 0.01, n)
+    for where, length_s in gaps:
+        start = int(where * n)
+        x[start : start + int(length_s * rate) + 1] = np.nan
+    offline = preprocess_recording(x, rate, hop_samples=hop)
+    streamed = _stream(x, rate, chunks, hop)
+    _assert_same(offline, streamed)
+
+
+def test_apply_is_push_then_flush() -> None:
+    x = synthesize_gsr(30, seed=1)
+    a = GsrPreprocessor(128).apply(x)
+    pre = GsrPreprocessor(128)
+    b = Windows.concatenate([pre.push(x), pre.flush()], 512)
+    _assert_same(a, b)
+
+
+def test_window_count_and_times_on_true_axis() -> None:
+    # 60 s at 128 Hz with hop 512: exactly 15 non-overlapping windows, as DEAP windows are cut.
+    w = preprocess_recording(synthesize_gsr(60, seed=2), 128.0)
+    assert len(w) == 15
+    np.testing.assert_array_equal(w.start_index, np.arange(15) * 512)
+    np.testing.assert_allclose(w.start_s, np.arange(15) * 4.0)
+    np.testing.assert_allclose(w.end_s - w.start_s, 4.0)
+    assert w.features.dtype == np.float32 and w.features.shape == (15, 512)
+    assert w.usable.all()
+
+
+def test_long_gap_voids_windows_and_is_never_stitched() -> None:
+    rate = 128.0
+    x = synthesize_gsr(40, seed=3)
+    x[int(10 * rate) : int(15 * rate)] = np.nan  # a 5 s dropout
+    w = preprocess_recording(x, rate, hop_samples=128)
+    # Every window overlapping 10-15 s (plus the filter's half-length) is unusable …
+    overlapping = (w.start_s < 15.0) & (w.end_s > 10.0)
+    assert not w.usable[overlapping].any()
+    assert np.all(w.samples_missing[overlapping] > 0)
+    # … the gap stays NaN in place (the time axis is not shortened) …
+    assert np.isnan(w.conductance_us[overlapping]).any(axis=1).all()
+    # … and windows clear of it are usable again.
+    clear = (w.start_s >= 15.5) | (w.end_s <= 9.5)
+    assert w.usable[clear].all()
+
+
+def test_short_dropout_is_held_counted_and_window_kept() -> None:
+    x = synthesize_gsr(20, seed=4)
+    x[1000:1004] = np.nan  # one lost BLE packet of 4 samples
+    w = preprocess_recording(x, 128.0, hop_samples=128)
+    hit = (w.start_index <= 1000) & (w.start_index + 512 > 1003)
+    assert w.usable[hit].all()
+    assert (w.samples_missing[hit] == 4).all()
+    assert np.isfinite(w.features[w.usable]).all()
+
+
+def test_unusable_windows_carry_nan_features_not_silent_values() -> None:
+    x = synthesize_gsr(20, seed=5)
+    x[600:1200] = np.nan
+    w = preprocess_recording(x, 128.0, hop_samples=128)
+    assert (~w.usable).any()
+    assert np.isnan(w.features[~w.usable]).all()
+
+
+def test_resistance_input_is_inverted() -> None:
+    us = synthesize_gsr(12, seed=6)
+    a = preprocess_recording(us, 128.0, "uS")
+    b = preprocess_recording(1e6 / us, 128.0, "Ohm")
+    np.testing.assert_allclose(a.conductance_us, b.conductance_us, rtol=1e-9)
+
+
+def test_window_zscore_has_floor_and_unit_variance() -> None:
+    cfg = PreprocessingConfig()
+    w = preprocess_recording(synthesize_gsr(60, arousal=1.0, seed=7), 128.0, config=cfg)
+    lively = w.conductance_us.std(axis=1) > cfg.zscore_floor_us
+    np.testing.assert_allclose(w.features[lively].std(axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(w.features.mean(axis=1), 0.0, atol=1e-4)
+    flat = preprocess_recording(np.full(128 * 10, 3.0) + 1e-4 * np.sin(np.arange(1280)), 128.0)
+    assert np.abs(flat.features).max() < 0.01  # noise is not blown up to unit variance
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ConfigError, match="normalisation"):
+        PreprocessingConfig(normalisation="minmax")
+    with pytest.raises(ConfigError, match="max_missing_fraction"):
+        PreprocessingConfig(max_missing_fraction=2.0)
+    with pytest.raises(ContractError, match="unknown"):
+        PreprocessingConfig.from_params({"rate_hz": 128.0, "new_knob": 1})
+    assert PreprocessingConfig.from_params(PreprocessingConfig().to_params()) == PreprocessingConfig()
