@@ -25,6 +25,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
 from emotionkd.firmware_bridge.errors import UnitError
 
 #: conductance units: factor that turns a value into µS

@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import typer
+
 from emotionkd.firmware_bridge.errors import EmotionKDError
 
 app = typer.Typer(

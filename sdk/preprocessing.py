@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+
 from emotionkd.firmware_bridge.errors import ConfigError, ContractError
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.resampling import StreamingResampler

@@ -25,6 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
+
 from emotionkd.firmware_bridge.errors import ConfigError
 
 #: largest up/down factor accepted when a rate ratio is approximated by a fraction

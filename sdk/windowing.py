@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
 from emotionkd.firmware_bridge.errors import ConfigError
 
 

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+
 from emotionkd.firmware_bridge.errors import UnitError
 from emotionkd.firmware_bridge.units import is_resistance_unit, normalise_unit, to_conductance_us
 

@@ -4,6 +4,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper
+
 from emotionkd.firmware_bridge.errors import ContractError
 from emotionkd.sdk.contract import (
     CONTRACT_VERSION,
@@ -13,7 +15,6 @@ from emotionkd.sdk.contract import (
     Provenance,
 )
 from emotionkd.sdk.preprocessing import PreprocessingConfig
-from onnx import TensorProto, helper
 
 
 def _rich_contract() -> ModelContract:

@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from emotionkd.firmware_bridge.errors import ConfigError, ContractError
 from emotionkd.firmware_bridge.gsr_synth import synthesize_gsr
 from emotionkd.sdk.preprocessing import (
@@ -10,8 +13,6 @@ from emotionkd.sdk.preprocessing import (
     Windows,
     preprocess_recording,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 
 def _stream(x: np.ndarray, rate: float, chunks: list[int], hop: int, unit: str = "uS") -> Windows:

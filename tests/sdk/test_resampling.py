@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.sdk.resampling import StreamingResampler, rational_ratio
 

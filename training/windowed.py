@@ -1,0 +1,84 @@
+"""The in-memory form of a prepared dataset: aligned EEG and GSR windows with labels.
+
+Every loader (DEAP, MAHNOB-HCI, synthetic, labelled GSR recordings) produces this, and every
+trainer consumes it. GSR windows come from :mod:`emotionkd.sdk.preprocessing` (the code the
+device runs), so a model never sees GSR prepared any other way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from emotionkd.firmware_bridge.errors import DataError
+
+TARGETS = ("arousal", "valence")
+
+
+@dataclass
+class WindowedDataset:
+    """N windows.
+
+    Attributes:
+        gsr: (N, W) float32, preprocessed GSR model input (W = 512 at 128 Hz).
+        eeg: (N, 28, W) float32 EEG in the METHOD.md channel order, or None (GSR-only data).
+        labels: (N, 2) int64 binary labels, columns :data:`TARGETS` (1 = high).
+        ratings: (N, 2) float32 self-reported ratings behind the labels (1–9; NaN if none).
+        subject: (N,) int64 subject id.
+        trial: (N,) int64 trial id, unique within a subject.
+        start_s: (N,) float32 window start within its trial (s).
+        meta: plain-type description (dataset, data_kind, preprocessing params, label rule…).
+    """
+
+    gsr: npt.NDArray[np.float32]
+    eeg: npt.NDArray[np.float32] | None
+    labels: npt.NDArray[np.int64]
+    ratings: npt.NDArray[np.float32]
+    subject: npt.NDArray[np.int64]
+    trial: npt.NDArray[np.int64]
+    start_s: npt.NDArray[np.float32]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.gsr.shape[0]
+        checks = {
+            "labels": (self.labels, (n, 2)),
+            "ratings": (self.ratings, (n, 2)),
+            "subject": (self.subject, (n,)),
+            "trial": (self.trial, (n,)),
+            "start_s": (self.start_s, (n,)),
+        }
+        for name, (array, shape) in checks.items():
+            if array.shape != shape:
+                raise DataError(f"{name} has shape {array.shape}, expected {shape}")
+        if self.gsr.ndim != 2:
+            raise DataError(f"gsr must be (N, W), got shape {self.gsr.shape}")
+        if self.eeg is not None and (self.eeg.ndim != 3 or self.eeg.shape[0] != n or self.eeg.shape[2] != self.gsr.shape[1]):
+            raise DataError(f"eeg must be (N, C, W) aligned with gsr {self.gsr.shape}, got {self.eeg.shape}")
+
+    def __len__(self) -> int:
+        return int(self.gsr.shape[0])
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.gsr.shape[1])
+
+    def subset(self, index: npt.ArrayLike) -> WindowedDataset:
+        """The windows at ``index`` (an int array or a boolean mask)."""
+        i = np.asarray(index)
+        return WindowedDataset(
+            gsr=self.gsr[i],
+            eeg=None if self.eeg is None else self.eeg[i],
+            labels=self.labels[i],
+            ratings=self.ratings[i],
+            subject=self.subject[i],
+            trial=self.trial[i],
+            start_s=self.start_s[i],
+            meta=dict(self.meta),
+        )
+
+
+__all__ = ["TARGETS", "WindowedDataset"]
