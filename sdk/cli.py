@@ -9,7 +9,8 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -77,6 +78,207 @@ def demo(
             delay = started + sent / rate_hz - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+
+
+# --- stream, record, devices (the SDK as a person at a terminal meets it) ---------------------
+PortOption = Annotated[str | None, typer.Option(
+    "--port", "--serial-port", help="Serial port of the sensor (e.g. /dev/ttyUSB0, COM3).")]
+BaudOption = Annotated[int, typer.Option("--baud", help="Serial baud rate.")]
+ProtocolOption = Annotated[str, typer.Option(
+    "--protocol", help="Wire protocol: auto, ekd, ascii, shimmer3 or bitalino.")]
+BleOption = Annotated[str | None, typer.Option("--ble", help="BLE address of an EKD sensor.")]
+BleNameOption = Annotated[str | None, typer.Option("--ble-name", help="BLE name of an EKD sensor (scans for it).")]
+ReplayOption = Annotated[Path | None, typer.Option(
+    "--replay", help="Replay a file: an emotionkd recording, an Empatica E4 EDA.csv or a time,value CSV.")]
+SimulateOption = Annotated[bool, typer.Option("--simulate", help="Use a simulated sensor (sim://).")]
+SourceOption = Annotated[str | None, typer.Option(
+    "--source", help="Any source URL (serial://, ble://, replay://, sim://, lsl://NAME).")]
+SpeedOption = Annotated[float, typer.Option(
+    "--speed", help="Replay/simulation pace: 1 = real time, 0 = as fast as possible.")]
+DurationOption = Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds of signal.")]
+
+
+def _source_url(port: str | None, baud: int, protocol: str, ble: str | None, ble_name: str | None,
+                replay: Path | None, simulate: bool, source: str | None, speed: float) -> str:
+    """The one source URL the options name (exactly one source must be chosen)."""
+    from urllib.parse import quote, urlencode
+
+    chosen = [name for name, given in (("--port", port), ("--ble", ble), ("--ble-name", ble_name),
+                                       ("--replay", replay), ("--simulate", simulate), ("--source", source)) if given]
+    if len(chosen) != 1:
+        from emotionkd.firmware_bridge.errors import ConfigError
+
+        raise ConfigError(
+            ("choose one source, not " + " and ".join(chosen)) if chosen else
+            "choose a source: --port /dev/ttyUSB0, --ble ADDRESS, --ble-name NAME, --replay FILE, "
+            "--simulate or --source URL (emotionkd-sdk devices lists what is connected)")
+    if port:
+        return f"serial://{quote(port)}?" + urlencode({"baud": baud, "protocol": protocol})
+    if ble:
+        return f"ble://{ble}?" + urlencode({"protocol": "ekd" if protocol == "auto" else protocol})
+    if ble_name:
+        return "ble://?" + urlencode({"name": ble_name, "protocol": "ekd" if protocol == "auto" else protocol})
+    if replay:
+        return f"replay://{quote(str(replay))}?speed={speed:g}"
+    if simulate:
+        return f"sim://?rate=128&speed={speed:g}"
+    return str(source)
+
+
+def _open_output(fmt: str, output: Path | None, header: str) -> Any:
+    from emotionkd.sdk import outputs
+
+    stream = sys.stdout if output is None else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    if fmt == "table":
+        return outputs.TableOutput(stream, header=header)
+    if fmt == "jsonl":
+        return outputs.JsonlOutput(stream)
+    if fmt == "csv":
+        return outputs.CsvOutput(stream)
+    from emotionkd.firmware_bridge.errors import ConfigError
+
+    raise ConfigError(f"unknown --format {fmt!r}; use table, jsonl or csv")
+
+
+def _reached(block: Any, duration_s: float | None) -> bool:
+    return duration_s is not None and block.start_s + len(block) / block.rate_hz >= duration_s
+
+
+@app.command()
+@friendly_errors
+def stream(
+    port: PortOption = None,
+    baud: BaudOption = 115200,
+    protocol: ProtocolOption = "auto",
+    ble: BleOption = None,
+    ble_name: BleNameOption = None,
+    replay: ReplayOption = None,
+    simulate: SimulateOption = False,
+    source: SourceOption = None,
+    model: Annotated[Path | None, typer.Option("--model", help="An .onnx model from emotionkd-export (default: the bundled model).")] = None,
+    hop_s: Annotated[float, typer.Option("--hop", help="Seconds between predictions.")] = 1.0,
+    fmt: Annotated[str, typer.Option("--format", help="table (live view), jsonl or csv.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", help="Write predictions to this file instead of stdout.")] = None,
+    record: Annotated[Path | None, typer.Option("--record", help="Also record the raw samples to this CSV file.")] = None,
+    lsl: Annotated[bool, typer.Option("--lsl", help="Publish predictions as an LSL stream (needs pylsl).")] = False,
+    duration_s: DurationOption = None,
+    speed: SpeedOption = 1.0,
+) -> None:
+    """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
+    from emotionkd.sdk.classifier import EmotionClassifier
+    from emotionkd.sdk.outputs import StreamStatus
+    from emotionkd.sdk.recording import RecordingWriter
+    from emotionkd.sdk.sources import open_source
+
+    url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed)
+    classifier = EmotionClassifier(model, hop_s=hop_s)
+    if classifier.trained_on_synthetic_data:
+        typer.echo(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
+                   "its outputs demonstrate the pipeline, they do not measure emotion", err=True)
+    src = open_source(url)
+    outputs: list[Any] = []
+    recorder: RecordingWriter | None = None
+    status = StreamStatus(source=url)
+    try:
+        with src:
+            info = src.info
+            typer.echo(f"streaming {info.device} ({info.protocol}) -> {classifier.window_s:g} s windows "
+                       f"every {classifier.hop_s:g} s", err=True)
+            outputs.append(_open_output(fmt, output, header=""))
+            if lsl:
+                from emotionkd.sdk.lsl import PredictionOutlet
+
+                outputs.append(PredictionOutlet(classifier.contract))
+            def emit(predictions: list[Any]) -> None:
+                for prediction in predictions:
+                    status.count(prediction)
+                    for out in outputs:
+                        out.write(prediction, status)
+
+            for block in src.blocks():
+                if status.samples == 0:
+                    status.started = time.monotonic()
+                if record is not None and recorder is None:
+                    recorder = RecordingWriter(record, device=src.info.device, protocol=src.info.protocol,
+                                               rate_hz=block.rate_hz)
+                if recorder is not None:
+                    recorder.write(block)
+                status.samples += len(block)
+                status.counters = src.counters()
+                emit(classifier.push(block))
+                if _reached(block, duration_s):
+                    break
+            else:  # the source ended (a replayed file): its last windows too
+                emit(classifier.flush())
+    finally:
+        for out in outputs:
+            out.close()
+        if recorder is not None:
+            recorder.close()
+    typer.echo(f"{status.predictions} predictions ({status.not_ok} failed the quality gate) from "
+               f"{status.samples} samples", err=True)
+
+
+@app.command()
+@friendly_errors
+def record(
+    path: Annotated[Path, typer.Argument(help="CSV file to write (time_s,conductance_us,flags).")],
+    port: PortOption = None,
+    baud: BaudOption = 115200,
+    protocol: ProtocolOption = "auto",
+    ble: BleOption = None,
+    ble_name: BleNameOption = None,
+    simulate: SimulateOption = False,
+    source: SourceOption = None,
+    duration_s: DurationOption = None,
+    speed: SpeedOption = 1.0,
+) -> None:
+    """Record raw samples (µS and flags, no model) to a CSV file that replay:// reads back."""
+    from emotionkd.sdk.recording import RecordingWriter
+    from emotionkd.sdk.sources import open_source
+
+    url = _source_url(port, baud, protocol, ble, ble_name, None, simulate, source, speed)
+    writer: RecordingWriter | None = None
+    with open_source(url) as src:
+        typer.echo(f"recording {src.info.device} to {path} (Ctrl-C stops)", err=True)
+        try:
+            for block in src.blocks():
+                if writer is None:
+                    info = src.info
+                    writer = RecordingWriter(path, device=info.device, protocol=info.protocol, rate_hz=block.rate_hz)
+                writer.write(block)
+                if _reached(block, duration_s):
+                    break
+        finally:
+            if writer is not None:
+                writer.close()
+    count = writer.samples_written if writer else 0
+    typer.echo(f"{count} samples written to {path}", err=True)
+
+
+@app.command()
+@friendly_errors
+def devices(
+    ble_timeout_s: Annotated[float, typer.Option("--ble-timeout", help="Seconds to scan for BLE devices (0: skip).")] = 5.0,
+) -> None:
+    """List serial ports and nearby BLE devices that could be GSR sensors."""
+    from emotionkd.sdk.discovery import list_serial_ports, scan_ble
+
+    ports = list_serial_ports()
+    typer.echo("serial ports:" if ports else "serial ports: none found")
+    for port in ports:
+        typer.echo(f"  {port.device:<20} {port.description}  ->  emotionkd-sdk stream --port {port.device}")
+    if ble_timeout_s <= 0:
+        return
+    try:
+        found = scan_ble(ble_timeout_s)
+    except EmotionKDError as exc:
+        typer.echo(f"BLE: {exc}")
+        return
+    typer.echo(f"BLE devices ({ble_timeout_s:g} s scan):" if found else f"BLE devices: none seen in {ble_timeout_s:g} s")
+    for dev in found:
+        mark = "  [EKD sensor]" if dev.ekd else ""
+        typer.echo(f"  {dev.address:<20} {dev.name or '(no name)'}  rssi {dev.rssi}{mark}")
 
 
 @app.command()
