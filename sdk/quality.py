@@ -11,10 +11,10 @@ Reasons, checked in this order (the first that applies is reported):
 ``saturation``      the device flagged its ADC at a rail in the window
 ``gap``             samples are missing (lost frames, a t0 gap, an invalid reading) beyond
                     what the preprocessing may bridge (``Windows.usable`` is False)
-``flat_line``       the conductance does not move at all (a stuck or disconnected sensor
-                    reporting a constant; real skin always shows noise and drift)
 ``implausible_unit`` the window's conductance is outside what human skin can show
                     (:data:`PLAUSIBLE_CONDUCTANCE_US`): a wrong ``unit`` or a shorted sensor
+``flat_line``       the conductance does not move at all (a stuck or disconnected sensor
+                    reporting a constant; real skin always shows noise and drift)
 ==================  ===================================================================
 
 The per-sample :class:`SampleFlag` bits a source carries are mapped onto the model-rate windows
@@ -42,7 +42,7 @@ SATURATION: Final = "saturation"
 FLAT_LINE: Final = "flat_line"
 IMPLAUSIBLE_UNIT: Final = "implausible_unit"
 #: every quality value a :class:`Prediction` can carry, ``ok`` first
-QUALITY_REASONS: Final = (OK, GAP, ELECTRODE_OFF, SATURATION, FLAT_LINE, IMPLAUSIBLE_UNIT)
+QUALITY_REASONS: Final = (OK, ELECTRODE_OFF, SATURATION, GAP, IMPLAUSIBLE_UNIT, FLAT_LINE)
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,6 @@ def judge_window(
         return QualityVerdict(SATURATION, f"sensor saturated in {flags.saturated} of {flags.source_samples} samples")
     if not usable:
         return QualityVerdict(GAP, f"{samples_missing} of {conductance_us.size} samples missing")
-    span_us = float(np.nanmax(conductance_us) - np.nanmin(conductance_us))
-    if span_us < cfg.flat_peak_to_peak_us:
-        return QualityVerdict(FLAT_LINE, f"conductance does not move (span {span_us:.2g} µS): sensor stuck or disconnected")
     level_us = float(np.nanmedian(conductance_us))
     low, high = cfg.plausible_conductance_us
     if not (low <= level_us <= high):
@@ -140,6 +137,9 @@ def judge_window(
             f"median {level_us:.4g} µS is outside human skin's {low:g}–{high:g} µS: check the unit "
             "(µS vs nS vs kΩ) or the electrodes",
         )
+    span_us = float(np.nanmax(conductance_us) - np.nanmin(conductance_us))
+    if span_us < cfg.flat_peak_to_peak_us:
+        return QualityVerdict(FLAT_LINE, f"conductance does not move (span {span_us:.2g} µS): sensor stuck or disconnected")
     return QualityVerdict(OK, "")
 
 

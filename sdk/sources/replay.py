@@ -126,7 +126,13 @@ def _load_generic_csv(rows: list[list[str]], path: Path, unit: str, rate_hz: flo
     if np.isnan(times).any() or np.any(np.diff(times) <= 0):
         raise DataError(f"{str(path)!r}: the time column must be numbers in increasing order (seconds)", path=str(path))
     if rate_hz is None:
-        rate_hz = 1.0 / float(np.median(np.diff(times)))
+        # Mean interval without the gaps, then a least-squares fit of the times on their grid indices,
+        # so that jittery time stamps (and gaps) still give the true mean interval.
+        diffs = np.diff(times)
+        step = float(diffs[diffs < 1.5 * np.median(diffs)].mean())  # gaps left out
+        index = np.round((times - times[0]) / step)
+        step = float(np.polyfit(index, times, 1)[0]) if index[-1] > 0 else step
+        rate_hz = 1.0 / step
         # Devices report round rates; recover 4, 32, 128 Hz … from jittery time stamps.
         if abs(rate_hz - round(rate_hz)) < 0.01 * rate_hz:
             rate_hz = float(round(rate_hz))

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx_test_models import build_test_model, expected_probabilities
 
-from emotionkd.firmware_bridge.errors import ConfigError, ModelError
+from emotionkd.firmware_bridge.errors import ConfigError, DataError, ModelError
 from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, synthesize_gsr
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 from emotionkd.sdk import EmotionClassifier, Prediction
@@ -184,11 +184,12 @@ def test_callbacks_and_background(clf: EmotionClassifier, test_model: Path) -> N
     handle.join(30)
     assert not handle.running and handle.error is None and len(got) == 9
     errors: list[BaseException] = []
-    failed = clf.run_in_background("replay:///no/such/file.csv", got.append, on_error=errors.append) \
-        if False else None  # a bad URL fails at once, in the caller's thread:
-    assert failed is None
-    with pytest.raises(Exception, match="does not exist"):
-        clf.run_in_background("replay:///no/such/file.csv", got.append, on_error=errors.append)
+    with pytest.raises(DataError, match="does not exist"):  # a bad URL fails at once, here
+        clf.run_in_background("replay:///no/such/file.csv", got.append)
+    # an error while streaming reaches on_error (a rate that cannot be resampled)
+    handle = clf.run_in_background("sim://?speed=0&rate=127.123456789", got.append, on_error=errors.append)
+    handle.join(30)
+    assert isinstance(handle.error, ConfigError) and errors == [handle.error]
 
 
 def test_first_array_push_needs_a_rate(test_model: Path) -> None:
