@@ -188,7 +188,7 @@ def stream(
             if lsl:
                 from emotionkd.sdk.lsl import PredictionOutlet
 
-                outputs.append(PredictionOutlet(classifier.contract))
+                outputs.append(PredictionOutlet(classifier.contract, hop_s=classifier.hop_s))
             def emit(predictions: list[Any]) -> None:
                 for prediction in predictions:
                     status.count(prediction)
