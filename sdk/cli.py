@@ -48,8 +48,43 @@ def demo(
     duration_s: float = typer.Option(20.0, "--duration", help="Seconds of simulated sensor to stream."),
     rate_hz: float = typer.Option(32.0, "--rate", help="Simulated sensor rate (Hz); resampled to 128 Hz."),
     realtime: bool = typer.Option(True, help="Pace the simulated sensor at real time."),
+    model: Annotated[Path | None, typer.Option("--model", help="An .onnx model (default: the bundled model).")] = None,
 ) -> None:
-    """Stream a simulated GSR sensor through the preprocessing core and show each 4 s window."""
+    """Stream a simulated GSR sensor whose arousal rises half-way through EmotionClassifier."""
+    from emotionkd.firmware_bridge.errors import ModelError
+    from emotionkd.sdk.classifier import EmotionClassifier
+
+    try:
+        classifier = EmotionClassifier(model)
+    except ModelError as exc:
+        if model is not None:
+            raise
+        typer.echo(f"note: {exc}\nshowing the preprocessing only (no model to run)", err=True)
+        _preprocessing_demo(duration_s, rate_hz, realtime)
+        return
+    from emotionkd.sdk.outputs import StreamStatus, TableOutput
+    from emotionkd.sdk.sources.sim import SimSource
+
+    if classifier.trained_on_synthetic_data:
+        typer.echo(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
+                   "its outputs demonstrate the pipeline, they do not measure emotion", err=True)
+    source = SimSource(f"sim://?rate={rate_hz:g}&speed={1 if realtime else 0}&duration={duration_s:g}&arousal=0.2&seed=7")
+    table = TableOutput(sys.stdout, header=f"simulated sensor at {rate_hz:g} Hz, "
+                        f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s")
+    status = StreamStatus(source=source.url)
+    with source:
+        for block in source.blocks():
+            if block.start_s >= duration_s / 2 and source.synth.arousal < 0.9:
+                source.set_arousal(0.95)
+                typer.echo("-- simulated arousal rises --", err=True)
+            status.samples += len(block)
+            for prediction in classifier.push(block):
+                status.count(prediction)
+                table.write(prediction, status)
+
+
+def _preprocessing_demo(duration_s: float, rate_hz: float, realtime: bool) -> None:
+    """The windows the model would get (the demo when there is no model to run)."""
     from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
     from emotionkd.sdk.preprocessing import GsrPreprocessor, PreprocessingConfig
 

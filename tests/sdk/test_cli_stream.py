@@ -119,3 +119,10 @@ def test_the_console_script_streams(test_model: Path) -> None:
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.splitlines()) >= 2
+
+
+def test_demo_streams_through_the_classifier(test_model: Path) -> None:
+    code, out, err = _run("demo", "--no-realtime", "--duration", "10", "--model", str(test_model))
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line.strip().endswith(" ok")]
+    assert len(rows) >= 5 and "arousal rises" in err and err.count("synthetic data") == 1
