@@ -118,7 +118,7 @@ def _preprocessing_demo(duration_s: float, rate_hz: float, realtime: bool) -> No
 # --- stream, record, devices (the SDK as a person at a terminal meets it) ---------------------
 PortOption = Annotated[str | None, typer.Option(
     "--port", "--serial-port", help="Serial port of the sensor (e.g. /dev/ttyUSB0, COM3).")]
-BaudOption = Annotated[int, typer.Option("--baud", help="Serial baud rate.")]
+BaudOption = Annotated[int | None, typer.Option("--baud", help="Serial baud rate (default: the protocol's usual one).")]
 ProtocolOption = Annotated[str, typer.Option(
     "--protocol", help="Wire protocol: auto, ekd, ascii, shimmer3 or bitalino.")]
 BleOption = Annotated[str | None, typer.Option("--ble", help="BLE address of an EKD sensor.")]
@@ -133,7 +133,7 @@ SpeedOption = Annotated[float, typer.Option(
 DurationOption = Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds of signal.")]
 
 
-def _source_url(port: str | None, baud: int, protocol: str, ble: str | None, ble_name: str | None,
+def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | None, ble_name: str | None,
                 replay: Path | None, simulate: bool, source: str | None, speed: float) -> str:
     """The one source URL the options name (exactly one source must be chosen)."""
     from urllib.parse import quote, urlencode
@@ -148,7 +148,7 @@ def _source_url(port: str | None, baud: int, protocol: str, ble: str | None, ble
             "choose a source: --port /dev/ttyUSB0, --ble ADDRESS, --ble-name NAME, --replay FILE, "
             "--simulate or --source URL (emotionkd-sdk devices lists what is connected)")
     if port:
-        return f"serial://{quote(port)}?" + urlencode({"baud": baud, "protocol": protocol})
+        return f"serial://{quote(port)}?" + urlencode({"protocol": protocol, **({"baud": baud} if baud else {})})
     if ble:
         return f"ble://{ble}?" + urlencode({"protocol": "ekd" if protocol == "auto" else protocol})
     if ble_name:
@@ -183,7 +183,7 @@ def _reached(block: Any, duration_s: float | None) -> bool:
 @friendly_errors
 def stream(
     port: PortOption = None,
-    baud: BaudOption = 115200,
+    baud: BaudOption = None,
     protocol: ProtocolOption = "auto",
     ble: BleOption = None,
     ble_name: BleNameOption = None,
@@ -259,7 +259,7 @@ def stream(
 def record(
     path: Annotated[Path, typer.Argument(help="CSV file to write (time_s,conductance_us,flags).")],
     port: PortOption = None,
-    baud: BaudOption = 115200,
+    baud: BaudOption = None,
     protocol: ProtocolOption = "auto",
     ble: BleOption = None,
     ble_name: BleNameOption = None,

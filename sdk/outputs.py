@@ -52,13 +52,16 @@ class StreamStatus:
 
     @property
     def lost(self) -> int:
-        """Frames or samples the transport reports as lost."""
-        return sum(v for k, v in self.counters.items() if "lost" in k or "overflow" in k)
+        """Frames the transport lost on the way (sequence gaps) or the queue dropped."""
+        return self._sum("frames_lost", "queue_drops")
 
     @property
     def bad(self) -> int:
-        """Frames or bytes the decoder could not use (CRC failures, malformed, resync)."""
-        return sum(v for k, v in self.counters.items() if any(s in k for s in ("crc", "bad", "malformed", "invalid")))
+        """Frames the decoder could not use (CRC failures, malformed, wrong version or length)."""
+        return self._sum("crc_failures", "cobs_errors", "bad_length", "bad_version", "malformed", "invalid_lines")
+
+    def _sum(self, *keys: str) -> int:
+        return sum(int(v) for k, v in self.counters.items() if k in keys and isinstance(v, int))
 
 
 class PredictionOutput(Protocol):

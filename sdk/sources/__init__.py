@@ -23,8 +23,8 @@ from emotionkd.sdk.sources.base import Pacer, Source, SourceInfo, SourceUrl
 
 #: scheme -> (module, class)
 SCHEMES: Final[dict[str, tuple[str, str]]] = {
-    "serial": ("emotionkd.sdk.sources.serial", "SerialSource"),
-    "ble": ("emotionkd.sdk.sources.ble", "BleSource"),
+    "serial": ("emotionkd.sdk.sources.device", "DeviceSource"),
+    "ble": ("emotionkd.sdk.sources.device", "DeviceSource"),
     "replay": ("emotionkd.sdk.sources.replay", "ReplaySource"),
     "sim": ("emotionkd.sdk.sources.sim", "SimSource"),
     "lsl": ("emotionkd.sdk.sources.lsl", "LslSource"),
