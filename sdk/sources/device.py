@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 
@@ -44,14 +44,19 @@ def _split_own_params(url: str) -> tuple[str, dict[str, str]]:
     own = {k: query.pop(k) for k in ("timeout", "probe") if k in query}
     if query.get("protocol", "").lower() == "auto":
         own["protocol"] = query.pop("protocol").lower()
-    return urlunsplit(parts._replace(query=urlencode(query, safe=":,"))), own
+    return _join(parts.scheme, parts.netloc + parts.path, query), own
 
 
 def _with_protocol(url: str, protocol: str) -> str:
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     query["protocol"] = protocol
-    return urlunsplit(parts._replace(query=urlencode(query, safe=":,")))
+    return _join(parts.scheme, parts.netloc + parts.path, query)
+
+
+def _join(scheme: str, location: str, query: dict[str, str]) -> str:
+    # urlunsplit would turn serial:///dev/x into serial:/dev/x
+    return f"{scheme}://{location}" + (f"?{urlencode(query, safe=':,')}" if query else "")
 
 
 def explain_open_error(exc: BaseException, path: str) -> str | None:
