@@ -131,10 +131,15 @@ SourceOption = Annotated[str | None, typer.Option(
 SpeedOption = Annotated[float, typer.Option(
     "--speed", help="Replay/simulation pace: 1 = real time, 0 = as fast as possible.")]
 DurationOption = Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds of signal.")]
+TimeoutOption = Annotated[float, typer.Option(
+    "--timeout", help="Serial/BLE: seconds to wait for the first sample before giving up.")]
+UnitOption = Annotated[str | None, typer.Option(
+    "--unit", help="ASCII protocol: unit of the numbers (adc for Grove, uS, kOhm, …).")]
 
 
 def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | None, ble_name: str | None,
-                replay: Path | None, simulate: bool, source: str | None, speed: float) -> str:
+                replay: Path | None, simulate: bool, source: str | None, speed: float,
+                timeout_s: float = 10.0, unit: str | None = None) -> str:
     """The one source URL the options name (exactly one source must be chosen)."""
     from urllib.parse import quote, urlencode
 
@@ -147,12 +152,13 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
             ("choose one source, not " + " and ".join(chosen)) if chosen else
             "choose a source: --port /dev/ttyUSB0, --ble ADDRESS, --ble-name NAME, --replay FILE, "
             "--simulate or --source URL (emotionkd-sdk devices lists what is connected)")
+    device = {"timeout": f"{timeout_s:g}", **({"unit": unit} if unit else {})}
     if port:
-        return f"serial://{quote(port)}?" + urlencode({"protocol": protocol, **({"baud": baud} if baud else {})})
+        return f"serial://{quote(port)}?" + urlencode({"protocol": protocol, **({"baud": baud} if baud else {}), **device})
     if ble:
-        return f"ble://{ble}?" + urlencode({"protocol": "ekd" if protocol == "auto" else protocol})
+        return f"ble://{ble}?" + urlencode({"protocol": "ekd" if protocol == "auto" else protocol, **device})
     if ble_name:
-        return "ble://?" + urlencode({"name": ble_name, "protocol": "ekd" if protocol == "auto" else protocol})
+        return "ble://?" + urlencode({"name": ble_name, "protocol": "ekd" if protocol == "auto" else protocol, **device})
     if replay:
         return f"replay://{quote(str(replay))}?speed={speed:g}"
     if simulate:
@@ -198,6 +204,8 @@ def stream(
     lsl: Annotated[bool, typer.Option("--lsl", help="Publish predictions as an LSL stream (needs pylsl).")] = False,
     duration_s: DurationOption = None,
     speed: SpeedOption = 1.0,
+    timeout_s: TimeoutOption = 10.0,
+    unit: UnitOption = None,
 ) -> None:
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
@@ -205,7 +213,7 @@ def stream(
     from emotionkd.sdk.recording import RecordingWriter
     from emotionkd.sdk.sources import open_source
 
-    url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed)
+    url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit)
     classifier = EmotionClassifier(model, hop_s=hop_s)
     if classifier.trained_on_synthetic_data:
         typer.echo(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
@@ -267,12 +275,14 @@ def record(
     source: SourceOption = None,
     duration_s: DurationOption = None,
     speed: SpeedOption = 1.0,
+    timeout_s: TimeoutOption = 10.0,
+    unit: UnitOption = None,
 ) -> None:
     """Record raw samples (µS and flags, no model) to a CSV file that replay:// reads back."""
     from emotionkd.sdk.recording import RecordingWriter
     from emotionkd.sdk.sources import open_source
 
-    url = _source_url(port, baud, protocol, ble, ble_name, None, simulate, source, speed)
+    url = _source_url(port, baud, protocol, ble, ble_name, None, simulate, source, speed, timeout_s, unit)
     writer: RecordingWriter | None = None
     with open_source(url) as src:
         typer.echo(f"recording {src.info.device} to {path} (Ctrl-C stops)", err=True)

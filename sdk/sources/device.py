@@ -145,6 +145,7 @@ class DeviceSource(Source):
                     blocks += source.read(0.1)
                     if any(np.isfinite(b.conductance_us).any() for b in blocks):
                         logger.info("%s speaks %s", self.spec.target, protocol)
+                        source.reconnect = True  # probed without; from now on a live link
                         return source, blocks
             except TransportError:
                 pass
@@ -166,7 +167,8 @@ class DeviceSource(Source):
         gsr = self._gsr
         protocol = gsr.spec.protocol if gsr is not None else self.spec.protocol
         rate = gsr.rate_hz if gsr is not None else self.spec.rate_hz
-        name = getattr(getattr(gsr, "decoder", None), "device_name", None) if gsr is not None else None
+        hello = getattr(getattr(gsr, "decoder", None), "hello", None)  # EKD devices say their name
+        name = getattr(hello, "name", None)
         return SourceInfo(device=f"{name or self.spec.target} ({self.spec.scheme})", protocol=protocol, rate_hz=rate)
 
     def counters(self) -> dict[str, int]:
