@@ -7,11 +7,13 @@ gate, and a window that fails is *reported* (with the reason) instead of being p
 Reasons, checked in this order (the first that applies is reported):
 
 ==================  ===================================================================
-``electrode_off``   the device flagged open circuit / no skin contact in the window
-``saturation``      the device flagged its ADC at a rail in the window
+``electrode_off``   the device flagged open circuit / no skin contact in the window (or,
+                    for devices without such a flag, the conductance falls below skin's range)
+``saturation``      the device flagged its ADC at a rail in the window (or the conductance
+                    rises beyond skin's range)
 ``gap``             samples are missing (lost frames, a t0 gap, an invalid reading) beyond
                     what the preprocessing may bridge (``Windows.usable`` is False)
-``implausible_unit`` the window's conductance is outside what human skin can show
+``implausible_unit`` the window's median conductance is outside what human skin can show
                     (:data:`PLAUSIBLE_CONDUCTANCE_US`): a wrong ``unit`` or a shorted sensor
 ``flat_line``       the conductance does not move at all (a stuck or disconnected sensor
                     reporting a constant; real skin always shows noise and drift)
@@ -137,7 +139,14 @@ def judge_window(
             f"median {level_us:.4g} µS is outside human skin's {low:g}–{high:g} µS: check the unit "
             "(µS vs nS vs kΩ) or the electrodes",
         )
-    span_us = float(np.nanmax(conductance_us) - np.nanmin(conductance_us))
+    # A device without contact flags (BITalino, a bare ADC) shows lost contact as conductance
+    # falling to ~0, and a shorted or railed sensor as conductance beyond skin: judge the samples.
+    lowest_us, highest_us = float(np.nanmin(conductance_us)), float(np.nanmax(conductance_us))
+    if lowest_us < low:
+        return QualityVerdict(ELECTRODE_OFF, f"conductance falls to {lowest_us:.3g} µS: the electrodes lost skin contact")
+    if highest_us > high:
+        return QualityVerdict(SATURATION, f"conductance reaches {highest_us:.4g} µS, beyond skin: sensor saturated or shorted")
+    span_us = highest_us - lowest_us
     if span_us < cfg.flat_peak_to_peak_us:
         return QualityVerdict(FLAT_LINE, f"conductance does not move (span {span_us:.2g} µS): sensor stuck or disconnected")
     return QualityVerdict(OK, "")

@@ -57,3 +57,13 @@ def test_flag_tracker_maps_source_samples_onto_windows_by_time(rate_hz: float) -
     counts = {start: tracker.count(start, start + 4.0) for start in range(0, 16)}
     assert {s for s, c in counts.items() if c.electrode_off} == {7, 8, 9, 10}
     assert all(c.source_samples == int(4 * rate_hz) for c in counts.values())
+
+
+def test_devices_without_contact_flags_are_judged_by_their_samples() -> None:
+    dropped = WINDOW.copy()
+    dropped[200:300] = 0.0  # a BITalino reads 0 µS without skin contact, and flags nothing
+    verdict = judge_window(dropped, True, 0, WindowFlags(512))
+    assert verdict.reason == "electrode_off" and "contact" in verdict.detail
+    railed = WINDOW.copy()
+    railed[10:40] = 250.0
+    assert judge_window(railed, True, 0, WindowFlags(512)).reason == "saturation"

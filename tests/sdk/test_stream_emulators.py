@@ -102,10 +102,10 @@ def test_stream_against_the_emulator(runs: dict[str, Run], device: str) -> None:
             assert r["arousal"] is None and r["quality_detail"]
     assert p[0]["quality"] == "ok"
     # the electrodes came off: windows over that span are flagged, not predicted
-    bad = [r for r in p if r["quality"] != "ok"]
-    assert bad, p
-    if device in ("ekd", "ascii", "shimmer3"):  # protocols that report open electrodes
-        assert any(r["quality"] == "electrode_off" for r in p)
+    # (EKD, ASCII/Grove and Shimmer3 flag it; BITalino reads ~0 µS, which the gate catches)
+    assert any(r["quality"] == "electrode_off" for r in p), p
+    # the unplug left a gap on the time axis, reported as such
+    assert any(r["quality"] == "gap" for r in p), p
     # the stream survived the unplug and streamed on after the replug
     assert run.unplugs == 1 and run.connects >= 2
     assert p[-1]["start_s"] >= UNPLUG_AT_S + UNPLUG_FOR_S - 4.0
