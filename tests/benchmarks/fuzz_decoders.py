@@ -26,7 +26,14 @@ from emotionkd.firmware_bridge.ascii_lines import AsciiLineDecoder
 from emotionkd.firmware_bridge.bitalino import BitalinoDecoder, pack_frame
 from emotionkd.firmware_bridge.cobs import cobs_decode
 from emotionkd.firmware_bridge.decoding import Decoder
-from emotionkd.firmware_bridge.ekd import FrameType, Hello, control_frame, data_frame, decode_frame, serial_encode
+from emotionkd.firmware_bridge.ekd import (
+    FrameType,
+    Hello,
+    control_frame,
+    data_frame,
+    decode_frame,
+    serial_encode,
+)
 from emotionkd.firmware_bridge.ekd_decoder import EkdBleDecoder, EkdSerialDecoder
 from emotionkd.firmware_bridge.errors import ProtocolError
 from emotionkd.firmware_bridge.samples import SampleBlock
