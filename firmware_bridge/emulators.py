@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -612,6 +613,54 @@ def make_emulator(device: str, config: EmulatorConfig | None = None) -> DeviceEm
     return cls(config)
 
 
+def run_emulator(
+    emulator: DeviceEmulator,
+    duration_s: float | None = None,
+    *,
+    unplug_every_s: float | None = None,
+    unplug_for_s: float = 1.0,
+    electrode_off_after_s: float | None = None,
+    report_every_s: float = 5.0,
+    report: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> EmulatorCounters:
+    """Run a started emulator for ``duration_s`` (None: until ``stop`` is set or Ctrl-C),
+    with scheduled faults; ``report`` receives one status line every ``report_every_s``.
+    """
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    next_report = started + report_every_s
+    next_unplug = started + unplug_every_s if unplug_every_s else None
+    replug_at: float | None = None
+    while not stop.is_set():
+        now = time.monotonic()
+        if duration_s is not None and now - started >= duration_s:
+            break
+        if electrode_off_after_s is not None and not emulator.electrode_off and now - started >= electrode_off_after_s:
+            emulator.electrode_off = True
+            if report:
+                report("fault: electrodes off")
+        if next_unplug is not None and now >= next_unplug and replug_at is None:
+            emulator.unplug()
+            replug_at = now + unplug_for_s
+            if report:
+                report(f"fault: unplugged for {unplug_for_s:g} s")
+        if replug_at is not None and now >= replug_at:
+            emulator.replug()
+            replug_at = None
+            next_unplug = now + (unplug_every_s or 0.0)
+            if report:
+                report(f"replugged: {emulator.pts_path} (link {emulator.port_path})")
+        if report and now >= next_report:
+            c = emulator.counters
+            report(f"{'host connected' if emulator.connected else 'waiting for host'}; "
+                   f"{'streaming' if emulator.streaming else 'idle'}; samples {c.samples_generated}, "
+                   f"frames sent {c.frames_sent}, dropped {c.frames_dropped}, garbage bytes {c.garbage_bytes}")
+            next_report = now + report_every_s
+        stop.wait(0.05)
+    return emulator.counters
+
+
 def require_pty() -> None:
     """Raise :class:`TransportError` where pseudo-terminals are unavailable (not POSIX)."""
     if os.name != "posix":
@@ -629,4 +678,5 @@ __all__ = [
     "Shimmer3Emulator",
     "make_emulator",
     "require_pty",
+    "run_emulator",
 ]

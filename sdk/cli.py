@@ -325,6 +325,54 @@ def devices(
         mark = "  [EKD sensor]" if dev.ekd else ""
         typer.echo(f"  {dev.address:<20} {dev.name or '(no name)'}  rssi {dev.rssi}{mark}")
 
+# --- simulate: device emulators on a pseudo-terminal (firmware_bridge) ------------------------
+@app.command()
+@friendly_errors
+def simulate(
+    device: str = typer.Option("ekd", "--device", help="Protocol to emulate: ekd, ascii, shimmer3 or bitalino."),
+    rate_hz: float = typer.Option(128.0, "--rate", help="Sampling rate (Hz); BITalino: 1, 10, 100 or 1000."),
+    duration_s: float = typer.Option(0.0, "--duration", help="Seconds to run; 0 = until Ctrl-C."),
+    seed: int = typer.Option(0, help="Seed of the synthetic skin conductance."),
+    arousal: float = typer.Option(0.3, help="Arousal of the synthetic signal, 0..1."),
+    garbage_per_s: float = typer.Option(0.0, "--garbage-per-s", help="Mean random garbage bursts per second."),
+    drop_probability: float = typer.Option(0.0, "--drop", help="Chance that a frame is lost on the device."),
+    electrode_off_after_s: float = typer.Option(-1.0, "--electrode-off-after", help="Report open electrodes after this many seconds (<0: never)."),
+    unplug_every_s: float = typer.Option(0.0, "--unplug-every", help="Unplug the port every N seconds (0: never)."),
+    unplug_for_s: float = typer.Option(1.0, "--unplug-for", help="How long each unplug lasts (s)."),
+    sample_format: str = typer.Option("ns", "--format", help="EKD sample format: ns, u16 or u24."),
+    unit: str = typer.Option("adc", help="ASCII: print Grove ADC values ('adc') or 'uS'."),
+    autostart: bool = typer.Option(False, help="Stream without waiting for the host's start command."),
+) -> None:
+    """Emulate a GSR device on a pseudo-terminal; prints the /dev/pts/N to connect to."""
+    from emotionkd.firmware_bridge.emulators import (
+        EmulatorConfig,
+        make_emulator,
+        require_pty,
+        run_emulator,
+    )
+
+    require_pty()
+    config = EmulatorConfig(rate_hz=rate_hz, seed=seed, arousal=arousal, garbage_per_s=garbage_per_s,
+                            drop_probability=drop_probability, sample_format=sample_format, unit=unit,
+                            autostart=autostart)
+    emulator = make_emulator(device, config)
+    with emulator:
+        typer.echo(emulator.pts_path)
+        typer.echo(f"{device} emulator at {rate_hz:g} Hz on {emulator.pts_path} "
+                   f"(stable link across unplugs: {emulator.port_path})", err=True)
+        typer.echo(f"source URL: serial://{emulator.port_path}?protocol={device}&rate={rate_hz:g}", err=True)
+        try:
+            run_emulator(
+                emulator,
+                duration_s if duration_s > 0 else None,
+                unplug_every_s=unplug_every_s or None,
+                unplug_for_s=unplug_for_s,
+                electrode_off_after_s=electrode_off_after_s if electrode_off_after_s >= 0 else None,
+                report=lambda line: typer.echo(line, err=True),
+            )
+        except KeyboardInterrupt:
+            typer.echo("stopped", err=True)
+
 
 @app.command()
 def version() -> None:
