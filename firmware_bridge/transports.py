@@ -181,6 +181,18 @@ async def _find_ble_device(source: GsrSource) -> Any:
     return device
 
 
+def _att_mtu(client: Any, char_uuid: str) -> int:
+    """The link's ATT MTU, from the characteristic's maximum write size (+3 bytes of ATT header).
+
+    (``BleakClient.mtu_size`` warns on BlueZ unless the MTU was acquired; the characteristic
+    carries BlueZ's ``MTU`` property since 5.62 and the 23-byte minimum otherwise.)
+    """
+    char = client.services.get_characteristic(char_uuid)
+    if char is None:
+        return 23
+    return int(char.max_write_without_response_size) + 3
+
+
 async def _ble_write(client: Any, char_uuid: str, data: bytes, nus: bool) -> None:
     char = client.services.get_characteristic(char_uuid)
     if char is None:
@@ -223,8 +235,8 @@ async def _ble_main(source: GsrSource) -> None:
             client = BleakClient(device, disconnected_callback=on_disconnect)
             await client.connect()
             try:
-                source.transport_counters.mtu = int(client.mtu_size)
                 await client.start_notify(notify_uuid, on_notify)
+                source.transport_counters.mtu = _att_mtu(client, notify_uuid)
                 if down_since is not None:
                     with source._decoder_lock:
                         fill = decoder.link_reset(time.monotonic() - down_since)

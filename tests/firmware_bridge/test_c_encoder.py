@@ -44,7 +44,7 @@ def ask(exe: Path, lines: list[str]) -> list[str]:
 
 
 def test_firmware_files_ship_with_the_package() -> None:
-    for name in ("ekd_frame.h", "ekd_frame.c", "README.md", "examples/esp32_gsr/esp32_gsr.ino"):
+    for name in ("ekd_frame.h", "ekd_frame.c", "README.md", "PROTOCOL.md", "examples/esp32_gsr/esp32_gsr.ino"):
         assert (FIRMWARE / name).is_file(), name
 
 
