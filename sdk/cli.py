@@ -224,9 +224,6 @@ def stream(
     status = StreamStatus(source=url)
     try:
         with src:
-            info = src.info
-            typer.echo(f"streaming {info.device} ({info.protocol}) -> {classifier.window_s:g} s windows "
-                       f"every {classifier.hop_s:g} s", err=True)
             outputs.append(_open_output(fmt, output, header=""))
             if lsl:
                 from emotionkd.sdk.lsl import PredictionOutlet
@@ -239,8 +236,11 @@ def stream(
                         out.write(prediction, status)
 
             for block in src.blocks():
-                if status.samples == 0:
+                if status.samples == 0:  # said now: a device names itself in its first frames
                     status.started = time.monotonic()
+                    info = src.info
+                    typer.echo(f"streaming {info.device} ({info.protocol}, {block.rate_hz:g} Hz) -> "
+                               f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s", err=True)
                 if record is not None and recorder is None:
                     recorder = RecordingWriter(record, device=src.info.device, protocol=src.info.protocol,
                                                rate_hz=block.rate_hz)
