@@ -45,6 +45,8 @@ class LslSource(Source):
         self._counters = {"samples": 0, "gap_samples": 0}
 
     def open(self) -> None:
+        if self._inlet is not None:
+            return
         pylsl = import_pylsl()
         prop, value = ("name", self.name) if self.name else ("type", self.stream_type)
         found = pylsl.resolve_byprop(prop, value, timeout=self.timeout_s)

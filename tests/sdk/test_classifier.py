@@ -134,6 +134,16 @@ def test_e4_rate_is_served(clf: EmotionClassifier) -> None:
     assert len(predictions) == 56 and all(p.ok for p in predictions)
 
 
+def test_stream_of_an_e4_export_equals_predict(clf: EmotionClassifier, tmp_path: Path) -> None:
+    gsr = np.round(synthesize_gsr(40.0, seed=6, config=GsrSynthConfig(rate_hz=4.0)), 6)
+    eda = tmp_path / "EDA.csv"
+    eda.write_text("1495437325.000000\n4.000000\n" + "".join(f"{v:.6f}\n" for v in gsr))
+    streamed = list(clf.stream(f"replay://{eda}?speed=0"))
+    offline = clf.predict(gsr, 4.0)
+    assert len(streamed) == len(offline) == 36
+    np.testing.assert_allclose(_probs(streamed, "arousal"), _probs(offline, "arousal"), atol=1e-6)
+
+
 def test_blocks_that_skip_keep_the_time_axis(clf: EmotionClassifier) -> None:
     clf.reset()
     out: list[Prediction] = []

@@ -45,3 +45,17 @@ def test_stream_over_ble_survives_a_disconnect(bluez: tuple[object, str], test_m
     assert rows[0]["quality"] == "ok" and 0.0 <= rows[0]["arousal"] <= 1.0
     assert any(r["quality"] == "gap" for r in rows), rows  # the disconnect shows as a gap
     assert peripheral.commands.count(3) >= 2  # a HELLO request on each connection (opcode 0x03)
+
+
+def test_devices_finds_the_ekd_sensor_in_a_ble_scan(bluez: tuple[object, str]) -> None:  # noqa: F811
+    peripheral = EkdPeripheral(*bluez)  # advertises (RSSI updates) while nobody is connected
+    peripheral.start()
+    try:
+        out = subprocess.run([sys.executable, "-m", "emotionkd.sdk.cli", "devices", "--ble-timeout", "2"],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        peripheral.stop_event.set()
+        peripheral.join(5)
+    assert out.returncode == 0, out.stderr
+    line = next(line for line in out.stdout.splitlines() if ADDRESS in line)
+    assert NAME in line and "[EKD sensor]" in line
