@@ -280,12 +280,14 @@ class EmotionClassifier:
         values, flags = block.conductance_us, block.flags
         if position < state.samples_in:
             overlap = state.samples_in - position
-            if overlap >= len(block) or position < 0:
-                # The counter went backwards: a device restart (or the repeat of old samples).
+            if position < 0 or overlap > max(len(block), state.sample_rate_hz):
+                # The counter went far back: the device restarted its sample counter.
                 logger.info("source sample counter went back from %d to %d; new segment",
                             state.samples_in + (state.index_base or 0), block.first_index)
                 state = self._new_segment(block, state.end_s)
                 position = 0
+            elif overlap >= len(block):
+                return []  # a block repeated: already seen
             else:
                 values, flags, position = values[overlap:], flags[overlap:], state.samples_in
         missing = position - state.samples_in

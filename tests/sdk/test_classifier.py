@@ -164,6 +164,8 @@ def test_a_restarted_device_continues_the_time_axis(clf: EmotionClassifier) -> N
     for i in range(0, 128 * 10, 128):
         out += clf.push(SampleBlock(i, GSR[i : i + 128], np.zeros(128, np.uint8), 128.0))
     last = out[-1].start_s
+    repeated = SampleBlock(128 * 9, GSR[128 * 9 : 128 * 10], np.zeros(128, np.uint8), 128.0)
+    assert clf.push(repeated) == []  # a repeated block is ignored, not a restart
     for i in range(0, 128 * 10, 128):  # the device restarted: its counter begins at 0 again
         out += clf.push(SampleBlock(i, GSR[i : i + 128], np.zeros(128, np.uint8), 128.0))
     starts = [p.start_s for p in out]
