@@ -127,9 +127,8 @@ def run_serial(source: GsrSource) -> None:
                 with contextlib.suppress(Exception):
                     port.close()
             if not connected_once:
-                if attempt == 0:
-                    source._failed_first(error)
-                    return
+                source._failed_first(error)
+                return
             source.transport_counters.disconnects += int(connected_once and down_since is None)
             source.transport_counters.last_error = str(error)
             if down_since is None:
@@ -268,7 +267,7 @@ async def _ble_main(source: GsrSource) -> None:
         except (TimeoutError, BleakError, TransportError, OSError) as exc:
             error = exc if isinstance(exc, TransportError) else TransportError(
                 f"BLE link to {spec.target} failed: {exc}", url=source.url)
-            if not connected_once and attempt == 0:
+            if not connected_once:
                 source._failed_first(error)
                 return
             source.transport_counters.disconnects += int(connected_once and down_since is None)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from emotionkd.firmware_bridge.emulators import EmulatorConfig, make_emulator
 from emotionkd.firmware_bridge.errors import ConfigError, TransportError
+from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 from emotionkd.firmware_bridge.sources import Backoff, BlockQueue, GsrSource, parse_source_url
 from emotionkd.firmware_bridge.transports import assert_modem_lines
@@ -112,6 +113,17 @@ def test_every_protocol_streams_through_a_pty(device: str, rate: int, query: str
         assert emu.counters.connects == 1
         c = source.counters()
         assert c["crc_failures"] == 0 and c["frames_lost"] == 0 and c["connects"] == 1
+
+
+def test_ekd_emulator_is_byte_exact() -> None:
+    """What arrives equals the synthetic signal rounded to whole nanosiemens, sample for sample."""
+    config = EmulatorConfig(rate_hz=128, frames_per_s=16, seed=5, arousal=0.6)
+    with make_emulator("ekd", config) as emu:
+        with GsrSource(f"serial://{emu.port_path}?protocol=ekd", backoff=FAST) as source:
+            values = check_axis(read_for(source, 1.0))
+            started_at = emu._stream_start_index
+    expected = GsrSynthesizer(GsrSynthConfig(rate_hz=128), seed=5, arousal=0.6).read(started_at + values.size)
+    np.testing.assert_allclose(values, np.round(expected[started_at:] * 1000) / 1000, atol=1e-9)
 
 
 def test_ekd_unplug_and_replug_counts_the_gap() -> None:
