@@ -405,8 +405,9 @@ class EkdEmulator(DeviceEmulator):
     def _command(self, cmd: ekd.Command, seq: int) -> None:
         status = 0
         if cmd.opcode == ekd.Opcode.START:
-            if not self._streaming:
+            if not self._streaming:  # idempotent: a second START changes nothing
                 self._streaming = True
+                self._stream_start_index = self._samples_done  # t0 counts from here
         elif cmd.opcode == ekd.Opcode.STOP:
             self._streaming = False
         elif cmd.opcode == ekd.Opcode.HELLO_REQUEST:
@@ -435,7 +436,8 @@ class EkdEmulator(DeviceEmulator):
         units = []
         for start in range(0, ints.size, self._per_frame):
             chunk = ints[start : start + self._per_frame].tolist()
-            units.append(ekd.serial_encode(ekd.data_frame(self._next_seq(), first_index + start, chunk,
+            t0 = first_index + start - self._stream_start_index  # sample index since START
+            units.append(ekd.serial_encode(ekd.data_frame(self._next_seq(), t0, chunk,
                                                           self._format, flags=flags)))
         now = time.monotonic()
         if now >= self._next_status:

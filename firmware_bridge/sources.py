@@ -27,6 +27,7 @@ import collections
 import logging
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -332,6 +333,14 @@ class GsrSource:
         out.append(item)
         self._next_index = item.first_index + len(item)
         return out
+
+    def collect(self, seconds: float) -> list[SampleBlock]:
+        """All blocks that arrive within ``seconds`` (for scripts and tests)."""
+        blocks: list[SampleBlock] = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            blocks += self.read(min(0.1, max(0.0, end - time.monotonic())))
+        return blocks
 
     def __iter__(self) -> Iterator[SampleBlock]:
         if self._thread is None:

@@ -38,6 +38,48 @@ COMMAND_GAP_S = 0.05
 SCAN_TIMEOUT_S = 10.0
 
 
+class _LinkKeeper:
+    """Link bookkeeping shared by the transports: first failure, outage, counters, backoff."""
+
+    def __init__(self, source: GsrSource) -> None:
+        self.source = source
+        self.attempt = 0
+        self.connected_once = False
+        self.down_since: float | None = None
+
+    def resume(self) -> None:
+        """The link is back: let the decoder account for the outage (drop partial bytes, fill)."""
+        if self.down_since is None:
+            return
+        with self.source._decoder_lock:
+            fill = self.source.decoder.link_reset(time.monotonic() - self.down_since)
+        self.source._deliver(fill)
+
+    def connected(self) -> None:
+        self.source._connected()
+        self.connected_once = True
+        self.attempt = 0
+        self.down_since = None
+
+    def failed(self, error: TransportError) -> float | None:
+        """Account a failure; returns the delay before the next attempt, or None to give up."""
+        source = self.source
+        if not self.connected_once:
+            source._failed_first(error)
+            return None
+        if self.down_since is None:
+            source.transport_counters.disconnects += 1
+            self.down_since = time.monotonic()
+        source.transport_counters.last_error = str(error)
+        if not source.reconnect:
+            source._fatal(error)
+            return None
+        delay = source.backoff.delay_s(self.attempt)
+        self.attempt += 1
+        logger.info("%s; reconnecting in %.1f s", error, delay)
+        return delay
+
+
 def open_serial(path: str, baud: int, *, read_timeout_s: float = 0.1) -> serial.Serial:
     """Open a serial port for streaming.
 
@@ -83,26 +125,18 @@ def run_serial(source: GsrSource) -> None:
 
     spec, decoder, stop = source.spec, source.decoder, source._stop
     url = source.url
-    attempt = 0
-    connected_once = False
-    down_since: float | None = None
+    link = _LinkKeeper(source)
     while not stop.is_set():
         port = None
         try:
             port = open_serial(spec.target, spec.baud)
             port.reset_input_buffer()
-            if down_since is not None:
-                with source._decoder_lock:
-                    fill = decoder.link_reset(time.monotonic() - down_since)
-                source._deliver(fill)
+            link.resume()
             for command in decoder.startup_commands():
                 port.write(command)
                 port.flush()
                 _drain(port, source, COMMAND_GAP_S)
-            source._connected()
-            connected_once = True
-            attempt = 0
-            down_since = None
+            link.connected()
             last_rx = time.monotonic()
             while not stop.is_set():
                 waiting = port.in_waiting
@@ -126,20 +160,9 @@ def run_serial(source: GsrSource) -> None:
             if port is not None:
                 with contextlib.suppress(Exception):
                     port.close()
-            if not connected_once:
-                if attempt == 0:
-                    source._failed_first(error)
-                    return
-            source.transport_counters.disconnects += int(connected_once and down_since is None)
-            source.transport_counters.last_error = str(error)
-            if down_since is None:
-                down_since = time.monotonic()
-            if not source.reconnect:
-                source._fatal(error)
+            delay = link.failed(error)
+            if delay is None:
                 return
-            delay = source.backoff.delay_s(attempt)
-            attempt += 1
-            logger.info("%s; reconnecting in %.1f s", error, delay)
             stop.wait(delay)
 
 
@@ -216,9 +239,7 @@ async def _ble_main(source: GsrSource) -> None:
     notify_uuid = ekd.NUS_TX_CHAR_UUID if nus else ekd.DATA_CHAR_UUID
     write_uuid = ekd.NUS_RX_CHAR_UUID if nus else ekd.CONTROL_CHAR_UUID
     loop = asyncio.get_running_loop()
-    attempt = 0
-    connected_once = False
-    down_since: float | None = None
+    link = _LinkKeeper(source)
     while not stop.is_set():
         lost = asyncio.Event()
         last_rx = [time.monotonic()]
@@ -237,16 +258,10 @@ async def _ble_main(source: GsrSource) -> None:
             try:
                 await client.start_notify(notify_uuid, on_notify)
                 source.transport_counters.mtu = _att_mtu(client, notify_uuid)
-                if down_since is not None:
-                    with source._decoder_lock:
-                        fill = decoder.link_reset(time.monotonic() - down_since)
-                    source._deliver(fill)
+                link.resume()
                 for command in decoder.startup_commands():
                     await _ble_write(client, write_uuid, command, nus)
-                source._connected()
-                connected_once = True
-                attempt = 0
-                down_since = None
+                link.connected()
                 last_rx[0] = time.monotonic()
                 while not stop.is_set() and not lost.is_set():
                     with contextlib.suppress(asyncio.TimeoutError):
@@ -268,19 +283,9 @@ async def _ble_main(source: GsrSource) -> None:
         except (TimeoutError, BleakError, TransportError, OSError) as exc:
             error = exc if isinstance(exc, TransportError) else TransportError(
                 f"BLE link to {spec.target} failed: {exc}", url=source.url)
-            if not connected_once and attempt == 0:
-                source._failed_first(error)
+            delay = link.failed(error)
+            if delay is None:
                 return
-            source.transport_counters.disconnects += int(connected_once and down_since is None)
-            source.transport_counters.last_error = str(error)
-            if down_since is None:
-                down_since = time.monotonic()
-            if not source.reconnect:
-                source._fatal(error)
-                return
-            delay = source.backoff.delay_s(attempt)
-            attempt += 1
-            logger.info("%s; reconnecting in %.1f s", error, delay)
             await asyncio.to_thread(stop.wait, delay)
 
 

@@ -182,13 +182,6 @@ def bluez() -> object:
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = saved
 
 
-def read_for(source: GsrSource, seconds: float) -> list[SampleBlock]:
-    blocks: list[SampleBlock] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        blocks += source.read(0.1)
-    return blocks
-
 
 def wait_until(predicate: object, source: GsrSource, seconds: float) -> list[SampleBlock]:
     blocks: list[SampleBlock] = []
@@ -206,19 +199,19 @@ def test_scan_connect_notify_disconnect_reconnect(bluez: tuple[object, str]) -> 
         source = GsrSource(f"ble://{ADDRESS}?protocol=ekd&rate={RATE_HZ:g}", backoff=FAST, stall_timeout_s=1.5,
                            connect_timeout_s=20.0).start()
         try:
-            blocks = read_for(source, 1.5)
+            blocks = source.collect(1.5)
             assert peripheral.commands[:2] == [ekd.Opcode.HELLO_REQUEST, ekd.Opcode.START]
             assert source.decoder.hello is not None and source.decoder.hello.name == NAME
             # out of range: BlueZ says disconnected, the device keeps sampling
             peripheral.disconnect()
             blocks += wait_until(lambda: source.transport_counters.connects >= 2, source, 15.0)
-            blocks += read_for(source, 1.0)
+            blocks += source.collect(1.0)
             # a silent link (connected, no notifications) is a stall: disconnect and reconnect
             peripheral.silent = True
             blocks += wait_until(lambda: source.transport_counters.stalls >= 1, source, 6.0)
             peripheral.silent = False
             blocks += wait_until(lambda: source.transport_counters.connects >= 3, source, 15.0)
-            blocks += read_for(source, 1.0)
+            blocks += source.collect(1.0)
             c = source.counters()
         finally:
             source.close()

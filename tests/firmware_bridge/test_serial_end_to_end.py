@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from emotionkd.firmware_bridge.emulators import EmulatorConfig, make_emulator
 from emotionkd.firmware_bridge.errors import ConfigError, TransportError
+from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 from emotionkd.firmware_bridge.sources import Backoff, BlockQueue, GsrSource, parse_source_url
 from emotionkd.firmware_bridge.transports import assert_modem_lines
@@ -21,13 +22,6 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals nee
 
 FAST = Backoff(initial_s=0.05, factor=2.0, max_s=0.4)
 
-
-def read_for(source: GsrSource, seconds: float) -> list[SampleBlock]:
-    blocks: list[SampleBlock] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        blocks += source.read(0.1)
-    return blocks
 
 
 def check_axis(blocks: list[SampleBlock]) -> np.ndarray:
@@ -103,7 +97,7 @@ def test_missing_port_fails_with_a_clear_error(tmp_path: object) -> None:
 def test_every_protocol_streams_through_a_pty(device: str, rate: int, query: str) -> None:
     with make_emulator(device, EmulatorConfig(rate_hz=rate, frames_per_s=16, seed=3)) as emu:
         with GsrSource(f"serial://{emu.port_path}?protocol={device}&rate={rate}{query}", backoff=FAST) as source:
-            values = check_axis(read_for(source, 1.2))
+            values = check_axis(source.collect(1.2))
         assert values.size >= rate * 0.5
         finite = values[np.isfinite(values)]
         assert finite.size >= values.size * 0.9
@@ -114,14 +108,25 @@ def test_every_protocol_streams_through_a_pty(device: str, rate: int, query: str
         assert c["crc_failures"] == 0 and c["frames_lost"] == 0 and c["connects"] == 1
 
 
+def test_ekd_emulator_is_byte_exact() -> None:
+    """What arrives equals the synthetic signal rounded to whole nanosiemens, sample for sample."""
+    config = EmulatorConfig(rate_hz=128, frames_per_s=16, seed=5, arousal=0.6)
+    with make_emulator("ekd", config) as emu:
+        with GsrSource(f"serial://{emu.port_path}?protocol=ekd", backoff=FAST) as source:
+            values = check_axis(source.collect(1.0))
+            started_at = emu._stream_start_index
+    expected = GsrSynthesizer(GsrSynthConfig(rate_hz=128), seed=5, arousal=0.6).read(started_at + values.size)
+    np.testing.assert_allclose(values, np.round(expected[started_at:] * 1000) / 1000, atol=1e-9)
+
+
 def test_ekd_unplug_and_replug_counts_the_gap() -> None:
     with make_emulator("ekd", EmulatorConfig(rate_hz=128, frames_per_s=16)) as emu:
         with GsrSource(f"serial://{emu.port_path}?protocol=ekd", backoff=FAST, stall_timeout_s=2.0) as source:
-            blocks = read_for(source, 0.8)
+            blocks = source.collect(0.8)
             emu.unplug()
             time.sleep(0.6)
             emu.replug()
-            blocks += read_for(source, 1.2)
+            blocks += source.collect(1.2)
             c = source.counters()
         values = check_axis(blocks)
     assert c["connects"] == 2 and c["disconnects"] == 1
@@ -138,12 +143,12 @@ def test_ekd_unplug_and_replug_counts_the_gap() -> None:
 def test_ekd_faults_are_accounted() -> None:
     with make_emulator("ekd", EmulatorConfig(rate_hz=128, frames_per_s=16, autostart=True)) as emu:
         with GsrSource(f"serial://{emu.port_path}?protocol=ekd", backoff=FAST) as source:
-            read_for(source, 0.4)
+            source.collect(0.4)
             emu.drop_frames(3)
-            read_for(source, 0.4)
+            source.collect(0.4)
             emu.inject_garbage(24)
             emu.electrode_off = True
-            blocks = read_for(source, 0.6)
+            blocks = source.collect(0.6)
             c = source.counters()
     flags = np.concatenate([b.flags for b in blocks])
     assert (flags & SampleFlag.ELECTRODE_OFF).any()
@@ -154,10 +159,10 @@ def test_ekd_faults_are_accounted() -> None:
 def test_without_reconnect_unplug_raises() -> None:
     with make_emulator("ascii", EmulatorConfig(rate_hz=50, frames_per_s=20)) as emu:
         source = GsrSource(f"serial://{emu.port_path}?protocol=ascii&rate=50", reconnect=False).start()
-        read_for(source, 0.3)
+        source.collect(0.3)
         emu.unplug()
         with pytest.raises(TransportError, match="lost"):
-            read_for(source, 2.0)
+            source.collect(2.0)
         source.close()
 
 
