@@ -240,3 +240,34 @@ def test_a_batch_one_model_runs_window_by_window(tmp_path: Path) -> None:
     expected = expected_probabilities(preprocess_recording(GSR, 128.0, hop_samples=128).features)
     np.testing.assert_allclose(_probs(predictions, "arousal"), expected["arousal"], atol=1e-5)
     assert not math.isnan(predictions[0].conductance_us)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 400), min_size=1, max_size=30),
+    faults=st.lists(st.tuples(st.integers(0, 128 * 38), st.integers(1, 200), st.sampled_from([1, 2, 32])), max_size=4),
+)
+def test_blocks_with_flags_and_gaps_in_any_chunking_equal_predict(
+    clf: EmotionClassifier, sizes: list[int], faults: list[tuple[int, int, int]]
+) -> None:
+    values, flags = GSR.copy(), np.zeros(GSR.size, np.uint8)
+    for start, length, flag in faults:
+        flags[start : start + length] |= flag
+        if flag == SampleFlag.GAP:
+            values[start : start + length] = np.nan
+    offline = clf.predict(values, 128.0, flags=flags)
+    clf.reset()
+    streamed: list[Prediction] = []
+    start = 0
+    for size in sizes * (GSR.size // sum(sizes) + 1):
+        if start >= GSR.size:
+            break
+        stop = min(start + size, GSR.size)
+        streamed += clf.push(SampleBlock(start, values[start:stop], flags[start:stop], 128.0))
+        start = stop
+    streamed += clf.flush()
+    assert [(p.start_s, p.quality, p.samples_missing) for p in streamed] == \
+        [(p.start_s, p.quality, p.samples_missing) for p in offline]
+    ok = [p.ok for p in offline]
+    np.testing.assert_allclose(_probs([p for p in streamed if p.ok], "arousal"),
+                               _probs([p for p, good in zip(offline, ok, strict=True) if good], "arousal"), atol=1e-6)
