@@ -146,3 +146,16 @@ def test_record_from_a_serial_device_replays(test_model: Path, tmp_path: Path) -
     out = _one_shot(["stream", "--replay", str(path), "--speed", "0", "--format", "jsonl", "--model", str(test_model)])
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.splitlines()) >= 1
+
+
+def test_a_busy_port_is_one_clear_line(test_model: Path) -> None:
+    import serial
+
+    with make_emulator("ekd", EmulatorConfig(rate_hz=128.0)) as emu:
+        holder = serial.Serial(emu.port_path, exclusive=True)  # another program has the port
+        try:
+            out = _one_shot(["stream", "--port", emu.port_path, "--protocol", "ekd", "--model", str(test_model)])
+        finally:
+            holder.close()
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: ") and "busy" in out.stderr
