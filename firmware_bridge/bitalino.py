@@ -188,7 +188,6 @@ class BitalinoDecoder(Decoder):
         self._locked = False
         self._last_seq: int | None = None
         self._expect: int | None = None  # sequence number the next frame should carry
-        self._pending_fill_s: float | None = None
 
     def startup_commands(self) -> list[bytes]:
         mask = 0
@@ -208,7 +207,7 @@ class BitalinoDecoder(Decoder):
         self._buf.clear()
         self._locked = False
         self._expect = None
-        self._pending_fill_s = down_s
+        self._pending_outage_s = down_s
         return []
 
     def _seq_follows(self, buf: bytearray, pos: int, count: int) -> bool:
@@ -294,17 +293,8 @@ class BitalinoDecoder(Decoder):
                         out.append(self.axis.samples(us[start:i], flags[start:i], now))
                     start = i
                     self.counters.frames_lost += lost
-                    self.counters.samples_lost += lost
-                    fill = self._pending_fill_s
-                    if fill is not None and fill * self.rate_hz > lost:
-                        # after a reconnect the 4-bit counter cannot tell the outage: use the host clock
-                        out.append(self.axis.discontinuity(now, int(round(fill * self.rate_hz))))
-                        self.counters.discontinuities += 1
-                    else:
-                        block = self.axis.gap(lost, now)
-                        if block is not None:
-                            out.append(block)
-            self._pending_fill_s = None
+                    out += self._fill_lost(lost, now)
+            self._pending_outage_s = None
             self._last_seq = seq
         out.append(self.axis.samples(us[start:], flags[start:], now))
         return out

@@ -157,6 +157,26 @@ class Decoder:
 
     def __init__(self, rate_hz: float, max_gap_s: float = DEFAULT_MAX_GAP_S) -> None:
         self.axis = SampleAxis(rate_hz, max_gap_s)
+        #: host-measured length of the last link outage, until the first samples after it
+        self._pending_outage_s: float | None = None
+
+    def _fill_lost(self, lost: int, now: float) -> list[SampleBlock]:
+        """NaN for ``lost`` samples that the device's counter says are missing.
+
+        Counters wrap (BITalino: 16 frames, Shimmer3: 512 s), so right after a reconnect a
+        host-measured outage longer than ``lost`` wins: a discontinuity of that length (bounded).
+        """
+        self.counters.samples_lost += lost
+        outage, self._pending_outage_s = self._pending_outage_s, None
+        if outage is not None and outage * self.rate_hz > lost:
+            self.counters.discontinuities += 1
+            return [self.axis.discontinuity(now, int(round(outage * self.rate_hz)))]
+        block = self.axis.gap(lost, now)
+        if block is None:
+            return []
+        if len(block) < lost:
+            self.counters.discontinuities += 1
+        return [block]
 
     @property
     def rate_hz(self) -> float:

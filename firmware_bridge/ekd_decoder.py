@@ -131,7 +131,6 @@ class _EkdCore(Decoder):
         self._held: deque[tuple[Frame, float]] = deque()
         self._held_samples = 0
         self._host_seq = 0
-        self._pending_fill_s: float | None = None
 
     # -- commands the host sends ---------------------------------------------------------
     def command(self, opcode: int, argument: int | None = None) -> bytes:
@@ -154,7 +153,7 @@ class _EkdCore(Decoder):
     def link_reset(self, down_s: float | None = None) -> list[SampleBlock]:
         # t0 measures the gap itself; remember the outage to size a discontinuity if the device
         # restarted its counter meanwhile.
-        self._pending_fill_s = down_s
+        self._pending_outage_s = down_s
         return []
 
     # -- frames ----------------------------------------------------------------------------
@@ -313,12 +312,12 @@ class _EkdCore(Decoder):
                 else:
                     # the device restarted its sample counter (e.g. after a power cycle)
                     fill = None
-                    if self._pending_fill_s is not None:
-                        fill = int(round(self._pending_fill_s * self.axis.rate_hz))
+                    if self._pending_outage_s is not None:
+                        fill = int(round(self._pending_outage_s * self.axis.rate_hz))
                     out.append(self.axis.discontinuity(now, fill))
                     self.counters.discontinuities += 1
             self._next_t0 = expected + delta
-        self._pending_fill_s = None
+        self._pending_outage_s = None
         out.append(self.axis.samples(values, flags, now))
         self._next_t0 += n
         return out

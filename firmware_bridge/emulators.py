@@ -97,6 +97,7 @@ class EmulatorCounters:
     frames_dropped: int = 0  # fault injection
     garbage_bytes: int = 0
     bytes_sent: int = 0
+    bytes_dropped: int = 0  # the host did not read fast enough (full pty buffer, like a UART FIFO)
     commands: int = 0
     connects: int = 0
     unplugs: int = 0
@@ -327,6 +328,7 @@ class DeviceEmulator:
             self._set_connected(False)
             return
         self.counters.bytes_sent += sent
+        self.counters.bytes_dropped += len(data) - sent
 
     # -- protocol hooks ----------------------------------------------------------------------
     def _encode(self, values_us: np.ndarray, first_index: int) -> list[bytes]:  # pragma: no cover

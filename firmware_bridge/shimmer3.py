@@ -131,7 +131,6 @@ class Shimmer3Decoder(Decoder):
         self._last_ts: int | None = None
         self._expect_ts: int | None = None  # timestamp the next packet should carry
         self._last_range: int | None = None
-        self._pending_fill_s: float | None = None
         if channels is not None:
             self._set_layout(tuple(channels))
 
@@ -165,7 +164,7 @@ class Shimmer3Decoder(Decoder):
         self.counters.bytes_skipped += len(self._buf)
         self._buf.clear()
         self._locked = False
-        self._pending_fill_s = down_s
+        self._pending_outage_s = down_s
         return []
 
     # -- parsing ---------------------------------------------------------------------------
@@ -302,19 +301,8 @@ class Shimmer3Decoder(Decoder):
                 self.counters.duplicates += 1
                 start = i + 1
                 continue
-            lost = periods - 1
-            self.counters.samples_lost += lost
-            if self._pending_fill_s is not None and self._pending_fill_s * self.rate_hz > lost:
-                # the link was down longer than the timestamp can tell (it wraps every 512 s)
-                out.append(self.axis.discontinuity(now, int(round(self._pending_fill_s * self.rate_hz))))
-                self.counters.discontinuities += 1
-            else:
-                block = self.axis.gap(lost, now)
-                if block is not None:
-                    if len(block) < lost:
-                        self.counters.discontinuities += 1
-                    out.append(block)
-            self._pending_fill_s = None
+            out += self._fill_lost(periods - 1, now)
+            self._pending_outage_s = None
             self._last_ts = ts
             start = i
         if start < len(stamps):

@@ -58,6 +58,7 @@ class EkdPeripheral(threading.Thread):
         self.seq = 0
         self.t_start = time.monotonic()
         self.error: BaseException | None = None
+        self.disconnect_requested = threading.Event()
 
     def _mock(self, path: str) -> object:
         return dbus.Interface(self.bus.get_object("org.bluez", path), MOCK_IFACE)
@@ -73,9 +74,9 @@ class EkdPeripheral(threading.Thread):
         return self.seq
 
     def disconnect(self) -> None:
-        """The device goes out of range: BlueZ reports it disconnected."""
-        self._mock(self.device_path).UpdateProperties(
-            DEVICE_IFACE, {"Connected": dbus.Boolean(False), "ServicesResolved": dbus.Boolean(False)})
+        """The device goes out of range (done by the peripheral thread between two sends, so
+        that every frame is either delivered before the disconnect or counted as unsent)."""
+        self.disconnect_requested.set()
 
     def run(self) -> None:
         try:
@@ -88,6 +89,10 @@ class EkdPeripheral(threading.Thread):
         device = self._mock(self.device_path)
         rssi = 0
         while not self.stop_event.is_set():
+            if self.disconnect_requested.is_set():
+                device.UpdateProperties(DEVICE_IFACE, {"Connected": dbus.Boolean(False),
+                                                       "ServicesResolved": dbus.Boolean(False)})
+                self.disconnect_requested.clear()
             due = int((time.monotonic() - self.t_start) * RATE_HZ) // PER_FRAME * PER_FRAME - self.samples_made
             connected = bool(self._prop(self.device_path, DEVICE_IFACE, "Connected"))
             notifying = connected and bool(self._prop(self.data_path, CHAR_IFACE, "Notifying"))

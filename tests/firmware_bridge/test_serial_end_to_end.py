@@ -119,6 +119,19 @@ def test_ekd_emulator_is_byte_exact() -> None:
     np.testing.assert_allclose(values, np.round(expected[started_at:] * 1000) / 1000, atol=1e-9)
 
 
+@pytest.mark.parametrize("sample_format", ["u16", "u24"])
+def test_ekd_raw_adc_formats_use_the_hello_calibration(sample_format: str) -> None:
+    config = EmulatorConfig(rate_hz=128, frames_per_s=16, seed=2, sample_format=sample_format)
+    with make_emulator("ekd", config) as emu:
+        with GsrSource(f"serial://{emu.port_path}?protocol=ekd", backoff=FAST) as source:
+            values = check_axis(source.collect(0.8))
+            started_at = emu._stream_start_index
+            hello = source.decoder.hello
+    assert hello is not None and hello.calibration == 1 and hello.gain == pytest.approx(0.01)
+    expected = GsrSynthesizer(GsrSynthConfig(rate_hz=128), seed=2).read(started_at + values.size)[started_at:]
+    np.testing.assert_allclose(values, expected, atol=0.005 + 1e-9)  # half an ADC step of 0.01 µS
+
+
 def test_ekd_unplug_and_replug_counts_the_gap() -> None:
     with make_emulator("ekd", EmulatorConfig(rate_hz=128, frames_per_s=16)) as emu:
         with GsrSource(f"serial://{emu.port_path}?protocol=ekd", backoff=FAST, stall_timeout_s=2.0) as source:
