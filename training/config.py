@@ -33,36 +33,45 @@ from emotionkd.training.models import StudentConfig, TeacherConfig
 PROTOCOLS: Final = ("loso", "kfold")
 DEVICES: Final = ("cpu", "cuda")
 METHODS: Final = ("teacher", "student", "kd", "kd+feedback")
+DATA_SOURCES: Final = ("synthetic", "deap", "mahnob", "recordings", "prepared")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the windows come from.
+    """Where the windows come from (prepared by :func:`emotionkd.training.datasets.load_dataset`).
 
     Attributes:
-        source: ``synthetic`` (generated DEAP-format files), ``deap``, ``mahnob``, or ``prepared``
-            (a file written by ``emotionkd-train prepare``).
-        path: dataset root (deap, mahnob), prepared file, or where synthetic files are written.
-        subjects: synthetic subjects to generate.
-        trial_s: synthetic trial length (s, after the 3 s baseline).
-        label_threshold: rating threshold on the 1–9 scale.
-        label_rule: ``>`` (rating > threshold is high) or ``>=``.
-        seed: synthetic data seed.
+        source: ``synthetic`` (DEAP-format files generated into ``path`` when absent, then read
+            like DEAP), ``deap``, ``mahnob``, ``recordings`` (labelled GSR only) or ``prepared``
+            (an ``.npz`` written by ``emotionkd-train prepare --out``).
+        path: dataset folder, prepared file, or where synthetic files are written.
+        subjects / trials / trial_s / seed: synthetic set size (trial seconds after the 3 s
+            baseline) and generator seed.
+        label_threshold / label_rule: ratings → labels (``gt``: rating > threshold is high).
+        hop_samples: samples between training windows (0 = one window, no overlap).
+        cache_dir: prepared-dataset cache ("" = none).
+        workers: processes preparing subjects.
     """
 
     source: str = "synthetic"
     path: str = "data/synthetic-deap"
     subjects: int = 8
+    trials: int = 40
     trial_s: float = 20.0
-    label_threshold: float = 5.0
-    label_rule: str = ">"
     seed: int = 0
+    label_threshold: float = 5.0
+    label_rule: str = "gt"
+    hop_samples: int = 0
+    cache_dir: str = ".cache/datasets"
+    workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.label_rule not in (">", ">="):
-            raise ConfigError(f"data.label_rule must be '>' or '>=', got {self.label_rule!r}")
-        if self.subjects < 1 or not self.trial_s > 0:
-            raise ConfigError("data.subjects must be >= 1 and data.trial_s positive")
+        if self.source not in DATA_SOURCES:
+            raise ConfigError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
+        if self.label_rule not in ("gt", "ge"):
+            raise ConfigError(f"data.label_rule must be 'gt' or 'ge', got {self.label_rule!r}")
+        if self.subjects < 1 or self.trials < 1 or not self.trial_s > 0 or self.hop_samples < 0 or self.workers < 1:
+            raise ConfigError("data.subjects, trials and workers must be >= 1, trial_s positive, hop_samples >= 0")
 
 
 @dataclass(frozen=True)
@@ -193,14 +202,14 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
     },
     "pipeline": {
         "name": "pipeline",
-        "data": {"subjects": 4, "trial_s": 12.0, "path": "data/synthetic-pipeline"},
+        "data": {"subjects": 4, "trials": 12, "trial_s": 12.0, "path": "data/synthetic-pipeline"},
         "teacher_optim": {"epochs": 3},
         "student_optim": {"epochs": 3},
         "evaluation": {"holdout_subjects": 1},
     },
     "experiment": {
         "name": "loso-synthetic",
-        "data": {"subjects": 6, "trial_s": 16.0, "path": "data/synthetic-experiment"},
+        "data": {"subjects": 6, "trials": 20, "trial_s": 16.0, "path": "data/synthetic-experiment"},
         "teacher_optim": {"epochs": 6},
         "student_optim": {"epochs": 6},
         "evaluation": {"protocol": "loso"},
