@@ -27,7 +27,12 @@ from torch import Tensor
 
 from emotionkd.firmware_bridge.errors import CheckpointError, ConfigError, ContractError
 from emotionkd.sdk.contract import ModelContract
-from emotionkd.training.models import EmotionNetStudent, StudentConfig
+from emotionkd.training.models import (
+    EmotionNetStudent,
+    EmotionNetTeacher,
+    StudentConfig,
+    TeacherConfig,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +124,39 @@ def load_student_checkpoint(path: str | os.PathLike[str]) -> StudentCheckpoint:
     return checkpoint
 
 
+# --- teacher checkpoint (teacher.pt: the input of `distill --teacher`) ----------------------------
+TEACHER_FORMAT: Final = "emotionkd-teacher"
+TEACHER_FORMAT_VERSION: Final = 1
+
+
+def save_teacher_checkpoint(config: TeacherConfig, state_dicts: Mapping[str, Mapping[str, Tensor]],
+                            path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write ``{target: teacher state_dict}`` with the teacher config (same safety as student.pt)."""
+    return _atomic_save({
+        "format": TEACHER_FORMAT, "format_version": TEACHER_FORMAT_VERSION,
+        "teacher_config": config.to_dict(),
+        "state_dicts": {t: {k: v.detach().cpu().clone() for k, v in sd.items()} for t, sd in state_dicts.items()},
+        "metadata": _plain(metadata or {}),
+    }, Path(path))
+
+
+def load_teacher_checkpoint(path: str | os.PathLike[str]) -> tuple[TeacherConfig, dict[str, EmotionNetTeacher], dict[str, Any]]:
+    """(config, {target: teacher in eval mode}, metadata) from a ``teacher.pt``."""
+    data = _safe_load(Path(path), TEACHER_FORMAT, TEACHER_FORMAT_VERSION)
+    try:
+        config = TeacherConfig.from_dict(data["teacher_config"])
+        teachers = {}
+        for target, state in data["state_dicts"].items():
+            model = EmotionNetTeacher(config)
+            model.load_state_dict(state)
+            teachers[target] = model.eval()
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: teacher checkpoint lacks the entry {exc}") from exc
+    except (ConfigError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: teacher weights do not fit the recorded config: {exc}") from exc
+    return config, teachers, dict(data.get("metadata", {}))
+
+
 # --- resumable training state --------------------------------------------------------------
 def save_training_state(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a resumable training state (model/optimizer state dicts, epoch, history: plain
@@ -192,6 +230,8 @@ __all__ = [
     "STUDENT_FORMAT_VERSION",
     "StudentCheckpoint",
     "load_student_checkpoint",
+    "load_teacher_checkpoint",
+    "save_teacher_checkpoint",
     "load_training_state",
     "save_student_checkpoint",
     "save_training_state",
