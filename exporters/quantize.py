@@ -34,8 +34,9 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from emotionkd.exporters.reference_windows import ReferenceWindows
-from emotionkd.exporters.runtime import cpu_session, latency_ms, macro_f1, probabilities
+from emotionkd.exporters.runtime import cpu_session, latency_ms, probabilities
 from emotionkd.firmware_bridge.errors import ConfigError, ExportError
+from emotionkd.training.evaluation import binary_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def quantize_int8(
         }
         if held_out.labels is not None:
             measured[name]["macro_f1"] = {
-                t: macro_f1(held_out.labels[:, i], got[t].argmax(1)) for i, t in enumerate(targets)}
+                t: _macro_f1(held_out.labels[:, i], got[t]) for i, t in enumerate(targets)}
 
     def worst(name: str) -> float:
         return min(measured[name]["agreement"].values())
@@ -180,10 +181,14 @@ def quantize_int8(
     }
     if held_out.labels is not None:
         summary["macro_f1"] = {
-            "fp32": {t: macro_f1(held_out.labels[:, i], reference[t].argmax(1)) for i, t in enumerate(targets)},
+            "fp32": {t: _macro_f1(held_out.labels[:, i], reference[t]) for i, t in enumerate(targets)},
             "int8": picked["macro_f1"],
         }
     return Int8Result(built[chosen], summary)
+
+
+def _macro_f1(labels: npt.NDArray[np.int64], probabilities: npt.NDArray[np.float32]) -> float:
+    return binary_metrics(labels, probabilities.argmax(1))["macro_f1"]
 
 
 def _percent(agreement: dict[str, float]) -> str:

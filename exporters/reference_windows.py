@@ -98,6 +98,8 @@ def load_windows(path: str | os.PathLike[str], contract: ModelContract) -> Refer
             raise DataError(f"{path}: labels must be int ({gsr.shape[0]}, {len(contract.targets)}) "
                             f"for targets {list(contract.targets)}, got {labels.dtype} {labels.shape}",
                             path=str(path))
+        if not np.isin(labels, (0, 1)).all():
+            raise DataError(f"{path}: labels must be 0 (low) or 1 (high)", path=str(path))
         labels = labels.astype(np.int64)
     keep = np.isfinite(gsr).all(axis=1)
     if keep.sum() < 2:

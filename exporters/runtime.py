@@ -1,4 +1,4 @@
-"""onnxruntime helpers the exporter measures with: sessions, probabilities, latency, F1."""
+"""onnxruntime helpers the exporter measures with: sessions, probabilities, latency."""
 
 from __future__ import annotations
 
@@ -53,15 +53,4 @@ def latency_ms(session: ort.InferenceSession, gsr: npt.NDArray[np.float32], runs
     return statistics.median(times) * 1e3
 
 
-def macro_f1(labels: npt.ArrayLike, predicted: npt.ArrayLike, classes: int = 2) -> float:
-    """Unweighted mean of the per-class F1 scores (a class absent from both counts as 0)."""
-    y, p = np.asarray(labels), np.asarray(predicted)
-    scores = []
-    for c in range(classes):
-        tp = float(np.sum((y == c) & (p == c)))
-        denominator = float(np.sum(y == c) + np.sum(p == c))
-        scores.append(2 * tp / denominator if denominator else 0.0)
-    return float(np.mean(scores))
-
-
-__all__ = ["cpu_session", "latency_ms", "macro_f1", "probabilities"]
+__all__ = ["cpu_session", "latency_ms", "probabilities"]

@@ -26,7 +26,11 @@ from emotionkd.exporters.onnx_export import ExportOptions, export_checkpoint
 from emotionkd.exporters.reference_windows import synthetic_windows
 from emotionkd.exporters.runtime import cpu_session, latency_ms
 from emotionkd.sdk.contract import ModelContract
-from emotionkd.training.checkpoint import StudentCheckpoint, load_student_checkpoint, save_student_checkpoint
+from emotionkd.training.checkpoint import (
+    StudentCheckpoint,
+    load_student_checkpoint,
+    save_student_checkpoint,
+)
 from emotionkd.training.models import EmotionNetStudent, StudentConfig
 
 

@@ -18,7 +18,6 @@ from emotionkd.exporters.onnx_export import (
     file_sha256,
 )
 from emotionkd.exporters.reference_windows import load_windows, synthetic_windows
-from emotionkd.exporters.runtime import macro_f1
 from emotionkd.firmware_bridge.errors import ConfigError, DataError, ExportError
 from emotionkd.sdk.contract import ModelContract
 from emotionkd.sdk.model_card import read_model_info
@@ -169,6 +168,9 @@ def test_windows_file_errors(tmp_path: Path) -> None:
     np.savez(tmp_path / "c.npz", gsr=np.zeros((4, 512), np.float32), labels=np.zeros((4, 3), np.int64))
     with pytest.raises(DataError, match="labels"):
         load_windows(tmp_path / "c.npz", CONTRACT)
+    np.savez(tmp_path / "c2.npz", gsr=np.zeros((4, 512), np.float32), labels=np.full((4, 2), 7))
+    with pytest.raises(DataError, match="0 \\(low\\) or 1"):
+        load_windows(tmp_path / "c2.npz", CONTRACT)
     (tmp_path / "d.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DataError, match="not a readable"):
         load_windows(tmp_path / "d.npz", CONTRACT)
@@ -176,10 +178,3 @@ def test_windows_file_errors(tmp_path: Path) -> None:
     gsr[1] = np.nan  # an unusable window is dropped, not fed to the model
     np.savez(tmp_path / "e.npz", gsr=gsr)
     assert len(load_windows(tmp_path / "e.npz", CONTRACT)) == 4
-
-
-def test_macro_f1() -> None:
-    assert macro_f1([0, 0, 1, 1], [0, 0, 1, 1]) == 1.0
-    # class 0: tp 1, 2 true + 1 predicted → 2/3; class 1: tp 2, 2 true + 3 predicted → 4/5
-    assert macro_f1([0, 0, 1, 1], [0, 1, 1, 1]) == pytest.approx((2 / 3 + 4 / 5) / 2)
-    assert macro_f1([1, 1], [1, 1]) == pytest.approx(0.5)  # absent class counts as 0
