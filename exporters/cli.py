@@ -3,6 +3,7 @@ only here, as one line, never a traceback)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +31,7 @@ def export(
     int8_mode: str = typer.Option("auto", "--int8-mode", help="auto (measure dynamic and static, keep the better) | dynamic | static."),
     int8_min_agreement: float = typer.Option(0.9, "--int8-min-agreement", help="Refuse an INT8 model agreeing with FP32 on fewer held-out windows than this (0-1)."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (17 or newer)."),
-    windows: Annotated[Path | None, typer.Option("--windows", help=".npz of preprocessed windows (gsr (N, W), optional labels (N, 2)) to check on; default: synthetic recordings.")] = None,
+    windows: Annotated[Path | None, typer.Option("--windows", help=".npz of preprocessed windows to check on (a prepared dataset, or gsr (N, W) + optional 0/1 labels (N, 2)); default: synthetic recordings.")] = None,
     tolerance: float = typer.Option(1e-4, "--tolerance", help="Largest accepted |onnxruntime - PyTorch| probability difference."),
     torch_exporter: str = typer.Option("dynamo", "--torch-exporter", help="dynamo (torch.export) | torchscript (legacy tracer)."),
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the emotionkd version and exit."),
@@ -41,6 +42,10 @@ def export(
     from emotionkd.exporters.reference_windows import load_windows
     from emotionkd.training.checkpoint import load_student_checkpoint
 
+    # The torch.export-based exporter logs notes about optional packages (torchvision) that do
+    # not concern this graph; torch sets its loggers up on import, so quieten them after it.
+    for noisy in ("torch.onnx", "onnxscript"):  # e.g. "conversion falls back to the onnx C API"
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     options = ExportOptions(opset=opset, int8=int8, int8_mode=int8_mode, int8_min_agreement=int8_min_agreement,
                             parity_tolerance=tolerance, torch_exporter=torch_exporter)
     reference = None
@@ -48,7 +53,7 @@ def export(
         reference = load_windows(windows, load_student_checkpoint(checkpoint).contract)
     report = export_checkpoint(checkpoint, output, options, windows=reference)
     parity = report.contract.export["parity"]
-    typer.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {opset}, "
+    typer.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.contract.export['opset']}, "
                f"{'INT8' if int8 else 'FP32'})")
     typer.echo(f"parity FP32 onnxruntime vs PyTorch: max |diff| {report.parity_max_abs_diff:.2e} "
                f"(tolerance {tolerance:g}) on {parity['windows']} windows from {parity['reference']}")

@@ -332,6 +332,8 @@ def export_students(
         export["quantization"] = quantization
         final = onnx.load_from_string(result.model)
 
+    # the opset the file really has (the exporter may convert, the quantiser may raise it)
+    export["opset"] = {o.domain: o.version for o in final.opset_import}.get("", options.opset)
     try:
         stamped_contract = contract.with_updates(export=export)
         _stamp(final, stamped_contract)

@@ -75,14 +75,15 @@ def synthetic_windows(
 
 def load_windows(path: str | os.PathLike[str], contract: ModelContract) -> ReferenceWindows:
     """Preprocessed windows from an ``.npz``: ``gsr`` (N, W) float and optional ``labels``
-    (N, T) int in the contract's target order. Rows with NaN (unusable windows) are dropped."""
+    (N, T) 0/1 in the contract's target order. A prepared dataset written by
+    ``WindowedDataset.save_npz`` is such a file. Rows with NaN (unusable windows) are dropped."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"windows file {path} does not exist", path=str(path))
     try:
         with np.load(path, allow_pickle=False) as data:  # never unpickle objects from a file
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path} is not a readable .npz of arrays: {exc}", path=str(path)) from exc
     if "gsr" not in arrays:
         raise DataError(f"{path} holds no 'gsr' array (found {sorted(arrays)}); save the "

@@ -178,3 +178,17 @@ def test_windows_file_errors(tmp_path: Path) -> None:
     gsr[1] = np.nan  # an unusable window is dropped, not fed to the model
     np.savez(tmp_path / "e.npz", gsr=gsr)
     assert len(load_windows(tmp_path / "e.npz", CONTRACT)) == 4
+
+
+def test_a_prepared_dataset_file_is_a_windows_file(tmp_path: Path) -> None:
+    from emotionkd.training.windowed import WindowedDataset
+
+    windows = synthetic_windows(CONTRACT, 6, seed=2)
+    n = len(windows)
+    labels = np.array([[0, 1], [1, 1], [0, 0], [1, 0], [0, 1], [1, 0]], np.int64)
+    WindowedDataset(gsr=windows.gsr, eeg=None, labels=labels, ratings=np.full((n, 2), 5.0, np.float32),
+                    subject=np.zeros(n, np.int64), trial=np.arange(n), start_s=np.zeros(n, np.float32),
+                    meta={"dataset": "synthetic"}).save_npz(tmp_path / "prepared.npz")
+    loaded = load_windows(tmp_path / "prepared.npz", CONTRACT)
+    np.testing.assert_array_equal(loaded.gsr, windows.gsr)
+    np.testing.assert_array_equal(loaded.labels, labels)
