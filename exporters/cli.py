@@ -39,8 +39,6 @@ def export(
     """Export a student checkpoint to ONNX (arousal + valence in one graph, contract inside),
     checked against PyTorch before it is written."""
     from emotionkd.exporters.onnx_export import ExportOptions, export_checkpoint
-    from emotionkd.exporters.reference_windows import load_windows
-    from emotionkd.training.checkpoint import load_student_checkpoint
 
     # The torch.export-based exporter logs notes about optional packages (torchvision) that do
     # not concern this graph; torch sets its loggers up on import, so quieten them after it.
@@ -48,10 +46,7 @@ def export(
         logging.getLogger(noisy).setLevel(logging.ERROR)
     options = ExportOptions(opset=opset, int8=int8, int8_mode=int8_mode, int8_min_agreement=int8_min_agreement,
                             parity_tolerance=tolerance, torch_exporter=torch_exporter)
-    reference = None
-    if windows is not None:
-        reference = load_windows(windows, load_student_checkpoint(checkpoint).contract)
-    report = export_checkpoint(checkpoint, output, options, windows=reference)
+    report = export_checkpoint(checkpoint, output, options, windows=windows)
     parity = report.contract.export["parity"]
     typer.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.contract.export['opset']}, "
                f"{'INT8' if int8 else 'FP32'})")

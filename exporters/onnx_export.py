@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from emotionkd.exporters.quantize import INT8_MODES, quantize_int8
-from emotionkd.exporters.reference_windows import ReferenceWindows, synthetic_windows
+from emotionkd.exporters.reference_windows import ReferenceWindows, load_windows, synthetic_windows
 from emotionkd.exporters.runtime import cpu_session, probabilities
 from emotionkd.firmware_bridge.errors import ConfigError, ContractError, ExportError
 from emotionkd.sdk.contract import ONNX_METADATA_KEY, ModelContract
@@ -362,12 +362,16 @@ def export_checkpoint(
     output: str | os.PathLike[str] | None = None,
     options: ExportOptions | None = None,
     *,
-    windows: ReferenceWindows | None = None,
+    windows: ReferenceWindows | str | os.PathLike[str] | None = None,
 ) -> ExportReport:
     """``student.pt`` → ONNX (default: next to it, ``.onnx`` or ``.int8.onnx``).
 
+    ``windows``: reference windows, or an ``.npz`` of them (see
+    :func:`~emotionkd.exporters.reference_windows.load_windows`); default synthetic.
+
     Raises:
         CheckpointError: missing, foreign, unsafe or newer checkpoint (nothing of it is run).
+        DataError: an unreadable or mismatched windows file.
         ExportError: see :func:`export_students`.
     """
     from emotionkd.training.checkpoint import STUDENT_FORMAT_VERSION, load_student_checkpoint
@@ -384,6 +388,8 @@ def export_checkpoint(
         raise ExportError(
             f"{checkpoint}: the students take {loaded.student_config.window_samples}-sample windows "
             f"but the contract says {loaded.contract.window_samples}; the checkpoint is inconsistent")
+    if windows is not None and not isinstance(windows, ReferenceWindows):
+        windows = load_windows(windows, loaded.contract)
     source = {"name": checkpoint.name, "sha256": file_sha256(checkpoint),
               "format_version": STUDENT_FORMAT_VERSION, "student_config": loaded.student_config.to_dict()}
     return export_students(loaded.build_all(), loaded.contract, output, options,

@@ -149,3 +149,10 @@ def test_console_scripts_exit_cleanly(tmp_path: Path) -> None:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def test_bad_windows_file_gives_one_line(checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "w.npz").write_bytes(b"garbage")
+    _one_line_error(runner.invoke(export_app, [str(checkpoint), "--windows", str(tmp_path / "w.npz")]),
+                    "w.npz is not a readable .npz")
+    _one_line_error(runner.invoke(export_app, [str(checkpoint), "--int8-mode", "fp16"]), "unknown INT8 mode")
