@@ -373,6 +373,21 @@ def simulate(
         except KeyboardInterrupt:
             typer.echo("stopped", err=True)
 
+# --- info: the model card (export engineer) ------------------------------------------------
+@app.command()
+@friendly_errors
+def info(
+    model: str = typer.Argument(..., help="An ONNX model written by emotionkd-export."),
+    as_json: bool = typer.Option(False, "--json", help="Print the file facts and the full contract as JSON."),
+) -> None:
+    """Show a model's card: what it expects, what it was trained on, its metrics, INT8 or not."""
+    import json
+
+    from emotionkd.sdk.model_card import read_model_info, render_model_card
+
+    details = read_model_info(model)
+    typer.echo(json.dumps(details.to_dict(), indent=2, sort_keys=True) if as_json else render_model_card(details))
+
 
 @app.command()
 def version() -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from emotionkd.sdk.cli import friendly_errors
 
 app = typer.Typer(name="emotionkd-train", no_args_is_help=True, add_completion=False)
 
@@ -13,6 +18,309 @@ def version() -> None:
     from importlib.metadata import version as dist_version
 
     typer.echo(dist_version("emotionkd"))
+
+
+# --- data: synth, prepare (issue 3) -------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (created).")],
+    file_format: str = typer.Option("deap", "--format", help="deap or mahnob"),
+    subjects: int = typer.Option(4, "--subjects", min=1, help="Number of subjects."),
+    trials: int = typer.Option(8, "--trials", min=1, help="Trials (sessions) per subject; DEAP has 40."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same bytes."),
+    trial_s: float = typer.Option(60.0, "--trial-s", help="Stimulus seconds per trial (DEAP: 60)."),
+    matlab: bool = typer.Option(False, "--matlab", help="DEAP: also write data_preprocessed_matlab/sXX.mat."),
+    mahnob_pad_s: float = typer.Option(30.0, "--mahnob-pad-s", help="MAHNOB: seconds recorded before/after each stimulus."),
+    eeg_arousal_effect: float = typer.Option(0.5, help="EEG: alpha down / beta up per unit arousal (log-amplitude)."),
+    eeg_valence_effect: float = typer.Option(0.5, help="EEG: frontal alpha asymmetry per unit valence."),
+    gsr_arousal_effect: float = typer.Option(0.25, help="GSR: SCR drive change per unit arousal (0-1 scale)."),
+    gsr_valence_effect: float = typer.Option(0.08, help="GSR: SCR drive change per unit negative valence."),
+    rating_noise: float = typer.Option(1.0, help="Self-report noise (rating points, 1-9 scale)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Processes."),
+) -> None:
+    """Write a synthetic DEAP or MAHNOB-HCI dataset in the real file formats."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from emotionkd.training.datasets import SynthConfig, generate
+
+    config = SynthConfig(trial_s=trial_s, eeg_arousal_effect=eeg_arousal_effect,
+                         eeg_valence_effect=eeg_valence_effect, gsr_arousal_effect=gsr_arousal_effect,
+                         gsr_valence_effect=gsr_valence_effect, rating_noise=rating_noise)
+    started = time.perf_counter()
+    with tqdm(total=subjects, desc=f"synth {file_format}", unit="subject", disable=None) as bar:
+        generate(file_format, out, subjects=subjects, trials=trials, seed=seed, config=config,
+                 matlab=matlab, mahnob_pad_s=mahnob_pad_s, workers=workers, progress=bar.update)
+    typer.echo(f"wrote {subjects} subjects x {trials} trials of synthetic {file_format} to {out} "
+               f"in {time.perf_counter() - started:.1f} s")
+
+
+@app.command()
+@friendly_errors
+def prepare(
+    kind: Annotated[str, typer.Argument(help="deap, mahnob or recordings")],
+    root: Annotated[Path, typer.Argument(help="Dataset folder (see README, Training data).")],
+    cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Prepared-dataset cache.")] = Path(".cache/datasets"),
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the prepared windows to this .npz.")] = None,
+    label_threshold: float = typer.Option(5.0, help="Rating threshold of the binary labels."),
+    label_rule: str = typer.Option("gt", help="gt (rating > threshold is high) or ge (>=)."),
+    eeg_normalisation: str = typer.Option("window_zscore", help="window_zscore, window_center or none."),
+    hop_samples: int | None = typer.Option(None, help="Samples between windows (default: one window)."),
+    gsr_unit: str | None = typer.Option(None, help="recordings: GSR unit when the CSV header has none."),
+    file_format: str = typer.Option("auto", help="deap: auto, python or matlab."),
+    content_hash: bool = typer.Option(False, help="Key the cache on file contents (slower, exact)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Processes (subjects in parallel)."),
+) -> None:
+    """Prepare (window, label, cache) a dataset and print a summary."""
+    import time
+
+    import numpy as np
+
+    from emotionkd.training.datasets import DatasetConfig, load_dataset
+
+    config = DatasetConfig(label_threshold=label_threshold, label_rule=label_rule,
+                           eeg_normalisation=eeg_normalisation, hop_samples=hop_samples)
+    options: dict[str, str] = {}
+    if kind == "deap":
+        options["file_format"] = file_format
+    if gsr_unit is not None:
+        options["gsr_unit"] = gsr_unit
+    started = time.perf_counter()
+    data = load_dataset(kind, root, config, cache_dir, workers=workers, content_hash=content_hash, **options)
+    elapsed = time.perf_counter() - started
+    high = data.labels.mean(axis=0) if len(data) else np.zeros(2)
+    typer.echo(f"{kind}: {len(data)} windows, {data.meta['n_subjects']} subjects, {data.meta['n_trials']} trials, "
+               f"EEG {'yes' if data.eeg is not None else 'no'}, {data.meta['windows_dropped']} windows dropped "
+               f"({data.meta['data_kind']}) in {elapsed:.1f} s")
+    typer.echo(f"high-class rate: arousal {high[0]:.2f}, valence {high[1]:.2f}; cache key {data.meta['cache_key']}")
+    if out is not None:
+        data.save_npz(out)
+        typer.echo(f"wrote {out}")
+
+
+# --- training: teacher, student, distill, finetune, evaluate (issue 4) ------------------------
+def _experiment(config_path: Path | None, preset: str | None, overrides: list[str], device: str | None,
+                seed: int | None, out: Path | None, progress: bool) -> Any:
+    """The typed experiment config: preset, then file, then ``--set``, then the flag options."""
+    from emotionkd.training.config import load_config, parse_override
+
+    changes = dict(parse_override(item) for item in overrides)
+    for key, value in (("device", device), ("seed", seed), ("output_dir", None if out is None else str(out))):
+        if value is not None:
+            changes[key] = value
+    changes["progress"] = progress
+    return load_config(config_path, preset=preset, overrides=changes)
+
+
+def _start(config: Any) -> tuple[Any, Any]:
+    """Join torchrun's process group (if any) and load the data (rank 0 first: it may generate
+    synthetic files that the other ranks then read from the cache)."""
+    from emotionkd.training.experiment import load_windows
+    from emotionkd.training.trainer import Parallel
+
+    parallel = Parallel.from_environment(config.device)
+    if not parallel.is_main:
+        parallel.barrier()
+    data = load_windows(config, progress=config.progress and parallel.is_main)
+    if parallel.is_main:
+        parallel.barrier()
+        from emotionkd.training.config import save_config
+
+        save_config(config, config.run_dir / "config.json")
+    return parallel, data
+
+
+def _finish(parallel: Any) -> None:
+    import torch.distributed as dist
+
+    if parallel.world_size > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _holdout_metrics(models: dict[str, Any], held: Any, parallel: Any) -> dict[str, dict[str, float]]:
+    from emotionkd.training.experiment import binary_metrics
+    from emotionkd.training.trainer import TensorSet, predict_proba
+
+    if held is None:
+        return {}
+    out = {}
+    for target, model in models.items():
+        tensors = TensorSet.from_dataset(held, target, need_eeg=held.eeg is not None)
+        out[target] = binary_metrics(tensors.labels.numpy(), predict_proba(model, tensors, parallel.device).argmax(1))
+    return out
+
+
+def _write_student(config: Any, data: Any, train: Any, held: Any, students: dict[str, Any], method: str,
+                   parallel: Any, path: Path, notes: str = "") -> None:
+    from emotionkd.training.checkpoint import StudentCheckpoint, save_student_checkpoint
+    from emotionkd.training.experiment import build_contract
+
+    metrics = _holdout_metrics(students, held, parallel)
+    if not parallel.is_main:
+        return
+    first = next(iter(students.values()))
+    contract = build_contract(
+        data, config, first, method=method, protocol="holdout-subjects" if held is not None else "none",
+        metrics=metrics, subjects=len(set(train.subject.tolist())), notes=notes)
+    save_student_checkpoint(StudentCheckpoint(
+        contract=contract, student_config=first.config,
+        state_dicts={t: m.state_dict() for t, m in students.items()}, metrics=metrics,
+        train_config=config.to_dict()), path)
+    typer.echo(f"wrote {path} ({method}; {contract.provenance.data_kind} {contract.provenance.dataset})")
+    for target, m in metrics.items():
+        typer.echo(f"  {target}: held-out accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} "
+                   f"(majority rate {m['majority_rate']:.3f})")
+
+
+_CONFIG = typer.Option(None, "--config", "-c", help="Experiment file (.toml or .json).")
+_PRESET = typer.Option(None, "--preset", help="tuned (default), paper, pipeline or experiment.")
+_SET = typer.Option([], "--set", help="Override one option: section.key=value (repeatable).")
+_DEVICE = typer.Option(None, "--device", help="cpu or cuda.")
+_SEED = typer.Option(None, "--seed", help="Seed of initialisation, shuffling and splits.")
+_OUT = typer.Option(None, "--out", help="Output folder (config output_dir; the run goes to OUT/NAME).")
+_PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+_TEACHER = typer.Option(None, "--teacher", help="teacher.pt to distil from (default: train the teachers first).")
+_CHECKPOINT = typer.Option(..., "--checkpoint", help="student.pt to start from.")
+
+
+@app.command()
+@friendly_errors
+def teacher(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
+            device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
+            progress: bool = _PROGRESS) -> None:
+    """Train the EEG+GSR teachers (arousal, valence) and write RUN/teacher.pt."""
+    from emotionkd.training.checkpoint import save_teacher_checkpoint
+    from emotionkd.training.experiment import fit_methods, subject_holdout
+
+    config = _experiment(config_path, preset, overrides, device, seed, out, progress)
+    parallel, data = _start(config)
+    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
+    teachers = {t: fit_methods(train, t, config, ["teacher"], parallel=parallel,
+                               state_dir=config.run_dir / "state")["teacher"].model for t in config.targets}
+    metrics = _holdout_metrics(teachers, held, parallel)
+    if parallel.is_main:
+        path = save_teacher_checkpoint(config.teacher, {t: m.state_dict() for t, m in teachers.items()},
+                                       config.run_dir / "teacher.pt", metadata={"metrics": metrics})
+        typer.echo(f"wrote {path}")
+        for target, m in metrics.items():
+            typer.echo(f"  {target}: held-out accuracy {m['accuracy']:.3f} (majority rate {m['majority_rate']:.3f})")
+    _finish(parallel)
+
+
+@app.command()
+@friendly_errors
+def student(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
+            device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
+            progress: bool = _PROGRESS) -> None:
+    """Train the GSR-only baseline students (no teacher) and write RUN/student.pt."""
+    from emotionkd.training.experiment import fit_methods, subject_holdout
+
+    config = _experiment(config_path, preset, overrides, device, seed, out, progress)
+    parallel, data = _start(config)
+    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
+    students = {t: fit_methods(train, t, config, ["student"], parallel=parallel,
+                               state_dir=config.run_dir / "state")["student"].model for t in config.targets}
+    _write_student(config, data, train, held, students, "student", parallel, config.run_dir / "student.pt")
+    _finish(parallel)
+
+
+@app.command()
+@friendly_errors
+def distill(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
+            device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
+            progress: bool = _PROGRESS,
+            feedback: bool = typer.Option(False, "--feedback", help="KD + adaptive feedback (second order)."),
+            teacher_path: Path | None = _TEACHER) -> None:
+    """Distil the teachers into GSR-only students and write RUN/student.pt (what export reads)."""
+    from emotionkd.training.checkpoint import load_teacher_checkpoint
+    from emotionkd.training.experiment import fit_methods, subject_holdout
+
+    config = _experiment(config_path, preset, overrides, device, seed, out, progress)
+    parallel, data = _start(config)
+    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
+    given: dict[str, Any] = {}
+    if teacher_path is not None:
+        _, given, _ = load_teacher_checkpoint(teacher_path)
+    method = "kd+feedback" if feedback else "kd"
+    students = {}
+    for target in config.targets:
+        results = fit_methods(train, target, config, [method], parallel=parallel,
+                              state_dir=config.run_dir / "state", teacher=given.get(target))
+        students[target] = results[method].model
+    _write_student(config, data, train, held, students, method, parallel, config.run_dir / "student.pt",
+                   notes=f"teacher from {teacher_path}" if teacher_path else "")
+    _finish(parallel)
+
+
+@app.command()
+@friendly_errors
+def finetune(checkpoint: Path = _CHECKPOINT,
+             config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
+             device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
+             progress: bool = _PROGRESS) -> None:
+    """Fine-tune a student on labelled GSR recordings (data.source=recordings or prepared):
+    GSR-only CE with the student optimiser; writes RUN/student-finetuned.pt."""
+    from emotionkd.training.checkpoint import load_student_checkpoint
+    from emotionkd.training.experiment import subject_holdout
+    from emotionkd.training.trainer import LoopOptions, TensorSet, train_student
+
+    base = load_student_checkpoint(checkpoint)
+    config = _experiment(config_path, preset, overrides, device, seed, out, progress)
+    parallel, data = _start(config)
+    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
+    students = {}
+    for target in config.targets:
+        options = LoopOptions(seed=config.seed, parallel=parallel, progress=config.progress and parallel.is_main,
+                              state_path=config.run_dir / "state" / f"{target}-finetune.state.pt")
+        students[target] = train_student(TensorSet.from_dataset(train, target, need_eeg=False), base.student_config,
+                                         config.student_optim, config.distill.l2, options,
+                                         initial=base.build(target).train(), desc=f"finetune {target}").model
+    method = f"{base.contract.provenance.method}+finetune"
+    _write_student(config, data, train, held, students, method, parallel, config.run_dir / "student-finetuned.pt",
+                   notes=f"fine-tuned from {checkpoint}")
+    _finish(parallel)
+
+
+@app.command()
+@friendly_errors
+def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
+             device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
+             progress: bool = _PROGRESS,
+             protocol: str | None = typer.Option(None, "--protocol", help="loso or kfold.")) -> None:
+    """Compare teacher, student, KD and KD + feedback over the folds of a protocol; writes
+    RUN/results.json, RUN/results.md and RUN/curves.png."""
+    import json
+
+    from emotionkd.training.experiment import evaluate_protocol, plot_curves, summary_table
+
+    if protocol is not None:
+        overrides = [*overrides, f"evaluation.protocol={json.dumps(protocol)}"]
+    config = _experiment(config_path, preset, overrides, device, seed, out, progress)
+    parallel, data = _start(config)
+
+    def report(record: dict[str, Any]) -> None:
+        if parallel.is_main:
+            typer.echo(f"{record['fold']:>20} {record['target']:>8} {record['method']:>12}: "
+                       f"accuracy {record['accuracy']:.3f} macro-F1 {record['macro_f1']:.3f} "
+                       f"(majority {record['majority_rate']:.3f})")
+
+    results = evaluate_protocol(data, config, parallel=parallel, on_fold=report)
+    if parallel.is_main:
+        run = config.run_dir
+        results["config"] = config.to_dict()
+        results["data"] = {"windows": len(data), "subjects": len(set(data.subject.tolist())),
+                           "dataset": data.meta.get("dataset"), "data_kind": data.meta.get("data_kind")}
+        (run / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        table = summary_table(results["summary"])
+        (run / "results.md").write_text(table + "\n", encoding="utf-8")
+        plot_curves(results["curves"], run / "curves.png")
+        typer.echo(table)
+        typer.echo(f"wrote {run / 'results.json'}, {run / 'results.md'}, {run / 'curves.png'}")
+    _finish(parallel)
 
 
 def main() -> None:

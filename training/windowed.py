@@ -7,7 +7,9 @@ device runs), so a model never sees GSR prepared any other way.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,6 +81,33 @@ class WindowedDataset:
             start_s=self.start_s[i],
             meta=dict(self.meta),
         )
+
+    _ARRAYS = ("gsr", "eeg", "labels", "ratings", "subject", "trial", "start_s")
+
+    def save_npz(self, path: str | Path) -> None:
+        """Write to an uncompressed ``.npz`` (arrays as they are, ``meta`` as JSON text)."""
+        arrays = {name: getattr(self, name) for name in self._ARRAYS if getattr(self, name) is not None}
+        arrays["meta_json"] = np.array(json.dumps(self.meta, sort_keys=True))
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load_npz(cls, path: str | Path) -> WindowedDataset:
+        """Inverse of :meth:`save_npz` (no pickles are loaded).
+
+        Raises:
+            DataError: the file is missing, truncated or lacks an array.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {name: z[name] if name in z.files else None for name in cls._ARRAYS}
+                meta = json.loads(str(z["meta_json"]))
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable prepared dataset ({type(exc).__name__}: {exc})", path=str(path)) from exc
+        missing = [name for name, value in arrays.items() if value is None and name != "eeg"]
+        if missing:
+            raise DataError(f"{path}: prepared dataset lacks {missing}", path=str(path))
+        return cls(meta=meta, **arrays)  # type: ignore[arg-type]
 
 
 __all__ = ["TARGETS", "WindowedDataset"]

@@ -1,0 +1,362 @@
+"""One typed configuration per experiment: a tree of frozen dataclasses.
+
+Read from TOML or JSON (``[teacher_optim] lr = 1e-4``), refined by presets and command-line
+overrides (``--set teacher_optim.lr=1e-4``), validated on construction, and written next to
+every result as ``config.json`` so a run can be repeated exactly.
+
+Presets (``preset = "..."`` in the file or ``--preset``) are partial trees applied before the
+file's own values:
+
+* ``tuned`` (default): settings that train on our data in minutes on a CPU;
+* ``paper``: the authors' optimiser settings (teacher lr 5e-5, student lr 1e-6, 100 epochs);
+* ``pipeline``: a small synthetic set and few epochs, for ``make pipeline`` (~3 minutes);
+* ``experiment``: the LOSO experiment of docs/results.md, sized for a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.training.distillation import DistillConfig
+from emotionkd.training.feedback import FeedbackConfig
+from emotionkd.training.models import StudentConfig, TeacherConfig
+
+PROTOCOLS: Final = ("loso", "kfold")
+DEVICES: Final = ("cpu", "cuda")
+METHODS: Final = ("teacher", "student", "kd", "kd+feedback")
+DATA_SOURCES: Final = ("synthetic", "deap", "mahnob", "recordings", "prepared")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the windows come from (prepared by :func:`emotionkd.training.datasets.load_dataset`).
+
+    Attributes:
+        source: ``synthetic`` (DEAP-format files generated into ``path`` when absent, then read
+            like DEAP), ``deap``, ``mahnob``, ``recordings`` (labelled GSR only) or ``prepared``
+            (an ``.npz`` written by ``emotionkd-train prepare --out``).
+        path: dataset folder, prepared file, or where synthetic files are written.
+        subjects / trials / trial_s / seed: synthetic set size (trial seconds after the 3 s
+            baseline) and generator seed.
+        label_threshold / label_rule: ratings → labels (``gt``: rating > threshold is high).
+        hop_samples: samples between training windows (0 = one window, no overlap).
+        cache_dir: prepared-dataset cache ("" = none).
+        workers: processes preparing subjects.
+    """
+
+    source: str = "synthetic"
+    path: str = "data/synthetic-deap"
+    subjects: int = 8
+    trials: int = 40
+    trial_s: float = 20.0
+    seed: int = 0
+    label_threshold: float = 5.0
+    label_rule: str = "gt"
+    hop_samples: int = 0
+    cache_dir: str = ".cache/datasets"
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.source not in DATA_SOURCES:
+            raise ConfigError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
+        if self.label_rule not in ("gt", "ge"):
+            raise ConfigError(f"data.label_rule must be 'gt' or 'ge', got {self.label_rule!r}")
+        if self.subjects < 1 or self.trials < 1 or not self.trial_s > 0 or self.hop_samples < 0 or self.workers < 1:
+            raise ConfigError("data.subjects, trials and workers must be >= 1, trial_s positive, hop_samples >= 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam settings and epochs of one model (authors: β 0.9/0.999, eps 1e-7).
+
+    Attributes:
+        lr: learning rate.
+        epochs: passes over the training windows.
+        batch_size: windows per step (per process under torchrun).
+        beta1 / beta2 / eps: Adam.
+        grad_clip: clip the global gradient norm to this (0 = off).
+    """
+
+    lr: float = 3e-4
+    epochs: int = 10
+    batch_size: int = 64
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-7
+    grad_clip: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"learning rate must be positive, got {self.lr!r}")
+        if self.epochs < 0 or self.batch_size < 2:
+            raise ConfigError(f"epochs must be >= 0 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0 and self.grad_clip >= 0):
+            raise ConfigError("Adam betas must be in [0, 1), eps positive, grad_clip >= 0")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How metrics are obtained.
+
+    Attributes:
+        protocol: ``loso`` (leave one subject out) or ``kfold`` (trial-wise, per subject).
+        folds: k of k-fold.
+        max_folds: run only the first n folds (0 = all), for quick looks.
+        methods: which of teacher, student, kd, kd+feedback ``evaluate`` compares.
+        holdout_subjects: subjects ``distill``/``student`` keep out of training to measure the
+            model they write (0 = train on all, no metrics).
+    """
+
+    protocol: str = "loso"
+    folds: int = 10
+    max_folds: int = 0
+    methods: tuple[str, ...] = METHODS
+    holdout_subjects: int = 1
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"evaluation.protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ConfigError(f"evaluation.methods must be a non-empty subset of {METHODS}, got {self.methods!r}")
+        if self.folds < 2 or self.max_folds < 0 or self.holdout_subjects < 0:
+            raise ConfigError("evaluation.folds must be >= 2, max_folds and holdout_subjects >= 0")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one run of ``emotionkd-train`` needs.
+
+    Attributes:
+        name: experiment name (output sub-folder).
+        seed: seed of model initialisation, shuffling and splits.
+        device: ``cpu`` or ``cuda``.
+        targets: which tasks to train (``arousal``, ``valence``).
+        output_dir: where checkpoints, results and plots go.
+        progress: show tqdm progress bars.
+    """
+
+    name: str = "emotionkd"
+    seed: int = 0
+    device: str = "cpu"
+    targets: tuple[str, ...] = ("arousal", "valence")
+    output_dir: str = "runs"
+    progress: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(batch_norm_momentum=0.1))
+    student: StudentConfig = field(default_factory=lambda: StudentConfig(batch_norm_momentum=0.1))
+    teacher_optim: OptimConfig = field(default_factory=OptimConfig)
+    student_optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
+        bad = [t for t in self.targets if t not in ("arousal", "valence")]
+        if bad or not self.targets:
+            raise ConfigError(f"targets must be a non-empty subset of ('arousal', 'valence'), got {self.targets!r}")
+        shared = ("window_samples", "kernel_samples", "stride_samples", "filters")
+        mismatch = [n for n in shared if getattr(self.teacher, n) != getattr(self.student, n)]
+        if mismatch:
+            raise ConfigError(f"teacher and student must agree on {mismatch} for distillation")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
+        return _build(cls, data, "")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> ExperimentConfig:
+        """A copy with dotted-key overrides applied (``{"teacher_optim.lr": 1e-4}``)."""
+        tree = self.to_dict()
+        for key, value in overrides.items():
+            _set_dotted(tree, key, value)
+        return ExperimentConfig.from_dict(tree)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+# --- presets -----------------------------------------------------------------------------------
+PRESETS: Final[dict[str, dict[str, Any]]] = {
+    "tuned": {},
+    "paper": {
+        "teacher_optim": {"lr": 5e-5, "epochs": 100, "batch_size": 128},
+        "student_optim": {"lr": 1e-6, "epochs": 100, "batch_size": 128},
+        "feedback": {"teacher_lr": 5e-5},
+        "teacher": {"batch_norm_momentum": 0.01},
+        "student": {"batch_norm_momentum": 0.01},
+    },
+    "pipeline": {
+        "name": "pipeline",
+        "data": {"subjects": 4, "trials": 12, "trial_s": 12.0, "path": "data/synthetic-pipeline"},
+        "teacher_optim": {"epochs": 3},
+        "student_optim": {"epochs": 3},
+        "evaluation": {"holdout_subjects": 1},
+    },
+    "experiment": {
+        "name": "loso-synthetic",
+        "data": {"subjects": 6, "trials": 20, "trial_s": 16.0, "path": "data/synthetic-experiment"},
+        "teacher_optim": {"epochs": 6},
+        "student_optim": {"epochs": 6},
+        "evaluation": {"protocol": "loso"},
+    },
+}
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    preset: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ExperimentConfig:
+    """Preset (from the argument, else the file's ``preset`` key, else ``tuned``), then the
+    file's values, then ``overrides`` (dotted keys); validated."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        tree = read_config_file(Path(path))
+    name = preset or tree.pop("preset", None) or "tuned"
+    tree.pop("preset", None)
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    merged = _merge(ExperimentConfig().to_dict(), PRESETS[name])
+    merged = _merge(merged, tree)
+    config = ExperimentConfig.from_dict(merged)
+    return config.with_overrides(overrides or {})
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A TOML (``.toml``) or JSON (``.json``) experiment file as a nested dict."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text(encoding="utf-8"))
+        if path.suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: the top level must be an object")
+            return data
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot parse config file {path}: {exc}") from exc
+    raise ConfigError(f"config file {path} must end in .toml or .json")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"teacher_optim.lr=1e-4"`` → ``("teacher_optim.lr", 1e-4)``; values parse as TOML,
+    falling back to a bare string (``device=cuda``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
+
+
+def save_config(config: ExperimentConfig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"override {key!r}: {part!r} is not a config section")
+        node = node[part]
+    if parts[-1] not in node:
+        raise ConfigError(f"override {key!r}: unknown option {parts[-1]!r}; known: {sorted(node)}")
+    node[parts[-1]] = value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section {where or 'top level'} must be a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown} in {where or 'the top level'}; known: {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        name = f"{where}.{f.name}" if where else f.name
+        if is_dataclass(hint):
+            kwargs[f.name] = _build(hint, value, name)  # type: ignore[arg-type]
+        else:
+            kwargs[f.name] = _coerce(value, hint, name)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where or 'config'}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid {where or 'config'}: {exc}") from exc
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list, got {value!r}")
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin in (types.UnionType, typing.Union):
+        return value
+    wrong_type = hint in (int, float, str, bool) and not isinstance(value, hint)
+    if wrong_type or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{name} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+__all__ = [
+    "METHODS",
+    "PRESETS",
+    "PROTOCOLS",
+    "DataConfig",
+    "EvaluationConfig",
+    "ExperimentConfig",
+    "OptimConfig",
+    "load_config",
+    "parse_override",
+    "read_config_file",
+    "save_config",
+]

@@ -1,0 +1,115 @@
+"""The prepared-dataset cache: ``.npz`` files keyed by what went into them.
+
+The key is a SHA-256 over (a) every input file's path, size and modification time (or its
+content, with ``content_hash=True``), (b) the :class:`DatasetConfig`, and (c) the *code*: the
+source bytes of the modules that read, preprocess and window the data plus the preprocessing
+version. Changing a file, an option or the code gives a new key, so a stale cache is never
+used silently; old entries are simply not read again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Any, Final
+
+from emotionkd.firmware_bridge.errors import DataError
+from emotionkd.sdk.preprocessing import PREPROCESSING_NAME, PREPROCESSING_VERSION
+from emotionkd.training.windowed import WindowedDataset
+
+logger = logging.getLogger(__name__)
+
+#: bump when the cache layout or the meaning of the prepared arrays changes
+CACHE_FORMAT_VERSION: Final = 1
+
+#: modules whose code decides the prepared windows
+_CODE_MODULES: Final = (
+    "emotionkd.firmware_bridge.units",
+    "emotionkd.sdk.preprocessing",
+    "emotionkd.sdk.resampling",
+    "emotionkd.sdk.windowing",
+    "emotionkd.training.windowed",
+    "emotionkd.training.datasets.config",
+    "emotionkd.training.datasets.channels",
+    "emotionkd.training.datasets.trials",
+    "emotionkd.training.datasets.safe_pickle",
+    "emotionkd.training.datasets.deap",
+)
+
+
+def code_version() -> str:
+    """A short hash of the data-preparation code (module sources + versions)."""
+    import importlib
+
+    digest = hashlib.sha256()
+    try:
+        digest.update(dist_version("emotionkd").encode())
+    except PackageNotFoundError:  # running from a source tree
+        digest.update(b"source")
+    digest.update(f"{PREPROCESSING_NAME}/{PREPROCESSING_VERSION}/{CACHE_FORMAT_VERSION}".encode())
+    for name in _CODE_MODULES:
+        module = importlib.import_module(name)
+        digest.update(name.encode())
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def file_fingerprint(path: Path, content_hash: bool) -> dict[str, Any]:
+    stat = path.stat()
+    entry: dict[str, Any] = {"path": str(path.resolve()), "size": stat.st_size}
+    if content_hash:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        entry["sha256"] = digest.hexdigest()
+    else:
+        entry["mtime_ns"] = stat.st_mtime_ns
+    return entry
+
+
+def cache_key(kind: str, files: Iterable[Path], config: dict[str, Any], *, content_hash: bool = False) -> str:
+    """The cache key of preparing ``files`` with ``config`` by the current code."""
+    description = {
+        "kind": kind,
+        "code": code_version(),
+        "config": config,
+        "files": [file_fingerprint(Path(p), content_hash) for p in sorted(files, key=str)],
+    }
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def cache_path(cache_dir: str | Path, kind: str, key: str) -> Path:
+    return Path(cache_dir) / f"{kind}-{key}.npz"
+
+
+def load_cached(path: Path) -> WindowedDataset | None:
+    """The cached dataset, or None when absent or unreadable (then it is rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        return WindowedDataset.load_npz(path)
+    except DataError as exc:
+        logger.warning("ignoring unreadable cache entry %s (%s); rebuilding", path, exc)
+        return None
+
+
+def store(dataset: WindowedDataset, path: Path) -> None:
+    """Write atomically (a crash never leaves a half-written entry under the final name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        dataset.save_npz(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+__all__ = ["CACHE_FORMAT_VERSION", "cache_key", "cache_path", "code_version", "load_cached", "store"]

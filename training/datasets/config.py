@@ -1,0 +1,138 @@
+"""Options of dataset preparation: windowing, labels and EEG normalisation.
+
+Every option that changes the prepared windows lives in :class:`DatasetConfig`; it is part of
+the cache key and recorded in :attr:`WindowedDataset.meta`, so a model always knows how its data
+were made.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from emotionkd.firmware_bridge.errors import ConfigError, DataError
+from emotionkd.sdk.preprocessing import PreprocessingConfig
+
+LABEL_RULES: Final = ("gt", "ge")
+EEG_NORMALISATIONS: Final = ("window_zscore", "window_center", "none")
+EEG_REFERENCES: Final = ("average", "none")
+RATING_RANGE: Final = (1.0, 9.0)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How recordings become windows and labels.
+
+    Attributes:
+        preprocessing: the GSR preprocessing (``ekd-gsr``), the same the device runs.
+        hop_samples: samples between window starts at 128 Hz; None = one window (no overlap,
+            15 windows per 60 s DEAP trial).
+        label_threshold: rating threshold of the binary labels (1–9 scale).
+        label_rule: ``gt`` (rating > threshold → high, the DEAP convention) or ``ge`` (≥).
+        eeg_normalisation: teacher-side EEG scaling (never on the device): ``window_zscore``
+            (per window and channel: mean 0, std 1), ``window_center`` (mean removed, µV kept)
+            or ``none`` (µV as recorded).
+        eeg_zscore_floor_uv: smallest std divided by in ``window_zscore`` (µV), so a flat
+            (disconnected) channel is not blown up to unit variance.
+        deap_baseline_s: DEAP's pre-trial baseline at the start of each trial, dropped (s).
+        mahnob_eeg_band_hz: band-pass applied to MAHNOB-HCI's raw EEG to match DEAP's
+            preprocessed data (Hz); None keeps the raw band.
+        mahnob_eeg_reference: ``average`` (common average over the 32 EEG channels, like DEAP)
+            or ``none``.
+        subjects: subject ids to load (None = all found).
+    """
+
+    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+    hop_samples: int | None = None
+    label_threshold: float = 5.0
+    label_rule: str = "gt"
+    eeg_normalisation: str = "window_zscore"
+    eeg_zscore_floor_uv: float = 0.1
+    deap_baseline_s: float = 3.0
+    mahnob_eeg_band_hz: tuple[float, float] | None = (4.0, 45.0)
+    mahnob_eeg_reference: str = "average"
+    subjects: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.hop_samples is not None and not (isinstance(self.hop_samples, int) and self.hop_samples >= 1):
+            raise ConfigError(f"hop_samples must be a positive integer or None, got {self.hop_samples!r}")
+        if self.label_rule not in LABEL_RULES:
+            raise ConfigError(f"label_rule must be one of {LABEL_RULES} ('gt': rating > threshold), got {self.label_rule!r}")
+        if not (math.isfinite(self.label_threshold) and RATING_RANGE[0] <= self.label_threshold <= RATING_RANGE[1]):
+            raise ConfigError(f"label_threshold must be within the 1–9 rating scale, got {self.label_threshold!r}")
+        if self.eeg_normalisation not in EEG_NORMALISATIONS:
+            raise ConfigError(f"eeg_normalisation must be one of {EEG_NORMALISATIONS}, got {self.eeg_normalisation!r}")
+        if not self.eeg_zscore_floor_uv > 0:
+            raise ConfigError(f"eeg_zscore_floor_uv must be positive, got {self.eeg_zscore_floor_uv!r}")
+        if not (0 <= self.deap_baseline_s < 60):
+            raise ConfigError(f"deap_baseline_s must be in [0, 60) s, got {self.deap_baseline_s!r}")
+        if self.mahnob_eeg_band_hz is not None:
+            low, high = self.mahnob_eeg_band_hz
+            if not (0 < low < high):
+                raise ConfigError(f"mahnob_eeg_band_hz must be (low, high) with 0 < low < high, got {self.mahnob_eeg_band_hz!r}")
+        if self.mahnob_eeg_reference not in EEG_REFERENCES:
+            raise ConfigError(f"mahnob_eeg_reference must be one of {EEG_REFERENCES}, got {self.mahnob_eeg_reference!r}")
+
+    @property
+    def hop(self) -> int:
+        """Samples between window starts at the model rate."""
+        return self.hop_samples or self.preprocessing.window_samples
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types (JSON-ready); inverse of :meth:`from_dict`."""
+        out = asdict(self)
+        out["preprocessing"] = self.preprocessing.to_params()
+        for key in ("mahnob_eeg_band_hz", "subjects"):
+            if out[key] is not None:
+                out[key] = list(out[key])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown dataset options {unknown}; known: {sorted(known)}")
+        kwargs = dict(data)
+        if "preprocessing" in kwargs and isinstance(kwargs["preprocessing"], dict):
+            kwargs["preprocessing"] = PreprocessingConfig.from_params(kwargs["preprocessing"])
+        for key in ("mahnob_eeg_band_hz", "subjects"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+    def label_meta(self) -> dict[str, Any]:
+        """The label rule as plain types (for ``meta`` and model contracts)."""
+        sign = ">" if self.label_rule == "gt" else ">="
+        return {"threshold": self.label_threshold, "rule": self.label_rule,
+                "description": f"rating {sign} {self.label_threshold:g} -> high (1), else low (0)"}
+
+
+def ratings_to_labels(ratings: npt.ArrayLike, config: DatasetConfig, *, source: str = "") -> npt.NDArray[np.int64]:
+    """Binary labels (1 = high) from 1–9 ratings of any shape.
+
+    Raises:
+        DataError: a rating is not finite or lies outside 1–9 (names ``source``).
+    """
+    r = np.asarray(ratings, dtype=np.float64)
+    where = f"{source}: " if source else ""
+    if not np.isfinite(r).all():
+        bad = np.argwhere(~np.isfinite(r))[0].tolist()
+        raise DataError(f"{where}non-finite rating at index {bad}; every trial needs a rating", path=source or None)
+    if r.size and (r.min() < RATING_RANGE[0] or r.max() > RATING_RANGE[1]):
+        raise DataError(f"{where}ratings must lie in 1–9, found {r.min():g}..{r.max():g}", path=source or None)
+    high = r > config.label_threshold if config.label_rule == "gt" else r >= config.label_threshold
+    return high.astype(np.int64)
+
+
+__all__ = [
+    "EEG_NORMALISATIONS",
+    "EEG_REFERENCES",
+    "LABEL_RULES",
+    "DatasetConfig",
+    "ratings_to_labels",
+]

@@ -1,0 +1,201 @@
+"""Write synthetic DEAP and MAHNOB-HCI datasets in exactly the real file formats.
+
+``emotionkd-train synth`` calls :func:`generate`. DEAP: ``data_preprocessed_python/sXX.dat``
+(Python-2 pickles, as DEAP ships them; readable by :mod:`pickle` with ``encoding='latin1'``, so
+by TorchEEG's ``DEAPDataset`` too) and optionally ``data_preprocessed_matlab/sXX.mat``.
+MAHNOB-HCI: ``Sessions/<id>/`` with a BioSemi-style 24-bit BDF (written by pyedflib) and
+``session.xml``. A ``SYNTHETIC.json`` manifest at the root records the generator, its version,
+the seed and every knob; loaders copy it into ``meta`` so a model trained on it says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.training.datasets.channels import DEAP_CHANNELS, DEAP_GSR_INDEX, DEAP_PERIPHERAL
+from emotionkd.training.datasets.deap import (
+    DEAP_RATE_HZ,
+    MATLAB_DIR,
+    PYTHON_DIR,
+    write_deap_dat,
+    write_deap_mat,
+)
+from emotionkd.training.datasets.synthetic import (
+    SYNTH_MODEL_VERSION,
+    SynthConfig,
+    draw_profile,
+    draw_ratings,
+    draw_states,
+    subject_rng,
+    synth_eeg,
+    synth_gsr_us,
+    synth_peripherals,
+)
+
+logger = logging.getLogger(__name__)
+
+MANIFEST: Final = "SYNTHETIC.json"
+FORMATS: Final = ("deap", "mahnob")
+
+
+def deap_subject_arrays(seed: int, subject: int, trials: int, config: SynthConfig,
+                        baseline_s: float = 3.0) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """One synthetic DEAP subject.
+
+    Returns:
+        data (trials, 40, samples) float64 (EEG µV, GSR Ohm, …), labels (trials, 4) =
+        valence, arousal, dominance, liking ratings, states (trials, 2) latent [arousal, valence].
+    """
+    rng = subject_rng(seed, subject)
+    profile = draw_profile(rng, subject)
+    states = draw_states(rng, trials)
+    ratings = draw_ratings(rng, states, profile, config)  # arousal, valence
+    samples = int(round((baseline_s + config.trial_s) * DEAP_RATE_HZ))
+    data = np.empty((trials, DEAP_CHANNELS, samples))
+    data[:, :32] = synth_eeg(rng, states, profile, config, samples, DEAP_RATE_HZ)
+    gsr_us = synth_gsr_us(rng, states, profile, config, samples, DEAP_RATE_HZ)
+    data[:, DEAP_GSR_INDEX] = 1e6 / gsr_us  # DEAP stores skin resistance in Ohm
+    others = synth_peripherals(rng, trials, samples, DEAP_RATE_HZ)
+    for i, name in enumerate(DEAP_PERIPHERAL):
+        if 32 + i != DEAP_GSR_INDEX:
+            data[:, 32 + i] = others[name.split(" ")[0]]
+    dominance = np.round(np.clip(5.0 + 1.5 * states[:, 0] + rng.normal(0, 1.5, trials), 1, 9), 2)
+    liking = np.round(np.clip(5.0 + 2.5 * states[:, 1] + rng.normal(0, 1.5, trials), 1, 9), 2)
+    labels = np.stack([ratings[:, 1], ratings[:, 0], dominance, liking], axis=1)
+    return data, labels, states
+
+
+def _write_deap_subject(out: str, seed: int, subject: int, trials: int, config_dict: dict[str, Any],
+                        matlab: bool) -> dict[str, Any]:
+    config = SynthConfig(**config_dict)
+    data, labels, states = deap_subject_arrays(seed, subject, trials, config)
+    root = Path(out)
+    write_deap_dat(root / PYTHON_DIR / f"s{subject:02d}.dat", data, labels)
+    if matlab:
+        write_deap_mat(root / MATLAB_DIR / f"s{subject:02d}.mat", data, labels)
+    return {"subject": subject, "states": states.round(4).tolist()}
+
+
+def _write_mahnob_subject(out: str, seed: int, subject: int, trials: int, config_dict: dict[str, Any],
+                          pad_s: float, first_session: int) -> dict[str, Any]:
+    from emotionkd.training.datasets.mahnob_files import write_mahnob_subject
+
+    return write_mahnob_subject(Path(out), seed, subject, trials, SynthConfig(**config_dict), pad_s, first_session)
+
+
+def generate(
+    file_format: str,
+    out: str | Path,
+    *,
+    subjects: int = 4,
+    trials: int = 8,
+    seed: int = 0,
+    config: SynthConfig | None = None,
+    matlab: bool = False,
+    mahnob_pad_s: float = 30.0,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Write a synthetic dataset; returns the manifest (also written to ``out/SYNTHETIC.json``).
+
+    Args:
+        file_format: ``deap`` or ``mahnob``.
+        out: output folder (created).
+        subjects, trials: how many subjects, and trials (sessions) per subject.
+        seed: the same seed gives the same bytes.
+        config: the model knobs.
+        matlab: DEAP only: also write ``data_preprocessed_matlab/sXX.mat``.
+        mahnob_pad_s: MAHNOB only: recording before and after each stimulus (s).
+        workers: processes (subjects are independent).
+        progress: called with 1 after each subject (e.g. a tqdm ``update``).
+    """
+    if file_format not in FORMATS:
+        raise ConfigError(f"unknown synthetic format {file_format!r}; use one of {', '.join(FORMATS)}")
+    if subjects < 1 or trials < 1:
+        raise ConfigError(f"need at least one subject and one trial, got {subjects} x {trials}")
+    config = config or SynthConfig()
+    root = Path(out)
+    if file_format == "deap":
+        (root / PYTHON_DIR).mkdir(parents=True, exist_ok=True)
+        if matlab:
+            (root / MATLAB_DIR).mkdir(parents=True, exist_ok=True)
+    else:
+        (root / "Sessions").mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    jobs: list[tuple[Callable[..., dict[str, Any]], tuple[Any, ...]]] = []
+    for s in range(1, subjects + 1):
+        if file_format == "deap":
+            jobs.append((_write_deap_subject, (str(root), seed, s, trials, config.to_dict(), matlab)))
+        else:
+            jobs.append((_write_mahnob_subject, (str(root), seed, s, trials, config.to_dict(), mahnob_pad_s,
+                                                 (s - 1) * (trials + 1) + 1)))
+    results = run_jobs(jobs, workers, progress)
+    manifest = {
+        "generator": "emotionkd.training.datasets.synth_files",
+        "model_version": SYNTH_MODEL_VERSION,
+        "format": file_format,
+        "subjects": subjects,
+        "trials": trials,
+        "seed": seed,
+        "config": config.to_dict(),
+        "matlab": matlab,
+        "mahnob_pad_s": mahnob_pad_s if file_format == "mahnob" else None,
+        "latent_states": {str(r["subject"]): r["states"] for r in results},
+        "note": "synthetic data for tests and demos; not DEAP or MAHNOB-HCI recordings",
+    }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    logger.info("wrote %s x %s synthetic %s trials to %s in %.1f s", subjects, trials, file_format, root,
+                time.perf_counter() - started)
+    return manifest
+
+
+def run_jobs(jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]], workers: int,
+             progress: Callable[[int], None] | None = None) -> list[Any]:
+    """Run ``func(*args)`` for each job, in order, over ``workers`` processes (spawned, so a
+    caller that has torch or threads loaded stays safe); results in job order."""
+    if workers <= 1 or len(jobs) <= 1:
+        results = []
+        for func, args in jobs:
+            results.append(func(*args))
+            if progress:
+                progress(1)
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        futures = [pool.submit(func, *args) for func, args in jobs]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            if progress:
+                progress(1)
+        return results
+
+
+def read_manifest(root: str | Path) -> dict[str, Any] | None:
+    """The synthetic manifest of a dataset folder (or its parents up to two levels), or None."""
+    folder = Path(root)
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        path = candidate / MANIFEST
+        if path.is_file():
+            try:
+                manifest = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+            manifest.pop("latent_states", None)  # large; stays in the file
+            return manifest
+    return None
+
+
+__all__ = ["FORMATS", "MANIFEST", "deap_subject_arrays", "generate", "read_manifest", "run_jobs"]

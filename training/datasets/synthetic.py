@@ -1,0 +1,290 @@
+"""A synthetic affect-physiology model: latent arousal/valence → EEG, GSR and noisy ratings.
+
+Nothing here claims to be real data. It exists so that every loader, trainer and exporter can be
+tested on files in exactly the real formats, and so that a teacher (EEG+GSR) can beat a GSR-only
+model for a known reason that distillation can transfer:
+
+* **Latent state**: each trial has an affect state (arousal a, valence v) in [-1, 1]², one
+  stimulus per quadrant in turn (as DEAP chose its videos), magnitude uniform in [0.1, 1].
+* **Ratings** are noisy self-reports: ``5 + rating_gain·state + subject bias + N(0, rating_noise)``
+  clipped to 1–9 (two decimals, like DEAP's continuous scales). Labels are thresholded ratings,
+  so even a perfect model of the state has a ceiling below 100 %.
+* **EEG** (µV, 32 channels, Geneva order): per channel a 1/f^χ background plus theta (frontal
+  midline), alpha (posterior, individual alpha frequency) and beta (fronto-central) rhythms as
+  narrow-band Gaussian processes; volume conduction (a Gaussian spatial kernel), common average
+  reference and a 4–45 Hz band-pass (DEAP's preprocessing). The state acts *strongly* through
+  band power: arousal lowers alpha and raises beta (``eeg_arousal_effect``, log-amplitude per
+  unit state); valence lowers left-frontal relative to right-frontal alpha — frontal alpha
+  asymmetry (``eeg_valence_effect``). Band powers also vary from trial to trial for no reason
+  (``eeg_state_noise``), and subjects differ in χ, alpha frequency, band gains and effect sizes.
+* **GSR** (µS → stored as Ohm): :class:`~emotionkd.firmware_bridge.gsr_synth.GsrSynthesizer`
+  (tonic level with drift, canonical SCRs as a Poisson process, sensor noise) with
+  subject-specific tonic level, SCR gain and noise. The state acts *weakly*: the synthesizer's
+  arousal drive is ``gsr_base_arousal + gsr_arousal_effect·a − gsr_valence_effect·v`` (negative
+  stimuli elicit a few more responses), so GSR carries less, and noisier, information.
+
+All randomness comes from ``numpy.random.default_rng([seed, subject])``: the same seed gives the
+same subject whatever else is generated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
+from emotionkd.training.datasets.channels import GENEVA_32, scalp_positions
+
+SYNTH_MODEL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Knobs of the synthetic model (defaults give a clear teacher > GSR-only gap).
+
+    Attributes:
+        trial_s: stimulus length per trial (s).
+        rating_gain: rating change per unit latent state (1–9 scale).
+        rating_noise: standard deviation of the self-report noise (rating points).
+        subject_rating_bias: standard deviation of a subject's rating bias.
+        eeg_rms_uv: typical EEG amplitude after preprocessing (µV).
+        eeg_arousal_effect: alpha down / beta up, log-amplitude per unit arousal.
+        eeg_valence_effect: frontal alpha asymmetry, log-amplitude per unit valence.
+        eeg_state_noise: trial-to-trial band power variation unrelated to the state (log-amp sd).
+        gsr_base_arousal: the synthesizer's arousal drive at a neutral state (0–1).
+        gsr_arousal_effect: drive change per unit latent arousal.
+        gsr_valence_effect: drive change per unit of *negative* valence.
+        gsr_tonic_us: median skin conductance level over subjects (µS).
+    """
+
+    trial_s: float = 60.0
+    rating_gain: float = 3.5
+    rating_noise: float = 1.0
+    subject_rating_bias: float = 0.4
+    eeg_rms_uv: float = 12.0
+    eeg_arousal_effect: float = 0.5
+    eeg_valence_effect: float = 0.5
+    eeg_state_noise: float = 0.15
+    gsr_base_arousal: float = 0.4
+    gsr_arousal_effect: float = 0.25
+    gsr_valence_effect: float = 0.08
+    gsr_tonic_us: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not (self.trial_s >= 4.0 and math.isfinite(self.trial_s)):
+            raise ConfigError(f"trial_s must be at least one 4 s window, got {self.trial_s!r}")
+        for name in ("rating_noise", "subject_rating_bias", "eeg_rms_uv", "eeg_state_noise", "gsr_tonic_us"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not (0.0 <= self.gsr_base_arousal <= 1.0):
+            raise ConfigError(f"gsr_base_arousal must be in [0, 1], got {self.gsr_base_arousal!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SubjectProfile:
+    """What makes one synthetic subject differ from another."""
+
+    subject: int
+    aperiodic_exponent: float
+    alpha_hz: float
+    band_gain: npt.NDArray[np.float64]  # (3,) theta, alpha, beta
+    channel_gain: npt.NDArray[np.float64]  # (32,)
+    arousal_gain: float
+    valence_gain: float
+    rating_bias: npt.NDArray[np.float64]  # (2,) arousal, valence
+    tonic_us: float
+    scr_gain: float
+    gsr_noise_us: float
+    eeg_scale: float
+
+
+def subject_rng(seed: int, subject: int) -> np.random.Generator:
+    """The random stream of one subject (independent of which other subjects are generated)."""
+    return np.random.default_rng([int(seed), int(subject)])
+
+
+def draw_profile(rng: np.random.Generator, subject: int) -> SubjectProfile:
+    return SubjectProfile(
+        subject=subject,
+        aperiodic_exponent=float(rng.uniform(1.2, 1.8)),
+        alpha_hz=float(np.clip(rng.normal(10.0, 0.7), 8.5, 12.0)),
+        band_gain=np.exp(rng.normal(0.0, 0.3, size=3)),
+        channel_gain=np.exp(rng.normal(0.0, 0.1, size=len(GENEVA_32))),
+        arousal_gain=float(np.exp(rng.normal(0.0, 0.25))),
+        valence_gain=float(np.exp(rng.normal(0.0, 0.25))),
+        rating_bias=rng.normal(0.0, 1.0, size=2),
+        tonic_us=float(np.exp(rng.normal(0.0, 0.5))),
+        scr_gain=float(np.exp(rng.normal(0.0, 0.4))),
+        gsr_noise_us=float(rng.uniform(0.002, 0.01)),
+        eeg_scale=float(np.exp(rng.normal(0.0, 0.2))),
+    )
+
+
+def draw_states(rng: np.random.Generator, trials: int) -> npt.NDArray[np.float64]:
+    """(trials, 2) latent [arousal, valence] in [-1, 1]: quadrants in a shuffled balanced order."""
+    quadrant_signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float64)
+    order = np.concatenate([rng.permutation(4) for _ in range(-(-trials // 4))])[:trials]
+    magnitude = rng.uniform(0.1, 1.0, size=(trials, 2))
+    return quadrant_signs[order] * magnitude
+
+
+def draw_ratings(rng: np.random.Generator, states: npt.NDArray[np.float64], profile: SubjectProfile,
+                 config: SynthConfig) -> npt.NDArray[np.float64]:
+    """(trials, 2) self-reported [arousal, valence] ratings, 1–9 with two decimals."""
+    bias = profile.rating_bias * config.subject_rating_bias
+    noisy = 5.0 + config.rating_gain * states + bias + rng.normal(0.0, config.rating_noise, size=states.shape)
+    return np.round(np.clip(noisy, 1.0, 9.0), 2)
+
+
+# --- EEG -----------------------------------------------------------------------------------------
+
+_POSITIONS = scalp_positions(GENEVA_32)
+_X, _Y = _POSITIONS[:, 0], _POSITIONS[:, 1]
+#: relative topographies of theta (frontal midline), alpha (posterior) and beta (fronto-central)
+_TOPO = np.stack([
+    np.exp(-(_X**2 + (_Y - 0.45) ** 2) / 0.25),
+    0.35 + 1.0 / (1.0 + np.exp((_Y + 0.1) / 0.2)),
+    0.6 + 0.4 * np.exp(-(_Y - 0.2) ** 2 / 0.3),
+])
+_FRONTAL = np.clip(_Y + 0.2, 0.0, 1.0)
+_LATERAL = np.clip(_X / 0.5, -1.0, 1.0)  # −1 left … +1 right
+_DISTANCE = np.linalg.norm(_POSITIONS[:, None, :] - _POSITIONS[None, :, :], axis=-1)
+_MIXING = np.exp(-(_DISTANCE**2) / (2 * 0.25**2))
+_MIXING /= np.sqrt((_MIXING**2).sum(axis=1, keepdims=True))  # keeps each channel's power
+_CAR = np.eye(len(GENEVA_32)) - 1.0 / len(GENEVA_32)
+_SPATIAL = _CAR @ _MIXING
+
+
+def band_mask(freqs_hz: npt.NDArray[np.float64], low_hz: float, high_hz: float, edge_hz: float = 1.0) -> npt.NDArray[np.float64]:
+    """Amplitude response of a smooth (raised-cosine edges of ±``edge_hz``) band-pass."""
+    def ramp(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
+
+    return ramp((freqs_hz - (low_hz - edge_hz)) / (2 * edge_hz)) * ramp(((high_hz + edge_hz) - freqs_hz) / (2 * edge_hz))
+
+
+def eeg_power_spectra(freqs_hz: npt.NDArray[np.float64], states: npt.NDArray[np.float64],
+                      profile: SubjectProfile, config: SynthConfig,
+                      rng: np.random.Generator | None) -> npt.NDArray[np.float64]:
+    """Source power spectra ``(trials, 32, F)`` for latent ``states`` (trials, 2).
+
+    With ``rng`` None the trial-to-trial noise is left out (the expected spectrum).
+    """
+    trials = states.shape[0]
+    background = (1.0 + freqs_hz) ** -profile.aperiodic_exponent  # (F,)
+    centres = (6.0, profile.alpha_hz, 20.0)
+    widths = (1.0, 1.0, 4.0)
+    heights = np.array([1.5, 8.0, 1.5]) * profile.band_gain  # relative to the background there
+    a = states[:, 0][:, None] * config.eeg_arousal_effect * profile.arousal_gain  # (T, 1)
+    v = states[:, 1][:, None] * config.eeg_valence_effect * profile.valence_gain
+    # log-amplitude changes per (trial, channel) of each band
+    log_amp = np.zeros((3, trials, len(GENEVA_32)))
+    log_amp[1] = -a + v * _FRONTAL * _LATERAL  # alpha: arousal desynchronises; valence: left < right
+    log_amp[2] = a  # beta rises with arousal
+    if rng is not None:
+        log_amp += rng.normal(0.0, config.eeg_state_noise, size=(3, trials, 1))
+        log_amp += rng.normal(0.0, config.eeg_state_noise / 2, size=(3, trials, len(GENEVA_32)))
+    power = np.broadcast_to(background, (trials, len(GENEVA_32), freqs_hz.size)).copy()
+    for band in range(3):
+        peak = np.exp(-0.5 * ((freqs_hz - centres[band]) / widths[band]) ** 2)
+        peak_power = heights[band] * np.interp(centres[band], freqs_hz, background) * peak  # (F,)
+        gain = _TOPO[band][None, :] * np.exp(2.0 * log_amp[band])  # power = amplitude²
+        power += gain[:, :, None] * peak_power[None, None, :]
+    return power * (profile.channel_gain**2)[None, :, None]
+
+
+def synth_eeg(rng: np.random.Generator, states: npt.NDArray[np.float64], profile: SubjectProfile,
+              config: SynthConfig, samples: int, rate_hz: float,
+              band_hz: tuple[float, float] | None = (4.0, 45.0), reference: bool = True) -> npt.NDArray[np.float64]:
+    """EEG ``(trials, 32, samples)`` in µV, Geneva order.
+
+    Args:
+        band_hz: band-pass of the output (None: the raw 0.5 Hz … 0.4·rate band, unfiltered).
+        reference: common average reference (DEAP's preprocessed data) or not (raw BioSemi).
+    """
+    freqs = np.fft.rfftfreq(samples, 1.0 / rate_hz)
+    band = band_mask(freqs, *band_hz) if band_hz is not None else band_mask(freqs, 1.0, 0.4 * rate_hz, 0.5)
+    spatial = _SPATIAL if reference else _MIXING
+    # The subject's scale comes from its expected spectrum, so trials keep their power differences.
+    expected = eeg_power_spectra(freqs, np.zeros((1, 2)), profile, config, None)[0]  # (32, F)
+    expected_power = 2.0 / samples**2 * ((spatial**2) @ (expected * band**2)).sum(axis=1)
+    scale = config.eeg_rms_uv * profile.eeg_scale / math.sqrt(float(expected_power.mean()))
+    power = eeg_power_spectra(freqs, states, profile, config, rng)
+    noise = rng.standard_normal(power.shape) + 1j * rng.standard_normal(power.shape)
+    spectrum = np.sqrt(power / 2.0) * noise * band
+    spectrum = np.einsum("cd,tdf->tcf", spatial, spectrum)
+    return np.fft.irfft(spectrum, n=samples, axis=-1) * scale
+
+
+# --- GSR and the other peripheral signals -------------------------------------------------------
+
+def gsr_drive(state: npt.NDArray[np.float64], config: SynthConfig) -> float:
+    """The synthesizer's arousal input (0–1) for one trial's latent [arousal, valence]."""
+    drive = config.gsr_base_arousal + config.gsr_arousal_effect * state[0] - config.gsr_valence_effect * state[1]
+    return float(np.clip(drive, 0.0, 1.0))
+
+
+def synth_gsr_us(rng: np.random.Generator, states: npt.NDArray[np.float64], profile: SubjectProfile,
+                 config: SynthConfig, samples: int, rate_hz: float) -> npt.NDArray[np.float64]:
+    """Skin conductance ``(trials, samples)`` in µS."""
+    base = GsrSynthConfig()
+    out = np.empty((states.shape[0], samples))
+    for t, state in enumerate(states):
+        gsr_config = GsrSynthConfig(
+            rate_hz=rate_hz,
+            tonic_us=config.gsr_tonic_us * profile.tonic_us * float(np.exp(rng.normal(0.0, 0.1))),
+            scr_amplitude_us=(base.scr_amplitude_us[0] * profile.scr_gain, base.scr_amplitude_us[1] * profile.scr_gain),
+            noise_us=profile.gsr_noise_us,
+        )
+        synth = GsrSynthesizer(gsr_config, seed=int(rng.integers(2**31)), arousal=gsr_drive(state, config))
+        out[t] = synth.read(samples)
+    return out
+
+
+def synth_peripherals(rng: np.random.Generator, trials: int, samples: int, rate_hz: float) -> dict[str, npt.NDArray[np.float64]]:
+    """EOG, EMG, respiration, plethysmograph and temperature ``(trials, samples)`` each."""
+    t = np.arange(samples) / rate_hz
+    out: dict[str, npt.NDArray[np.float64]] = {}
+    blinks = np.zeros((trials, samples))
+    for i in range(trials):
+        onsets = np.cumsum(rng.exponential(4.0, size=int(samples / rate_hz / 2) + 2))
+        for onset in onsets[onsets < t[-1]]:
+            blinks[i] += 150.0 * np.exp(-0.5 * ((t - onset) / 0.08) ** 2)
+    out["vEOG"] = blinks + rng.normal(0, 5.0, size=(trials, samples))
+    out["hEOG"] = np.cumsum(rng.normal(0, 1.0, size=(trials, samples)), axis=1) * 0.5
+    out["hEOG"] -= out["hEOG"].mean(axis=1, keepdims=True)
+    out["zEMG"] = rng.normal(0, 4.0, size=(trials, samples))
+    out["tEMG"] = rng.normal(0, 4.0, size=(trials, samples))
+    breath_hz = rng.uniform(0.2, 0.33, size=(trials, 1))
+    out["Respiration"] = 800.0 * np.sin(2 * np.pi * breath_hz * t + rng.uniform(0, 2 * np.pi, (trials, 1)))
+    out["Respiration"] += rng.normal(0, 30.0, size=(trials, samples))
+    heart_hz = rng.uniform(1.0, 1.4, size=(trials, 1))
+    phase = 2 * np.pi * heart_hz * t
+    out["Plethysmograph"] = 1000.0 * (np.sin(phase) + 0.4 * np.sin(2 * phase - 0.8)) + rng.normal(0, 20.0, (trials, samples))
+    out["Temperature"] = 32.0 + rng.normal(0, 0.5, (trials, 1)) + 0.002 * np.cumsum(rng.normal(0, 0.05, (trials, samples)), axis=1)
+    return out
+
+
+__all__ = [
+    "SYNTH_MODEL_VERSION",
+    "SubjectProfile",
+    "SynthConfig",
+    "band_mask",
+    "draw_profile",
+    "draw_ratings",
+    "draw_states",
+    "eeg_power_spectra",
+    "gsr_drive",
+    "subject_rng",
+    "synth_eeg",
+    "synth_gsr_us",
+    "synth_peripherals",
+]

@@ -1,0 +1,139 @@
+"""One trial → aligned GSR and EEG windows, through the device's GSR preprocessing.
+
+GSR windows come from :class:`emotionkd.sdk.preprocessing.GsrPreprocessor` (the code the device
+runs; it converts the unit, resamples to 128 Hz and windows on the true time axis). EEG windows
+are cut at the same sample ranges (``Windows.start_index``), so the teacher sees EEG and GSR of
+the same 4 s. Windows that the preprocessing marks not ``usable`` (gaps, invalid samples) are
+dropped together with their EEG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from emotionkd.firmware_bridge.errors import DataError
+from emotionkd.sdk.preprocessing import GsrPreprocessor
+from emotionkd.training.datasets.config import DatasetConfig
+from emotionkd.training.windowed import WindowedDataset
+
+
+@dataclass
+class TrialWindows:
+    """The usable windows of one trial (k windows of W samples).
+
+    Attributes:
+        gsr: (k, W) float32 model input; eeg: (k, C, W) float32 or None; start_s: (k,) float32.
+        dropped: windows the preprocessing judged not usable.
+    """
+
+    gsr: npt.NDArray[np.float32]
+    eeg: npt.NDArray[np.float32] | None
+    start_s: npt.NDArray[np.float32]
+    dropped: int = 0
+
+
+def normalise_eeg(windows: npt.NDArray[np.float32], config: DatasetConfig) -> npt.NDArray[np.float32]:
+    """Apply ``config.eeg_normalisation`` to ``(k, C, W)`` µV windows (per window and channel)."""
+    if config.eeg_normalisation == "none":
+        return windows
+    centred = windows - windows.mean(axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
+    if config.eeg_normalisation == "window_center":
+        return centred
+    std = centred.std(axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
+    centred /= np.maximum(std, np.float32(config.eeg_zscore_floor_uv))
+    return centred
+
+
+def window_trial(
+    gsr: npt.ArrayLike,
+    gsr_rate_hz: float,
+    gsr_unit: str,
+    eeg: npt.NDArray[np.floating] | None,
+    config: DatasetConfig,
+) -> TrialWindows:
+    """Window one trial.
+
+    Args:
+        gsr: (n,) GSR samples in ``gsr_unit`` at ``gsr_rate_hz``, sample 0 = trial start.
+        gsr_rate_hz, gsr_unit: the recording's rate and unit (resampled and converted here).
+        eeg: (C, m) EEG in µV at the model rate (128 Hz), sample 0 = trial start, or None.
+        config: dataset options.
+    """
+    pre = GsrPreprocessor(gsr_rate_hz, gsr_unit, config.preprocessing, hop_samples=config.hop)
+    windows = pre.apply(gsr)
+    w = config.preprocessing.window_samples
+    keep = windows.usable.copy()
+    if eeg is not None:
+        # The GSR and EEG of one trial can differ by a sample or so after resampling.
+        keep &= windows.start_index + w <= eeg.shape[1]
+    starts = windows.start_index[keep]
+    eeg_windows = None
+    if eeg is not None:
+        idx = starts[:, None] + np.arange(w)[None, :]
+        eeg_windows = normalise_eeg(np.ascontiguousarray(eeg[:, idx].transpose(1, 0, 2), dtype=np.float32), config)
+    return TrialWindows(
+        gsr=windows.features[keep],
+        eeg=eeg_windows,
+        start_s=windows.start_s[keep].astype(np.float32),
+        dropped=int((~keep).sum()),
+    )
+
+
+@dataclass
+class SubjectWindows:
+    """All windows of one subject, ready to concatenate (see :func:`assemble`)."""
+
+    subject: int
+    trials: list[int] = field(default_factory=list)
+    ratings: list[npt.NDArray[np.float32]] = field(default_factory=list)  # per trial (2,)
+    labels: list[npt.NDArray[np.int64]] = field(default_factory=list)  # per trial (2,)
+    windows: list[TrialWindows] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, trial: int, ratings: npt.ArrayLike, labels: npt.ArrayLike, windows: TrialWindows) -> None:
+        self.trials.append(int(trial))
+        self.ratings.append(np.asarray(ratings, dtype=np.float32).reshape(2))
+        self.labels.append(np.asarray(labels, dtype=np.int64).reshape(2))
+        self.windows.append(windows)
+
+
+def assemble(parts: list[SubjectWindows], *, has_eeg: bool, window_samples: int, eeg_channels: int,
+             meta: dict[str, Any]) -> WindowedDataset:
+    """Concatenate subjects into one :class:`WindowedDataset` (fills ``meta['windows_dropped']``)."""
+    counts = [len(tw.start_s) for part in parts for tw in part.windows]
+    n = int(sum(counts))
+    gsr = np.empty((n, window_samples), np.float32)
+    eeg = np.empty((n, eeg_channels, window_samples), np.float32) if has_eeg else None
+    labels = np.empty((n, 2), np.int64)
+    ratings = np.empty((n, 2), np.float32)
+    subject = np.empty(n, np.int64)
+    trial = np.empty(n, np.int64)
+    start_s = np.empty(n, np.float32)
+    row = dropped = 0
+    for part in parts:
+        for t, r, lab, tw in zip(part.trials, part.ratings, part.labels, part.windows, strict=True):
+            k = len(tw.start_s)
+            dropped += tw.dropped
+            sl = slice(row, row + k)
+            gsr[sl] = tw.gsr
+            if eeg is not None:
+                if tw.eeg is None:
+                    raise DataError(f"subject {part.subject} trial {t} has no EEG in an EEG dataset")
+                eeg[sl] = tw.eeg
+            labels[sl], ratings[sl] = lab, r
+            subject[sl], trial[sl], start_s[sl] = part.subject, t, tw.start_s
+            row += k
+    meta = dict(meta)
+    meta["windows_dropped"] = int(dropped)
+    meta["n_windows"] = n
+    meta["n_subjects"] = len({p.subject for p in parts})
+    meta["n_trials"] = int(sum(len(p.trials) for p in parts))
+    return WindowedDataset(gsr=gsr, eeg=eeg, labels=labels, ratings=ratings, subject=subject,
+                           trial=trial, start_s=start_s, meta=meta)
+
+
+__all__ = ["SubjectWindows", "TrialWindows", "assemble", "normalise_eeg", "window_trial"]

@@ -1,0 +1,309 @@
+"""Experiments: data from a config, the four methods on a split, protocols, contracts, plots.
+
+What the ``emotionkd-train`` commands call. Each function takes the typed
+:class:`~emotionkd.training.config.ExperimentConfig`; nothing here prints (progress bars aside).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from emotionkd.firmware_bridge.errors import ConfigError, DataError
+from emotionkd.sdk.contract import ModelContract, PreprocessingSpec, Provenance
+from emotionkd.sdk.preprocessing import PreprocessingConfig
+from emotionkd.training.config import ExperimentConfig
+from emotionkd.training.models import EmotionNetStudent, EmotionNetTeacher, describe
+from emotionkd.training.trainer import (
+    LoopOptions,
+    Parallel,
+    TensorSet,
+    TrainResult,
+    predict_proba,
+    split_quiz,
+    train_distilled,
+    train_student,
+    train_teacher,
+)
+from emotionkd.training.windowed import WindowedDataset
+
+logger = logging.getLogger(__name__)
+
+NEEDS_TEACHER = ("teacher", "kd", "kd+feedback")
+
+
+# --- data --------------------------------------------------------------------------------------
+def load_windows(config: ExperimentConfig, *, progress: bool = False) -> WindowedDataset:
+    """The dataset ``config.data`` names (synthetic files are generated on first use)."""
+    from emotionkd.training.datasets import DatasetConfig, SynthConfig, generate, load_dataset
+
+    data = config.data
+    if data.source == "prepared":
+        return WindowedDataset.load_npz(data.path)
+    dataset_config = DatasetConfig(
+        label_threshold=data.label_threshold, label_rule=data.label_rule,
+        hop_samples=data.hop_samples or None)
+    root = Path(data.path)
+    kind = data.source
+    if data.source == "synthetic":
+        kind = "deap"
+        if not any(root.glob("data_preprocessed_python/s*.dat")):
+            generate("deap", root, subjects=data.subjects, trials=data.trials, seed=data.seed,
+                     config=SynthConfig(trial_s=data.trial_s), workers=data.workers)
+    return load_dataset(kind, root, dataset_config, data.cache_dir or None, workers=data.workers,
+                        progress=progress)
+
+
+def subject_holdout(data: WindowedDataset, subjects: int, seed: int) -> tuple[WindowedDataset, WindowedDataset | None]:
+    """(train, held-out) with ``subjects`` whole subjects held out (None when 0)."""
+    if subjects == 0:
+        return data, None
+    ids = np.unique(data.subject)
+    if subjects >= len(ids):
+        raise DataError(f"cannot hold out {subjects} of {len(ids)} subjects; lower "
+                        "evaluation.holdout_subjects or use more subjects")
+    held = np.random.default_rng(seed).choice(ids, size=subjects, replace=False)
+    mask = np.isin(data.subject, held)
+    return data.subset(~mask), data.subset(mask)
+
+
+# --- one split, every method ---------------------------------------------------------------------
+def fit_methods(
+    train: WindowedDataset,
+    target: str,
+    config: ExperimentConfig,
+    methods: Sequence[str],
+    *,
+    parallel: Parallel | None = None,
+    eval_data: WindowedDataset | None = None,
+    state_dir: Path | None = None,
+    teacher: EmotionNetTeacher | None = None,
+) -> dict[str, TrainResult]:
+    """Train the requested methods for one target on ``train``.
+
+    ``teacher`` and ``kd`` share the teacher (trained here unless given); ``kd+feedback`` starts
+    from the same teacher and trains on ``train`` minus the quiz trials it holds out.
+    ``eval_data`` (if given) is scored after every epoch for the training curves.
+    """
+    par = parallel or Parallel()
+    tensors = TensorSet.from_dataset(train, target, need_eeg=any(m in NEEDS_TEACHER for m in methods))
+    evaluation = (TensorSet.from_dataset(eval_data, target, need_eeg=eval_data.eeg is not None)
+                  if eval_data is not None else None)
+
+    def options(name: str) -> LoopOptions:
+        state = state_dir / f"{target}-{name.replace('+', '-')}.state.pt" if state_dir else None
+        return LoopOptions(seed=config.seed, parallel=par, progress=config.progress and par.is_main,
+                           state_path=state, eval_data=evaluation)
+
+    results: dict[str, TrainResult] = {}
+    if teacher is None and any(m in NEEDS_TEACHER for m in methods):
+        results["teacher"] = train_teacher(tensors, config.teacher, config.teacher_optim,
+                                           config.distill.l2, options("teacher"))
+        teacher = results["teacher"].model  # type: ignore[assignment]
+    if "student" in methods:
+        results["student"] = train_student(tensors, config.student, config.student_optim,
+                                           config.distill.l2, options("student"))
+    if "kd" in methods:
+        assert teacher is not None
+        results["kd"] = train_distilled(tensors, teacher, config.student, config.student_optim,
+                                        config.distill, options("kd"))
+    if "kd+feedback" in methods:
+        assert teacher is not None
+        rest, quiz = split_quiz(train, config.feedback.quiz_fraction, config.seed)
+        results["kd+feedback"] = train_distilled(
+            TensorSet.from_dataset(rest, target, need_eeg=True), teacher, config.student,
+            config.student_optim, config.distill, options("kd-feedback"), feedback=config.feedback,
+            quiz=TensorSet.from_dataset(quiz, target, need_eeg=False), teacher_optim=config.teacher_optim)
+    return {m: results[m] for m in methods if m in results}
+
+
+# --- metrics and protocols -------------------------------------------------------------------------
+def binary_metrics(labels: npt.ArrayLike, predictions: npt.ArrayLike) -> dict[str, float]:
+    """accuracy, macro-F1, binary F1 (class 1 = high) and the majority-class rate."""
+    y = np.asarray(labels).astype(np.int64)
+    p = np.asarray(predictions).astype(np.int64)
+
+    def f1(cls: int) -> float:
+        tp = float(np.sum((p == cls) & (y == cls)))
+        denominator = float(np.sum(p == cls) + np.sum(y == cls))
+        return 2 * tp / denominator if denominator else 0.0
+
+    majority = max(float(np.mean(y == 0)), float(np.mean(y == 1))) if len(y) else math.nan
+    return {"accuracy": float(np.mean(p == y)) if len(y) else math.nan,
+            "macro_f1": (f1(0) + f1(1)) / 2, "f1": f1(1), "majority_rate": majority}
+
+
+def protocol_folds(data: WindowedDataset, protocol: str, folds: int, seed: int) -> list[tuple[str, npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """(name, train indices, test indices) per fold; whole trials always stay on one side.
+
+    ``loso``: one fold per subject. ``kfold``: subject-dependent, trial-wise k-fold within each
+    subject (the paper's protocol), one fold per (subject, k).
+    """
+    out = []
+    if protocol == "loso":
+        for subject in np.unique(data.subject):
+            test = np.flatnonzero(data.subject == subject)
+            out.append((f"subject {int(subject)}", np.flatnonzero(data.subject != subject), test))
+        return out
+    if protocol != "kfold":
+        raise ConfigError(f"unknown protocol {protocol!r}; use loso or kfold")
+    rng = np.random.default_rng(seed)
+    for subject in np.unique(data.subject):
+        rows = np.flatnonzero(data.subject == subject)
+        trials = rng.permutation(np.unique(data.trial[rows]))
+        k = min(folds, len(trials))
+        for i, chunk in enumerate(np.array_split(trials, k)):
+            test = rows[np.isin(data.trial[rows], chunk)]
+            out.append((f"subject {int(subject)} fold {i + 1}", np.setdiff1d(rows, test), test))
+    return out
+
+
+def evaluate_protocol(
+    data: WindowedDataset,
+    config: ExperimentConfig,
+    *,
+    parallel: Parallel | None = None,
+    on_fold: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every method of ``config.evaluation.methods`` on every fold, both targets.
+
+    Returns ``{"folds": [...], "summary": {target: {method: {metric: {"mean", "std"}}}},
+    "curves": {target: {method: [[per-epoch record] per fold]}}}`` (plain types).
+    """
+    ev = config.evaluation
+    folds = protocol_folds(data, ev.protocol, ev.folds, config.seed)
+    if ev.max_folds:
+        folds = folds[:ev.max_folds]
+    records: list[dict[str, Any]] = []
+    curves: dict[str, dict[str, list[list[dict[str, float]]]]] = {}
+    for name, train_idx, test_idx in folds:
+        train, test = data.subset(train_idx), data.subset(test_idx)
+        for target in config.targets:
+            results = fit_methods(train, target, config, ev.methods, parallel=parallel, eval_data=test)
+            tensors = TensorSet.from_dataset(test, target, need_eeg=test.eeg is not None)
+            for method, result in results.items():
+                probabilities = predict_proba(result.model, tensors, (parallel or Parallel()).device)
+                record = {"fold": name, "target": target, "method": method, "test_windows": len(test),
+                          **binary_metrics(tensors.labels.numpy(), probabilities.argmax(1))}
+                records.append(record)
+                curves.setdefault(target, {}).setdefault(method, []).append(result.history)
+                if on_fold is not None:
+                    on_fold(record)
+    return {"protocol": ev.protocol, "folds": records, "summary": summarise(records), "curves": curves}
+
+
+def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Mean and (population) std over folds per target, method and metric."""
+    summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    keys = ("accuracy", "macro_f1", "f1", "majority_rate")
+    for target in dict.fromkeys(r["target"] for r in records):
+        for method in dict.fromkeys(r["method"] for r in records):
+            rows = [r for r in records if r["target"] == target and r["method"] == method]
+            if rows:
+                summary.setdefault(target, {})[method] = {
+                    k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows])),
+                        "folds": len(rows)} for k in keys}
+    return summary
+
+
+def summary_table(summary: Mapping[str, Any]) -> str:
+    """A Markdown table of mean ± std (%) per target and method."""
+    lines = ["| target | method | accuracy | macro-F1 | F1 (high) | majority rate |", "|---|---|---|---|---|---|"]
+    for target, methods in summary.items():
+        for method, m in methods.items():
+            cell = [f"{100 * m[k]['mean']:.1f} ± {100 * m[k]['std']:.1f}"
+                    for k in ("accuracy", "macro_f1", "f1", "majority_rate")]
+            lines.append(f"| {target} | {method} | " + " | ".join(cell) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[Mapping[str, float]]]]], path: Path) -> Path:
+    """Training loss and held-out accuracy per epoch (mean over folds), one row per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = list(curves)
+    fig, axes = plt.subplots(len(targets), 2, figsize=(11, 3.6 * len(targets)), squeeze=False)
+    for row, target in enumerate(targets):
+        for method, folds in curves[target].items():
+            for col, key in enumerate(("loss", "eval_accuracy")):
+                series = [[r[key] for r in fold if key in r] for fold in folds]
+                series = [s for s in series if s]
+                if not series:
+                    continue
+                length = min(len(s) for s in series)
+                mean = np.mean([s[:length] for s in series], axis=0)
+                axes[row][col].plot(np.arange(1, length + 1), mean, marker="o", label=method)
+        axes[row][0].set_title(f"{target}: training loss (mean over folds)")
+        axes[row][1].set_title(f"{target}: held-out accuracy (mean over folds)")
+        for ax in axes[row]:
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --- contracts ---------------------------------------------------------------------------------
+def build_contract(
+    data: WindowedDataset,
+    config: ExperimentConfig,
+    student: EmotionNetStudent,
+    *,
+    method: str,
+    protocol: str,
+    metrics: Mapping[str, Mapping[str, float]],
+    subjects: int,
+    notes: str = "",
+) -> ModelContract:
+    """The model contract of a student trained on ``data`` (preprocessing read from its meta)."""
+    meta = data.meta
+    pre = meta.get("preprocessing") or {}
+    params = pre.get("params") if isinstance(pre, Mapping) else None
+    preprocessing = PreprocessingConfig.from_params(dict(params)) if params else PreprocessingConfig()
+    if preprocessing.window_samples != student.config.window_samples:
+        raise ConfigError(f"the data's windows have {preprocessing.window_samples} samples but the "
+                          f"student expects {student.config.window_samples}")
+    label = meta.get("label_rule") or {}
+    rule = label.get("rule", config.data.label_rule) if isinstance(label, Mapping) else config.data.label_rule
+    kind = meta.get("data_kind", "synthetic")
+    return ModelContract(
+        sample_rate_hz=preprocessing.rate_hz,
+        window_samples=preprocessing.window_samples,
+        train_hop_samples=int(meta.get("hop_samples", preprocessing.window_samples)),
+        preprocessing=PreprocessingSpec.from_config(preprocessing),
+        targets=tuple(config.targets),
+        label_threshold=float(label.get("threshold", config.data.label_threshold))
+        if isinstance(label, Mapping) else config.data.label_threshold,
+        label_rule=">" if rule in ("gt", ">") else ">=",
+        provenance=Provenance(data_kind="synthetic" if kind == "synthetic" else "real",
+                              dataset=str(meta.get("dataset", config.data.source)),
+                              protocol=protocol, subjects=subjects, method=method, notes=notes),
+        metrics={t: dict(m) for t, m in metrics.items()},
+        model=describe(student),
+    )
+
+
+__all__ = [
+    "binary_metrics",
+    "build_contract",
+    "evaluate_protocol",
+    "fit_methods",
+    "load_windows",
+    "plot_curves",
+    "protocol_folds",
+    "subject_holdout",
+    "summarise",
+    "summary_table",
+]

@@ -1,0 +1,475 @@
+"""Training loops: teacher, GSR-only student, KD, and KD + adaptive feedback.
+
+All four share one epoch loop (:class:`_Loop`): per-epoch shuffles seeded by (seed, epoch) so a
+resumed run sees the same batches, data-parallel sharding under ``torchrun``, tqdm progress,
+a resumable state file written after each epoch, and an optional evaluation set scored after
+each epoch for training curves (never used to pick a model: the last epoch is what is kept).
+
+Data parallelism: under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes every
+``world``-th window of the epoch's permutation and gradients are averaged with one all-reduce
+per step (:class:`Parallel`), BatchNorm statistics averaged after each epoch. This is what
+``DistributedDataParallel`` does, written out so that the functional second-order feedback
+step works the same on one process or many.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from emotionkd.firmware_bridge.errors import ConfigError, DataError
+from emotionkd.training.checkpoint import load_training_state, save_training_state
+from emotionkd.training.distillation import (
+    DistillConfig,
+    FeatureMatcher,
+    TeacherOutputs,
+    cache_teacher_outputs,
+    distillation_loss,
+)
+from emotionkd.training.feedback import FeedbackConfig, feedback_step
+from emotionkd.training.models import (
+    EmotionNetStudent,
+    EmotionNetTeacher,
+    StudentConfig,
+    TeacherConfig,
+    l2_penalty,
+)
+from emotionkd.training.windowed import TARGETS, WindowedDataset
+
+logger = logging.getLogger(__name__)
+
+
+# --- data parallel runtime -------------------------------------------------------------------
+@dataclass
+class Parallel:
+    """Process group facts and the two collectives training needs.
+
+    Attributes:
+        rank / world_size: this process and how many there are (1 without torchrun).
+        device: where tensors live.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls, device: str = "cpu") -> Parallel:
+        """Join the process group ``torchrun`` describes (gloo on CPU, NCCL on CUDA), if any."""
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but no CUDA device is available; use --device cpu")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        dev = torch.device(f"cuda:{local}" if device == "cuda" else "cpu")
+        if device == "cuda":
+            torch.cuda.set_device(dev)
+        if world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo")
+        return cls(rank=rank, world_size=world, device=dev)
+
+    def sync_gradients(self, params: Iterable[nn.Parameter]) -> None:
+        """Average gradients over processes (one flat all-reduce)."""
+        if self.world_size == 1:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def sync_module(self, module: nn.Module, *, average: bool) -> None:
+        """Make a module identical everywhere: broadcast from rank 0 (start) or average float
+        buffers such as BatchNorm statistics (end of epoch)."""
+        if self.world_size == 1:
+            return
+        with torch.no_grad():
+            if not average:
+                for tensor in list(module.parameters()) + list(module.buffers()):
+                    torch.distributed.broadcast(tensor, 0)
+                return
+            for buf in module.buffers():
+                if buf.is_floating_point():
+                    torch.distributed.all_reduce(buf)
+                    buf /= self.world_size
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+
+# --- data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TensorSet:
+    """One target's windows as tensors: eeg (N, C, W) or None, gsr (N, W), labels (N,)."""
+
+    eeg: Tensor | None
+    gsr: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return int(self.gsr.shape[0])
+
+    @classmethod
+    def from_dataset(cls, data: WindowedDataset, target: str, *, need_eeg: bool) -> TensorSet:
+        if target not in TARGETS:
+            raise ConfigError(f"unknown target {target!r}; use one of {TARGETS}")
+        if len(data) == 0:
+            raise DataError("no windows to train or evaluate on")
+        if need_eeg and data.eeg is None:
+            raise DataError("this step needs EEG (teacher) but the dataset is GSR-only; "
+                            "use a DEAP/MAHNOB/synthetic dataset or train the GSR-only student")
+        if not (np.isfinite(data.gsr).all() and (data.eeg is None or np.isfinite(data.eeg).all())):
+            raise DataError("windows contain NaN or infinite values; re-prepare the dataset")
+        eeg = torch.from_numpy(np.ascontiguousarray(data.eeg)) if need_eeg and data.eeg is not None else None
+        return cls(eeg=eeg, gsr=torch.from_numpy(np.ascontiguousarray(data.gsr)),
+                   labels=torch.from_numpy(data.labels[:, TARGETS.index(target)].astype(np.int64)))
+
+
+def split_quiz(data: WindowedDataset, fraction: float, seed: int) -> tuple[WindowedDataset, WindowedDataset]:
+    """Hold out ``fraction`` of the trials (whole trials, every subject) as quiz data."""
+    keys = data.subject.astype(np.int64) * 1_000_003 + data.trial.astype(np.int64)
+    trials = np.unique(keys)
+    if len(trials) < 2:
+        raise DataError("feedback needs at least two trials to hold out a quiz set")
+    rng = np.random.default_rng(seed)
+    n_quiz = min(len(trials) - 1, max(1, round(fraction * len(trials))))
+    quiz_trials = rng.choice(trials, size=n_quiz, replace=False)
+    is_quiz = np.isin(keys, quiz_trials)
+    return data.subset(~is_quiz), data.subset(is_quiz)
+
+
+# --- metrics used for training curves ---------------------------------------------------------
+@torch.no_grad()
+def predict_proba(model: nn.Module, data: TensorSet, device: torch.device | str = "cpu",
+                  batch_size: int = 256) -> npt.NDArray[np.float32]:
+    """Softmax probabilities (N, 2) in eval mode (teacher: EEG + GSR; student: GSR)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for start in range(0, len(data), batch_size):
+            gsr = data.gsr[start:start + batch_size].to(device)
+            if isinstance(model, EmotionNetTeacher):
+                assert data.eeg is not None
+                logits = model(data.eeg[start:start + batch_size].to(device), gsr)
+            else:
+                logits = model(gsr)
+            out.append(torch.softmax(logits, 1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def accuracy(probabilities: npt.NDArray[np.float32], labels: Tensor | npt.NDArray[np.int64]) -> float:
+    return float((probabilities.argmax(1) == np.asarray(labels)).mean())
+
+
+# --- the epoch loop --------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """A trained model, its per-epoch history, and (feedback) the teacher as it ended."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    teacher: EmotionNetTeacher | None = None
+
+
+StepFn = Callable[[Tensor, int], dict[str, float]]
+
+
+class _Loop:
+    """Runs ``epochs`` epochs of ``step(batch_indices, step_number)`` with shuffling, sharding,
+    progress, resumable state and per-epoch evaluation."""
+
+    def __init__(self, *, n: int, epochs: int, batch_size: int, seed: int, parallel: Parallel,
+                 modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
+                 desc: str, progress: bool, state_path: Path | None,
+                 evaluate: Callable[[], dict[str, float]] | None, fingerprint: Mapping[str, Any]) -> None:
+        self.n, self.epochs, self.batch_size, self.seed = n, epochs, batch_size, seed
+        self.parallel, self.modules, self.optimizers = parallel, modules, optimizers
+        self.desc, self.progress, self.state_path = desc, progress, state_path
+        self.evaluate, self.fingerprint = evaluate, dict(fingerprint)
+        self.history: list[dict[str, float]] = []
+        if n < 2 * parallel.world_size:
+            raise DataError(f"{n} training windows are too few for batches of >= 2 per process")
+
+    def _batches(self, epoch: int) -> Iterator[Tensor]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(self.n, generator=generator)
+        per_rank = self.n // self.parallel.world_size  # equal step counts keep collectives paired
+        mine = order[self.parallel.rank::self.parallel.world_size][:per_rank]
+        for start in range(0, per_rank, self.batch_size):
+            batch = mine[start:start + self.batch_size]
+            if len(batch) >= 2:  # BatchNorm needs two samples in training mode
+                yield batch
+
+    def _resume(self) -> int:
+        if self.state_path is None or not self.state_path.is_file():
+            return 0
+        state = load_training_state(self.state_path)
+        if state.get("fingerprint") != self.fingerprint:
+            raise ConfigError(
+                f"{self.state_path} belongs to a different run configuration; delete it or choose "
+                "another output directory to start afresh")
+        for name, module in self.modules.items():
+            module.load_state_dict(state["modules"][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.history = list(state["history"])
+        logger.info("resuming %s from epoch %d", self.desc, state["epoch"])
+        return int(state["epoch"])
+
+    def _save(self, epoch: int) -> None:
+        if self.state_path is None:
+            return
+        if self.parallel.is_main:
+            save_training_state({
+                "epoch": epoch, "fingerprint": self.fingerprint, "history": self.history,
+                "modules": {k: m.state_dict() for k, m in self.modules.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            }, self.state_path)
+        self.parallel.barrier()
+
+    def run(self, step: StepFn) -> list[dict[str, float]]:
+        from tqdm.auto import tqdm
+
+        first = self._resume()
+        steps_per_epoch = max(1, (self.n // self.parallel.world_size) // self.batch_size)
+        bar = tqdm(total=(self.epochs - first) * steps_per_epoch, desc=self.desc, leave=False,
+                   disable=not (self.progress and self.parallel.is_main), dynamic_ncols=True)
+        step_number = first * steps_per_epoch
+        try:
+            for epoch in range(first, self.epochs):
+                for module in self.modules.values():
+                    module.train()
+                sums: dict[str, float] = {}
+                count = 0
+                for batch in self._batches(epoch):
+                    parts = step(batch, step_number)
+                    step_number += 1
+                    count += 1
+                    for key, value in parts.items():
+                        sums[key] = sums.get(key, 0.0) + value
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{parts.get('loss', float('nan')):.3f}")
+                for module in self.modules.values():
+                    self.parallel.sync_module(module, average=True)
+                record = {"epoch": float(epoch + 1), **{k: v / max(count, 1) for k, v in sums.items()}}
+                if self.evaluate is not None:
+                    record.update(self.evaluate())
+                self.history.append(record)
+                logger.info("%s epoch %d: %s", self.desc, epoch + 1, record)
+                self._save(epoch + 1)
+        finally:
+            bar.close()
+        return self.history
+
+
+def _adam(params: Iterable[nn.Parameter], optim: Any, lr: float | None = None) -> torch.optim.Adam:
+    return torch.optim.Adam(list(params), lr=optim.lr if lr is None else lr,
+                            betas=(optim.beta1, optim.beta2), eps=optim.eps)
+
+
+def _apply(optimizer: torch.optim.Optimizer, params: list[nn.Parameter], loss: Tensor,
+           parallel: Parallel, grad_clip: float) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    parallel.sync_gradients(params)
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+
+
+def _eval_fn(model: nn.Module, data: TensorSet | None, parallel: Parallel,
+             prefix: str = "eval") -> Callable[[], dict[str, float]] | None:
+    if data is None:
+        return None
+    return lambda: {f"{prefix}_accuracy": accuracy(predict_proba(model, data, parallel.device), data.labels)}
+
+
+# --- the four trainings ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoopOptions:
+    """What every training shares: seed, parallel runtime, progress, resume file, curves."""
+
+    seed: int = 0
+    parallel: Parallel = field(default_factory=Parallel)
+    progress: bool = False
+    state_path: Path | None = None
+    eval_data: TensorSet | None = None
+
+
+def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
+                  options: LoopOptions = LoopOptions()) -> TrainResult:
+    """Teacher on EEG + GSR: ``CE + l2·ΣW²`` (conv kernels)."""
+    if data.eeg is None:
+        raise DataError("the teacher needs EEG windows")
+    par = options.parallel
+    torch.manual_seed(options.seed)
+    teacher = EmotionNetTeacher(config).to(par.device)
+    par.sync_module(teacher, average=False)
+    params = list(teacher.parameters())
+    optimizer = _adam(params, optim)
+    eeg, gsr, labels = data.eeg, data.gsr, data.labels
+
+    def step(idx: Tensor, _: int) -> dict[str, float]:
+        y = labels[idx].to(par.device)
+        logits = teacher(eeg[idx].to(par.device), gsr[idx].to(par.device))
+        ce = F.cross_entropy(logits, y)
+        loss = ce + l2_penalty(teacher, l2)
+        _apply(optimizer, params, loss, par, optim.grad_clip)
+        return {"loss": loss.item(), "ce": ce.item()}
+
+    history = _Loop(n=len(data), epochs=optim.epochs, batch_size=optim.batch_size, seed=options.seed,
+                    parallel=par, modules={"teacher": teacher}, optimizers={"teacher": optimizer},
+                    desc="teacher", progress=options.progress, state_path=options.state_path,
+                    evaluate=_eval_fn(teacher, options.eval_data, par),
+                    fingerprint={"kind": "teacher", "config": config.to_dict(), "n": len(data),
+                                 "seed": options.seed}).run(step)
+    return TrainResult(teacher.eval(), history)
+
+
+def train_student(data: TensorSet, config: StudentConfig, optim: Any, l2: float,
+                  options: LoopOptions = LoopOptions(), *, initial: EmotionNetStudent | None = None,
+                  desc: str = "student") -> TrainResult:
+    """GSR-only student with ``CE + l2·ΣW²`` (the baseline, and fine-tuning from ``initial``)."""
+    par = options.parallel
+    torch.manual_seed(options.seed)
+    student = EmotionNetStudent(config) if initial is None else copy.deepcopy(initial)
+    student = student.to(par.device)
+    par.sync_module(student, average=False)
+    params = list(student.parameters())
+    optimizer = _adam(params, optim)
+
+    def step(idx: Tensor, _: int) -> dict[str, float]:
+        logits = student(data.gsr[idx].to(par.device))
+        ce = F.cross_entropy(logits, data.labels[idx].to(par.device))
+        loss = ce + l2_penalty(student, l2)
+        _apply(optimizer, params, loss, par, optim.grad_clip)
+        return {"loss": loss.item(), "ce": ce.item()}
+
+    history = _Loop(n=len(data), epochs=optim.epochs, batch_size=optim.batch_size, seed=options.seed,
+                    parallel=par, modules={"student": student}, optimizers={"student": optimizer},
+                    desc=desc, progress=options.progress, state_path=options.state_path,
+                    evaluate=_eval_fn(student, options.eval_data, par),
+                    fingerprint={"kind": desc, "config": config.to_dict(), "n": len(data),
+                                 "seed": options.seed}).run(step)
+    return TrainResult(student.eval(), history)
+
+
+def train_distilled(
+    data: TensorSet,
+    teacher: EmotionNetTeacher,
+    config: StudentConfig,
+    optim: Any,
+    distill: DistillConfig,
+    options: LoopOptions = LoopOptions(),
+    *,
+    feedback: FeedbackConfig | None = None,
+    quiz: TensorSet | None = None,
+    teacher_optim: Any | None = None,
+) -> TrainResult:
+    """KD student (``feedback`` None: teacher frozen, its outputs cached once per window) or
+    KD + adaptive feedback (a copy of the teacher keeps learning from the temporary student's
+    quiz result, see :mod:`emotionkd.training.feedback`; needs ``quiz``, held-out trials)."""
+    if data.eeg is None:
+        raise DataError("distillation needs EEG windows for the teacher")
+    par = options.parallel
+    torch.manual_seed(options.seed)
+    student = EmotionNetStudent(config).to(par.device)
+    par.sync_module(student, average=False)
+    matcher = FeatureMatcher(distill.matching, teacher.config.tokens, teacher.config.filters).to(par.device)
+    par.sync_module(matcher, average=False)
+    student_params = list(student.parameters()) + list(matcher.parameters())
+    optimizer = _adam(student_params, optim)
+    teacher = copy.deepcopy(teacher).to(par.device)
+    modules: dict[str, nn.Module] = {"student": student, "matcher": matcher}
+    optimizers: dict[str, torch.optim.Optimizer] = {"student": optimizer}
+    cache: TeacherOutputs | None = None
+    teacher_opt: torch.optim.Optimizer | None = None
+    if feedback is None:
+        cache = cache_teacher_outputs(teacher, data.eeg, data.gsr, matcher, device=par.device)
+    else:
+        if quiz is None or len(quiz) < 2:
+            raise DataError("KD + feedback needs a quiz set of at least two held-out windows")
+        teacher_opt = _adam(teacher.parameters(), teacher_optim or optim, lr=feedback.teacher_lr)
+        modules["teacher"] = teacher
+        optimizers["teacher"] = teacher_opt
+    quiz_generator = torch.Generator().manual_seed(options.seed + 7)
+    assert data.eeg is not None
+    eeg = data.eeg
+
+    def step(idx: Tensor, step_number: int) -> dict[str, float]:
+        gsr = data.gsr[idx].to(par.device)
+        y = data.labels[idx].to(par.device)
+        parts: dict[str, float] = {}
+        if cache is not None:
+            t_logits, t_feature = cache.logits[idx].to(par.device), cache.features[idx].to(par.device)
+        else:
+            assert quiz is not None and teacher_opt is not None and feedback is not None
+            batch = (eeg[idx].to(par.device), gsr, y)
+            if step_number % feedback.period == 0:
+                q = torch.randint(len(quiz), (min(len(idx), len(quiz)),), generator=quiz_generator)
+                parts = feedback_step(teacher, student, matcher, teacher_opt, batch,
+                                      (quiz.gsr[q].to(par.device), quiz.labels[q].to(par.device)),
+                                      distill, feedback, par.sync_gradients)
+            with torch.no_grad():
+                teacher.eval()
+                t_logits, raw = teacher.forward_with_features(batch[0], gsr)
+                t_feature = matcher.reduce_teacher(raw)
+                teacher.train()
+        student.train()
+        s_logits, s_feature = student.forward_with_features(gsr)
+        loss, detail = distillation_loss(s_logits, s_feature, y, t_logits, t_feature, matcher, distill)
+        loss = loss + l2_penalty(student, distill.l2)
+        _apply(optimizer, student_params, loss, par, optim.grad_clip)
+        return {"loss": loss.item(), **{k: v.item() for k, v in detail.items()}, **parts}
+
+    evaluate = _eval_fn(student, options.eval_data, par)
+    if feedback is not None and options.eval_data is not None and options.eval_data.eeg is not None:
+        student_eval, teacher_eval = evaluate, _eval_fn(teacher, options.eval_data, par, "teacher_eval")
+        assert student_eval is not None and teacher_eval is not None
+        evaluate = lambda: {**student_eval(), **teacher_eval()}  # noqa: E731
+    kind = "kd+feedback" if feedback is not None else "kd"
+    history = _Loop(n=len(data), epochs=optim.epochs, batch_size=optim.batch_size, seed=options.seed,
+                    parallel=par, modules=modules, optimizers=optimizers, desc=kind,
+                    progress=options.progress, state_path=options.state_path, evaluate=evaluate,
+                    fingerprint={"kind": kind, "config": config.to_dict(), "n": len(data),
+                                 "seed": options.seed, "distill": vars(distill),
+                                 "feedback": vars(feedback) if feedback else None}).run(step)
+    return TrainResult(student.eval(), history, teacher.eval() if feedback is not None else None)
+
+
+__all__ = [
+    "LoopOptions",
+    "Parallel",
+    "TensorSet",
+    "TrainResult",
+    "accuracy",
+    "predict_proba",
+    "split_quiz",
+    "train_distilled",
+    "train_student",
+    "train_teacher",
+]
