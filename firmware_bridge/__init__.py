@@ -3,7 +3,7 @@
 Modules: ``ekd`` (the EKD v1 frame format), ``ekd_decoder`` (its serial and BLE decoders),
 ``ascii_lines`` / ``shimmer3`` / ``bitalino`` (devices people own), ``decoding`` (what all
 decoders share), ``sources`` (``serial://`` and ``ble://`` URLs → :class:`GsrSource`),
-``transports`` (pyserial, bleak), ``emulators`` (byte-exact devices on a pty), ``units``,
+``transports`` (pyserial, bleak), ``discovery`` (ports and BLE scan), ``emulators`` (byte-exact devices on a pty), ``units``,
 ``gsr_synth``, ``samples``, and ``firmware/`` (the C99 encoder and an ESP32 sketch).
 Depends on nothing else in emotionkd.
 """

@@ -254,3 +254,18 @@ def test_find_by_name_and_missing_device(bluez: tuple[object, str]) -> None:
 
     with pytest.raises(TransportError, match="not found"):
         GsrSource("ble://00:11:22:33:44:55?protocol=ekd&scan_timeout=1", connect_timeout_s=10).start()
+
+
+def test_scan_lists_the_ekd_device(bluez: tuple[object, str]) -> None:
+    from emotionkd.firmware_bridge.discovery import scan_ble_sync
+
+    bus, device_path = bluez
+    peripheral = EkdPeripheral(bus, device_path)  # advertises while not connected
+    peripheral.start()
+    try:
+        found = scan_ble_sync(1.0)
+    finally:
+        peripheral.stop_event.set()
+        peripheral.join(5)
+    assert found and found[0].address == ADDRESS and found[0].protocol == "ekd"
+    assert found[0].name == NAME and found[0].url == f"ble://{ADDRESS}?protocol=ekd"

@@ -80,3 +80,22 @@ def test_run_emulator_stops_on_event() -> None:
 def test_emulator_config_errors(device: str, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         make_emulator(device, EmulatorConfig(**kwargs))
+
+
+def test_serial_ports_get_a_url_and_a_protocol_guess(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from serial.tools import list_ports
+
+    from emotionkd.firmware_bridge.discovery import list_serial_ports
+
+    ports = [
+        SimpleNamespace(device="/dev/ttyACM0", description="Arduino Uno", manufacturer="Arduino", vid=0x2341),
+        SimpleNamespace(device="/dev/rfcomm0", description="n/a", manufacturer=None, vid=None),
+        SimpleNamespace(device="/dev/ttyUSB0", description="CP2102", manufacturer="Silicon Labs", vid=0x10C4),
+    ]
+    monkeypatch.setattr(list_ports, "comports", lambda: ports)
+    found = {d.address: d for d in list_serial_ports()}
+    assert found["/dev/ttyACM0"].protocol == "ascii" and found["/dev/ttyACM0"].name == "Arduino Uno Arduino"
+    assert found["/dev/rfcomm0"].url == "serial:///dev/rfcomm0?protocol=shimmer3"
+    assert found["/dev/ttyUSB0"].protocol == "" and found["/dev/ttyUSB0"].url.endswith("protocol=ekd")
