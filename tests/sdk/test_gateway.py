@@ -53,11 +53,10 @@ def _streams(seed: int) -> dict[str, list[SampleBlock | tuple[np.ndarray, float]
     return out
 
 
-def _feed(target, chunk) -> None:  # noqa: ANN001 - a classifier or a gateway lane's push
+def _feed(push, chunk):  # noqa: ANN001, ANN202 - a classifier's or a gateway stream's push
     if isinstance(chunk, SampleBlock):
-        target(chunk)
-    else:
-        target(chunk[0], sample_rate_hz=chunk[1])
+        return push(chunk)
+    return push(chunk[0], sample_rate_hz=chunk[1])
 
 
 @pytest.mark.parametrize("max_batch", [256, 3])
@@ -68,7 +67,7 @@ def test_gateway_matches_classifier_per_stream(test_model: Path, max_batch: int)
         clf = EmotionClassifier(test_model)
         got: list[Prediction] = []
         for chunk in chunks:
-            _feed(lambda *a, **k: got.extend(clf.push(*a, **k)), chunk)
+            got += _feed(clf.push, chunk)
         alone[sid] = got + clf.flush()
     assert all(any(p.ok for p in ps) for ps in alone.values())
     assert any(not p.ok for ps in alone.values() for p in ps)  # the gate was exercised too
@@ -86,7 +85,7 @@ def test_gateway_matches_classifier_per_stream(test_model: Path, max_batch: int)
         for sid, chunks in streams.items():  # interleaved, uneven progress per stream
             for _ in range(int(rng.integers(0, 4))):
                 if cursors[sid] < len(chunks):
-                    _feed(lambda *a, s=sid, **k: gateway.push(s, *a, **k), chunks[cursors[sid]])
+                    _feed(lambda *a, s=sid, **k: gateway.push(s, *a, **k), chunks[cursors[sid]])  # noqa: B023
                     cursors[sid] += 1
         if rng.random() < 0.5:
             for sid, ps in gateway.run_batch().items():
@@ -100,9 +99,8 @@ def test_gateway_matches_classifier_per_stream(test_model: Path, max_batch: int)
     for sid in streams:
         _same(returned[sid], alone[sid])
     # remove_stream's predictions are returned, not announced; the ticks' ones are both
-    ticked = {sid: [p for p in heard[sid]] for sid in streams}
     for sid in streams:
-        _same(ticked[sid], returned[sid][:len(ticked[sid])])
+        _same(heard[sid], returned[sid][:len(heard[sid])])
 
 
 def test_one_model_call_per_tick(test_model: Path) -> None:
