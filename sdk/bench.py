@@ -245,11 +245,16 @@ predictions = clf.push(x, sample_rate_hz=128.0)
 t3 = time.perf_counter()
 if not predictions or not predictions[0].ok:
     raise SystemExit("no prediction")
-try:
-    import resource
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 if sys.platform != "darwin" else 1024.0 ** 2)
-except ImportError:
-    rss = float("nan")
+rss = float("nan")
+try:  # VmHWM: this process's peak (ru_maxrss would count the parent's pages copied at fork)
+    with open("/proc/self/status") as f:
+        rss = next(int(line.split()[1]) / 1024.0 for line in f if line.startswith("VmHWM"))
+except (OSError, StopIteration):
+    try:
+        import resource
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 ** 2 if sys.platform == "darwin" else 1024.0)
+    except ImportError:
+        pass
 print(t1 - t0, (t1 - t0) + (t3 - t2), rss)
 """
 

@@ -100,7 +100,7 @@ class Gateway:
         hop_s: float = 1.0,
         quality: QualityConfig | None = None,
         threads: int = 1,
-        max_batch: int = 256,
+        max_batch: int = 64,
     ) -> None:
         from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
 
@@ -108,7 +108,8 @@ class Gateway:
             raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
         if not (math.isfinite(hop_s) and hop_s > 0):
             raise ConfigError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
-        self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads)
+        self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads,
+                                      memory_arena=True)
         self.contract = self.model.contract
         self.hop_s = hop_s
         self.quality = quality or QualityConfig()
