@@ -28,7 +28,7 @@ KINDS: Final = ("deap", "mahnob", "recordings")
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """What to prepare: one job per unit (subject file, session folder, recording)."""
 
     inputs: list[Path]  # every file the result depends on (for the cache key)
@@ -37,7 +37,7 @@ class _Plan:
     has_eeg: bool
 
 
-def _plan_deap(root: Path, config: DatasetConfig, options: dict[str, Any]) -> _Plan:
+def _plan_deap(root: Path, config: DatasetConfig, options: dict[str, Any]) -> Plan:
     from emotionkd.training.datasets.deap import (
         deap_meta,
         find_deap_files,
@@ -52,13 +52,13 @@ def _plan_deap(root: Path, config: DatasetConfig, options: dict[str, Any]) -> _P
         missing = wanted - {subject_id(f) for f in files}
         if missing:
             raise DataError(f"{root}: subjects {sorted(missing)} not found", path=str(root))
-    return _Plan(files, [(prepare_deap_subject, (f, config)) for f in files], deap_meta(files), True)
+    return Plan(files, [(prepare_deap_subject, (f, config)) for f in files], deap_meta(files), True)
 
 
-_PLANNERS: dict[str, Callable[[Path, DatasetConfig, dict[str, Any]], _Plan]] = {"deap": _plan_deap}
+_PLANNERS: dict[str, Callable[[Path, DatasetConfig, dict[str, Any]], Plan]] = {"deap": _plan_deap}
 
 
-def register_kind(kind: str, planner: Callable[[Path, DatasetConfig, dict[str, Any]], _Plan]) -> None:
+def register_kind(kind: str, planner: Callable[[Path, DatasetConfig, dict[str, Any]], Plan]) -> None:
     """Add a dataset kind (used by this package's MAHNOB-HCI and recordings modules)."""
     _PLANNERS[kind] = planner
 
@@ -145,7 +145,7 @@ def load_dataset(
     return dataset
 
 
-def _run(plan: _Plan, workers: int, progress: bool, kind: str) -> list[SubjectWindows]:
+def _run(plan: Plan, workers: int, progress: bool, kind: str) -> list[SubjectWindows]:
     from tqdm.auto import tqdm
 
     # disable=None: a bar on a terminal only, so logs and test output stay clean
