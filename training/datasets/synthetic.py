@@ -15,7 +15,7 @@ model for a known reason that distillation can transfer:
   reference and a 4–45 Hz band-pass (DEAP's preprocessing). The state acts *strongly* through
   band power: arousal lowers alpha and raises beta (``eeg_arousal_effect``, log-amplitude per
   unit state); valence lowers left-frontal relative to right-frontal alpha — frontal alpha
-  asymmetry (``eeg_valence_effect``). Band powers also vary from trial to trial for no reason
+  asymmetry — and raises lateral temporal beta (``eeg_valence_effect``). Band powers also vary from trial to trial for no reason
   (``eeg_state_noise``), and subjects differ in χ, alpha frequency, band gains and effect sizes.
 * **GSR** (µS → stored as Ohm): :class:`~emotionkd.firmware_bridge.gsr_synth.GsrSynthesizer`
   (tonic level with drift, canonical SCRs as a Poisson process, sensor noise) with
@@ -54,7 +54,7 @@ class SynthConfig:
         subject_rating_bias: standard deviation of a subject's rating bias.
         eeg_rms_uv: typical EEG amplitude after preprocessing (µV).
         eeg_arousal_effect: alpha down / beta up, log-amplitude per unit arousal.
-        eeg_valence_effect: frontal alpha asymmetry, log-amplitude per unit valence.
+        eeg_valence_effect: frontal alpha asymmetry and temporal beta, log-amplitude per unit valence.
         eeg_state_noise: trial-to-trial band power variation unrelated to the state (log-amp sd).
         gsr_base_arousal: the synthesizer's arousal drive at a neutral state (0–1).
         gsr_arousal_effect: drive change per unit latent arousal.
@@ -68,7 +68,7 @@ class SynthConfig:
     subject_rating_bias: float = 0.4
     eeg_rms_uv: float = 12.0
     eeg_arousal_effect: float = 0.5
-    eeg_valence_effect: float = 0.5
+    eeg_valence_effect: float = 0.8
     eeg_state_noise: float = 0.15
     gsr_base_arousal: float = 0.4
     gsr_arousal_effect: float = 0.25
@@ -151,10 +151,11 @@ _X, _Y = _POSITIONS[:, 0], _POSITIONS[:, 1]
 #: relative topographies of theta (frontal midline), alpha (posterior) and beta (fronto-central)
 _TOPO = np.stack([
     np.exp(-(_X**2 + (_Y - 0.45) ** 2) / 0.25),
-    0.35 + 1.0 / (1.0 + np.exp((_Y + 0.1) / 0.2)),
+    0.5 + 1.0 / (1.0 + np.exp((_Y + 0.1) / 0.2)),
     0.6 + 0.4 * np.exp(-(_Y - 0.2) ** 2 / 0.3),
 ])
 _FRONTAL = np.clip(_Y + 0.2, 0.0, 1.0)
+_TEMPORAL = np.exp(-((np.abs(_X) - 0.9) ** 2) / 0.05 - _Y**2 / 0.2)  # T7/T8 and neighbours
 _LATERAL = np.clip(_X / 0.5, -1.0, 1.0)  # −1 left … +1 right
 _DISTANCE = np.linalg.norm(_POSITIONS[:, None, :] - _POSITIONS[None, :, :], axis=-1)
 _MIXING = np.exp(-(_DISTANCE**2) / (2 * 0.25**2))
@@ -188,7 +189,7 @@ def eeg_power_spectra(freqs_hz: npt.NDArray[np.float64], states: npt.NDArray[np.
     # log-amplitude changes per (trial, channel) of each band
     log_amp = np.zeros((3, trials, len(GENEVA_32)))
     log_amp[1] = -a + v * _FRONTAL * _LATERAL  # alpha: arousal desynchronises; valence: left < right
-    log_amp[2] = a  # beta rises with arousal
+    log_amp[2] = a + v * _TEMPORAL  # beta rises with arousal, and temporally with valence
     if rng is not None:
         log_amp += rng.normal(0.0, config.eeg_state_noise, size=(3, trials, 1))
         log_amp += rng.normal(0.0, config.eeg_state_noise / 2, size=(3, trials, len(GENEVA_32)))
