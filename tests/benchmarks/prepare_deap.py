@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,12 @@ TORCHEEG_SCRIPT = textwrap.dedent("""
     import shutil
     shutil.rmtree(io.rsplit("/", 1)[0], ignore_errors=True)
 """)
+
+
+def _cpu_s() -> tuple[float, float]:
+    """User + system CPU seconds of this process and of its finished children (the workers)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
 
 
 def _torcheeg_python(explicit: str | None) -> tuple[str | None, str]:
@@ -102,12 +109,19 @@ def main() -> None:
             print(f"generate: {args.subjects} x {args.trials} trials x 63 s synthetic DEAP ({size_gb:.2f} GB) "
                   f"in {seconds:.1f} s with {args.workers} workers")
         cache = scratch / "cache"
+        main_before, workers_before = _cpu_s()
         started = time.perf_counter()
         data = load_dataset("deap", root, DatasetConfig(), cache, workers=args.workers, progress=False)
         cold = time.perf_counter() - started
+        main_after, workers_after = _cpu_s()
+        main_cpu, workers_cpu = main_after - main_before, workers_after - workers_before
         print(f"prepare (cold, {args.workers} workers): {cold:.1f} s for {len(data)} windows "
               f"(EEG {data.eeg.shape if data.eeg is not None else None}, GSR {data.gsr.shape}); target <= 30 s: "
               f"{'met' if cold <= 30 else 'MISSED'}")
+        # On a shared machine the wall time depends on the neighbours; the CPU time does not.
+        print(f"  CPU time: workers {workers_cpu:.1f} s, main process {main_cpu:.1f} s -> about "
+              f"{workers_cpu / args.workers + main_cpu:.1f} s wall on {args.workers} idle cores (main process "
+              f"counted as serial); load average now {os.getloadavg()[0]:.1f}")
         started = time.perf_counter()
         again = load_dataset("deap", root, DatasetConfig(), cache, workers=args.workers, progress=False)
         print(f"prepare (cached): {time.perf_counter() - started:.1f} s for {len(again)} windows")

@@ -25,6 +25,8 @@ from emotionkd.training.windowed import WindowedDataset
 logger = logging.getLogger(__name__)
 
 KINDS: Final = ("deap", "mahnob", "recordings")
+#: below this much input, worker processes cost more to start than they save
+PARALLEL_MIN_BYTES: Final = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def load_dataset(
         root: the dataset folder (see README "Training data").
         config: windowing, label and normalisation options.
         cache_dir: where prepared datasets are cached (None: no cache).
-        workers: processes preparing subjects in parallel.
+        workers: processes preparing subjects in parallel (inputs under 64 MiB: one).
         progress: show a progress bar on a terminal (stderr).
         content_hash: key the cache on file contents instead of size + modification time.
         options: kind-specific: ``file_format`` (deap: auto/python/matlab), ``gsr_unit``
@@ -112,6 +114,8 @@ def load_dataset(
             logger.info("prepared %s dataset from cache %s", kind, entry)
             return cached
     started = time.perf_counter()
+    if sum(p.stat().st_size for p in plan.inputs) < PARALLEL_MIN_BYTES:
+        workers = 1
     parts = _run(plan, workers, progress, kind)
     manifest = read_manifest(root)
     meta = {

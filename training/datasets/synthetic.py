@@ -219,10 +219,15 @@ def synth_eeg(rng: np.random.Generator, states: npt.NDArray[np.float64], profile
     expected_power = 2.0 / samples**2 * ((spatial**2) @ (expected * band**2)).sum(axis=1)
     scale = config.eeg_rms_uv * profile.eeg_scale / math.sqrt(float(expected_power.mean()))
     power = eeg_power_spectra(freqs, states, profile, config, rng)
-    noise = rng.standard_normal(power.shape) + 1j * rng.standard_normal(power.shape)
-    spectrum = np.sqrt(power / 2.0) * noise * band
-    spectrum = np.einsum("cd,tdf->tcf", spatial, spectrum)
-    return np.fft.irfft(spectrum, n=samples, axis=-1) * scale
+    amplitude = np.sqrt(power / 2.0) * band
+    spectrum = np.empty(power.shape, dtype=np.complex128)
+    spectrum.real = rng.standard_normal(power.shape) * amplitude
+    spectrum.imag = rng.standard_normal(power.shape) * amplitude
+    sources = np.fft.irfft(spectrum, n=samples, axis=-1)  # (trials, 32, samples)
+    # volume conduction (+ CAR): a linear spatial map, applied as one (32, 32) @ (32, trials·samples)
+    trials = sources.shape[0]
+    mixed = spatial @ sources.transpose(1, 0, 2).reshape(len(GENEVA_32), -1)
+    return np.ascontiguousarray(mixed.reshape(len(GENEVA_32), trials, samples).transpose(1, 0, 2)) * scale
 
 
 # --- GSR and the other peripheral signals -------------------------------------------------------
@@ -255,10 +260,13 @@ def synth_peripherals(rng: np.random.Generator, trials: int, samples: int, rate_
     t = np.arange(samples) / rate_hz
     out: dict[str, npt.NDArray[np.float64]] = {}
     blinks = np.zeros((trials, samples))
+    half = int(0.4 * rate_hz)  # a blink lasts well under a second
     for i in range(trials):
         onsets = np.cumsum(rng.exponential(4.0, size=int(samples / rate_hz / 2) + 2))
         for onset in onsets[onsets < t[-1]]:
-            blinks[i] += 150.0 * np.exp(-0.5 * ((t - onset) / 0.08) ** 2)
+            centre = int(onset * rate_hz)
+            span = slice(max(0, centre - half), min(samples, centre + half))
+            blinks[i, span] += 150.0 * np.exp(-0.5 * ((t[span] - onset) / 0.08) ** 2)
     out["vEOG"] = blinks + rng.normal(0, 5.0, size=(trials, samples))
     out["hEOG"] = np.cumsum(rng.normal(0, 1.0, size=(trials, samples)), axis=1) * 0.5
     out["hEOG"] -= out["hEOG"].mean(axis=1, keepdims=True)
