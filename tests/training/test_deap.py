@@ -98,6 +98,14 @@ def test_eeg_normalisation_options(deap_root: Path) -> None:
     assert set(none.subject.tolist()) == {1}
 
 
+def test_overlapping_windows(deap_root: Path) -> None:
+    data = load_dataset("deap", deap_root, DatasetConfig(hop_samples=256, subjects=(1,)), workers=1)
+    rows = data.trial == 1
+    assert rows.sum() == 29  # (7680 - 512) / 256 + 1
+    np.testing.assert_allclose(data.start_s[rows][:3], [0.0, 2.0, 4.0])
+    assert data.meta["hop_samples"] == 256
+
+
 def test_parallel_equals_serial(deap_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from emotionkd.training.datasets import loading
 
