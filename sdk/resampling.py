@@ -190,13 +190,15 @@ class StreamingResampler:
     def flush(self) -> npt.NDArray[np.float64]:
         """End of stream: return the remaining outputs, padding the future with the last sample.
 
-        Outputs are produced up to the time of the last input sample.
+        Each input sample stands for its whole sampling period, so outputs are produced for
+        every time before ``samples_in / rate_in_hz`` (a 60 s recording at 4 Hz gives 60 s of
+        output, not 59.75 s).
         """
         if self._flushed or self._n_in == 0:
             self._flushed = True
             return np.zeros(0)
         self._flushed = True
-        last_time_out = (self._n_in - 1) * self._up // self._down  # last output at or before the end
+        last_time_out = (self._n_in * self._up - 1) // self._down  # last output before the end
         last_needed = (last_time_out * self._down + self._delay_up) // self._up
         extra = max(0, last_needed - (self._n_in - 1))
         tail = float(self._history[-1]) if self._history.size else float(self._first_value or 0.0)
