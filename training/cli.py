@@ -122,6 +122,10 @@ def _start(config: Any) -> tuple[Any, Any]:
     from emotionkd.training.experiment import load_windows
     from emotionkd.training.trainer import Parallel
 
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
     parallel = Parallel.from_environment(config.device)
     if not parallel.is_main:
         parallel.barrier()
@@ -329,3 +333,7 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="emotionkd-train")
+
+
+if __name__ == "__main__":
+    main()

@@ -143,6 +143,7 @@ class ExperimentConfig:
         targets: which tasks to train (``arousal``, ``valence``).
         output_dir: where checkpoints, results and plots go.
         progress: show tqdm progress bars.
+        threads: torch CPU threads per process (0 = torch's default).
     """
 
     name: str = "emotionkd"
@@ -151,6 +152,7 @@ class ExperimentConfig:
     targets: tuple[str, ...] = ("arousal", "valence")
     output_dir: str = "runs"
     progress: bool = True
+    threads: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(batch_norm_momentum=0.1))
     student: StudentConfig = field(default_factory=lambda: StudentConfig(batch_norm_momentum=0.1))
@@ -163,6 +165,8 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
         bad = [t for t in self.targets if t not in ("arousal", "valence")]
         if bad or not self.targets:
             raise ConfigError(f"targets must be a non-empty subset of ('arousal', 'valence'), got {self.targets!r}")

@@ -242,7 +242,8 @@ class _Loop:
         from tqdm.auto import tqdm
 
         first = self._resume()
-        steps_per_epoch = max(1, (self.n // self.parallel.world_size) // self.batch_size)
+        per_rank = self.n // self.parallel.world_size
+        steps_per_epoch = -(-per_rank // self.batch_size) - (1 if per_rank % self.batch_size == 1 else 0)
         bar = tqdm(total=(self.epochs - first) * steps_per_epoch, desc=self.desc, leave=False,
                    disable=not (self.progress and self.parallel.is_main), dynamic_ncols=True)
         step_number = first * steps_per_epoch
