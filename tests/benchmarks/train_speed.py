@@ -17,7 +17,12 @@ from torch.nn import functional as F
 
 from emotionkd.training.distillation import DistillConfig, FeatureMatcher, distillation_loss
 from emotionkd.training.feedback import FeedbackConfig, feedback_step
-from emotionkd.training.models import EmotionNetStudent, EmotionNetTeacher, TeacherConfig, l2_penalty
+from emotionkd.training.models import (
+    EmotionNetStudent,
+    EmotionNetTeacher,
+    TeacherConfig,
+    l2_penalty,
+)
 
 
 def _time(step: Callable[[], None], steps: int) -> float:
