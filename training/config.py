@@ -86,9 +86,9 @@ class OptimConfig:
         grad_clip: clip the global gradient norm to this (0 = off).
     """
 
-    lr: float = 3e-4
+    lr: float = 1e-3
     epochs: int = 10
-    batch_size: int = 64
+    batch_size: int = 32
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-7
@@ -206,16 +206,17 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
     },
     "pipeline": {
         "name": "pipeline",
-        "data": {"subjects": 4, "trials": 12, "trial_s": 12.0, "path": "data/synthetic-pipeline"},
-        "teacher_optim": {"epochs": 3},
-        "student_optim": {"epochs": 3},
-        "evaluation": {"holdout_subjects": 1},
+        "data": {"subjects": 5, "trials": 16, "trial_s": 12.0, "path": "data/synthetic-pipeline"},
+        "teacher_optim": {"epochs": 6},
+        "student_optim": {"epochs": 6},
+        "feedback": {"period": 2},
     },
     "experiment": {
         "name": "loso-synthetic",
-        "data": {"subjects": 6, "trials": 20, "trial_s": 16.0, "path": "data/synthetic-experiment"},
+        "data": {"subjects": 6, "trials": 16, "trial_s": 12.0, "path": "data/synthetic-experiment"},
         "teacher_optim": {"epochs": 6},
         "student_optim": {"epochs": 6},
+        "feedback": {"period": 2},
         "evaluation": {"protocol": "loso"},
     },
 }

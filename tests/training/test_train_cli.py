@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -173,9 +174,17 @@ def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
                "--master_addr", "127.0.0.1", "--master_port", str(port),
                "-m", "emotionkd.training.cli", "distill", "--feedback", "--config", str(config),
                "--set", 'targets=["arousal"]']
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    assert done.stdout.count("wrote ") == 1  # only rank 0 writes
+    # A session of its own, so a hung rendezvous can be killed with every worker it started.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    assert process.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    assert stdout.count("wrote ") == 1  # only rank 0 writes
     checkpoint = load_student_checkpoint(tmp_path / "runs" / "t" / "student.pt")
     assert checkpoint.contract.provenance.method == "kd+feedback"
     state = load_training_state(tmp_path / "runs" / "t" / "state" / "arousal-kd-feedback.state.pt")
