@@ -9,11 +9,15 @@ PIP := $(PY) -m pip
 INSTALL := $(PIP) install --quiet --constraint constraints.txt
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all demo test lint install clean bench pipeline
+.PHONY: all demo test lint install clean bench pipeline system-deps
 
 all: test
 
-$(STAMP): pyproject.toml constraints.txt
+# System packages for the end-to-end tests: D-Bus headers to build dbus-python (python-dbusmock,
+# the mocked BlueZ), dbus-daemon for a private bus, gcc for the C firmware library test.
+SYSTEM_DEPS := libdbus-1-dev libglib2.0-dev pkg-config dbus gcc
+
+$(STAMP): pyproject.toml constraints.txt | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(INSTALL) --upgrade pip setuptools wheel
 	$(INSTALL) --editable '.[train,dev]'
@@ -25,8 +29,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/emotionkd-sdk demo
 
+## make system-deps: apt-get the system packages above, only the missing ones, only as root
+system-deps:
+	@command -v dpkg >/dev/null 2>&1 || { echo "system-deps: not a Debian/Ubuntu system; install the equivalents of: $(SYSTEM_DEPS)"; exit 0; }; \
+	missing=""; for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "system-deps: missing$$missing; run 'sudo make system-deps'"; exit 1; fi; \
+	echo "system-deps: installing$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+
 ## make test: lint, the import-layer rules, and the test suite
-test: $(STAMP) lint
+test: system-deps $(STAMP) lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -1,7 +1,10 @@
 """emotionkd.firmware_bridge: bytes from GSR sensors to samples in µS, with per-sample flags.
 
-Sans-IO protocol decoders, device profiles, unit conversion, the transports that move bytes
-(pyserial, bleak), device emulators, and ``firmware/`` (the C encoder for device firmware).
+Modules: ``ekd`` (the EKD v1 frame format), ``ekd_decoder`` (its serial and BLE decoders),
+``ascii_lines`` / ``shimmer3`` / ``bitalino`` (devices people own), ``decoding`` (what all
+decoders share), ``sources`` (``serial://`` and ``ble://`` URLs → :class:`GsrSource`),
+``transports`` (pyserial, bleak), ``discovery`` (ports and BLE scan), ``emulators`` (byte-exact devices on a pty), ``units``,
+``gsr_synth``, ``samples``, and ``firmware/`` (the C99 encoder and an ESP32 sketch).
 Depends on nothing else in emotionkd.
 """
 

@@ -12,6 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "EmotionClassifier": "emotionkd.sdk.classifier",
+    "Prediction": "emotionkd.sdk.classifier",
+    "BackgroundStream": "emotionkd.sdk.classifier",
+    "QualityConfig": "emotionkd.sdk.quality",
+    "open_source": "emotionkd.sdk.sources",
+    "Source": "emotionkd.sdk.sources",
+    "SourceInfo": "emotionkd.sdk.sources",
+    "Recording": "emotionkd.sdk.recording",
+    "RecordingWriter": "emotionkd.sdk.recording",
+    "read_recording": "emotionkd.sdk.recording",
     "ModelContract": "emotionkd.sdk.contract",
     "PreprocessingSpec": "emotionkd.sdk.contract",
     "Provenance": "emotionkd.sdk.contract",
@@ -34,6 +44,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from emotionkd.firmware_bridge.units import to_conductance_us
+    from emotionkd.sdk.classifier import BackgroundStream, EmotionClassifier, Prediction
     from emotionkd.sdk.contract import ModelContract, PreprocessingSpec, Provenance
     from emotionkd.sdk.errors import (
         ConfigError,
@@ -51,6 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         Windows,
         preprocess_recording,
     )
+    from emotionkd.sdk.quality import QualityConfig
+    from emotionkd.sdk.recording import Recording, RecordingWriter, read_recording
+    from emotionkd.sdk.sources import Source, SourceInfo, open_source
 
 
 def __getattr__(name: str) -> Any:

@@ -20,22 +20,18 @@ emotionkd.sdk.preprocess_recording  # first use loads numpy and the preprocessin
 print(t1 - t0, time.perf_counter() - t0)
 """
 
-# Until the bundled student exists, the probe builds a model of the student's size in ONNX
-# with onnx.helper (a 3904x128 + 128x128 MLP head over the 512-sample window) so the number
-# reflects onnxruntime's real cost.
+# The RSS probe runs the real thing: EmotionClassifier (onnxruntime with the SDK's session
+# options) on one window. Until the bundled student exists, it builds a model of the student's
+# size with the emotionkd I/O and contract in ONNX with onnx.helper (a 512x1000 hidden layer and
+# two softmax heads) so the number reflects onnxruntime's real cost.
 RSS_PROBE = textwrap.dedent(
     """
-    import resource, sys, tempfile, os
-    import numpy as np
-    MODEL = sys.argv[1] if len(sys.argv) > 1 else ""
-    import emotionkd.sdk as sdk
+    import resource, sys
+    from emotionkd.sdk import EmotionClassifier
     from emotionkd.firmware_bridge.gsr_synth import synthesize_gsr
-    import onnxruntime as ort
-    opts = ort.SessionOptions(); opts.intra_op_num_threads = 1
-    session = ort.InferenceSession(MODEL, opts, providers=["CPUExecutionProvider"])
-    w = sdk.preprocess_recording(synthesize_gsr(8, seed=0), 128.0)
-    name = session.get_inputs()[0].name
-    session.run(None, {name: w.features[:1]})
+    clf = EmotionClassifier(sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None)
+    predictions = clf.predict(synthesize_gsr(4.0, seed=0), 128.0)
+    assert len(predictions) == 1 and predictions[0].ok
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
     """
 )
@@ -46,17 +42,25 @@ def _write_probe_model(path: str) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    from emotionkd.sdk.contract import ModelContract
+
     rng = np.random.default_rng(0)
-    w1 = numpy_helper.from_array(rng.normal(size=(512, 1000)).astype(np.float32), "w1")
-    w2 = numpy_helper.from_array(rng.normal(size=(1000, 2)).astype(np.float32), "w2")
+    inits = [numpy_helper.from_array((rng.normal(size=(512, 1000)) / 30).astype(np.float32), "w1")]
+    nodes = [helper.make_node("MatMul", ["gsr", "w1"], ["h"])]
+    for head in ("arousal", "valence"):
+        inits.append(numpy_helper.from_array((rng.normal(size=(1000, 2)) / 30).astype(np.float32), f"w_{head}"))
+        nodes += [helper.make_node("MatMul", ["h", f"w_{head}"], [f"logits_{head}"]),
+                  helper.make_node("Softmax", [f"logits_{head}"], [head], axis=1)]
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["gsr", "w1"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["out"])],
+        nodes,
         "probe",
         [helper.make_tensor_value_info("gsr", TensorProto.FLOAT, ["batch", 512])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 2])],
-        initializer=[w1, w2],
+        [helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", 2]) for h in ("arousal", "valence")],
+        initializer=inits,
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, ModelContract().to_onnx_metadata())
+    onnx.save(model, path)
 
 
 def main() -> None:
@@ -78,7 +82,7 @@ def main() -> None:
         "import_budget_s": 0.3,
         "peak_rss_after_one_window_mb": round(rss_mb, 1),
         "rss_budget_mb": 80,
-        "model": model if len(sys.argv) > 1 else "probe (onnx.helper, 0.5 M weights)",
+        "model": model if len(sys.argv) > 1 else "probe (onnx.helper, 0.5 M weights, emotionkd I/O)",
     }
     print(json.dumps(result, indent=2))
 

@@ -1,0 +1,145 @@
+"""The ONNX model the SDK runs: loading, I/O checks, the contract inside, and inference.
+
+Kept apart from the decision logic (windows, quality, labels live in
+:mod:`emotionkd.sdk.classifier`), like silero-vad's numpy-only ONNX wrapper. onnxruntime is
+imported here and only here, when a model is loaded, so ``import emotionkd.sdk`` stays cheap.
+
+The I/O every emotionkd model has (COMMON interface, written by ``emotionkd-export``): one input
+``gsr`` float32 ``[batch, window_samples]`` (the preprocessed ``Windows.features``), outputs
+``arousal`` and ``valence`` float32 ``[batch, 2]`` softmax probabilities in
+``contract.class_names`` order, and the contract JSON in the metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from emotionkd.firmware_bridge.errors import ContractError, ModelError
+from emotionkd.sdk.contract import ModelContract
+
+logger = logging.getLogger(__name__)
+
+INPUT_NAME: Final = "gsr"
+#: the file the bundled model is expected under (package data of emotionkd.sdk)
+BUNDLED_MODEL_DIR: Final = "models"
+BUNDLED_MODEL_NAME: Final = "emotionkd-student.onnx"
+
+
+def bundled_model_path() -> Path:
+    """The model shipped inside the package (``emotionkd/sdk/models/*.onnx``).
+
+    Raises:
+        ModelError: this installation carries no bundled model.
+    """
+    folder = resources.files("emotionkd.sdk").joinpath(BUNDLED_MODEL_DIR)
+    candidates: list[Path] = []
+    if folder.is_dir():
+        candidates = sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".onnx"))
+    preferred = [p for p in candidates if p.name == BUNDLED_MODEL_NAME]
+    if preferred or candidates:
+        return (preferred or candidates)[0]
+    raise ModelError(
+        "this installation has no bundled model (emotionkd/sdk/models/*.onnx): build it with "
+        "`make bundled-model` in a source checkout, or pass model='path/to/student.onnx' "
+        "(emotionkd-sdk --model FILE)"
+    )
+
+
+class OnnxEmotionModel:
+    """An emotionkd ONNX model in an onnxruntime session, sized for a wearable or gateway.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: onnxruntime intra-op threads (1 keeps memory and CPU small; a 4 s window every
+            second needs a few hundred microseconds of one core).
+
+    Attributes:
+        contract: the :class:`ModelContract` from the file's metadata.
+        path: the file.
+        targets: the heads run, in the contract's order.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"model file {str(self.path)!r} does not exist (pass an .onnx file from emotionkd-export)")
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise ModelError("onnxruntime is not installed: pip install onnxruntime") from exc
+        options = ort.SessionOptions()
+        # Small and predictable beats fast here: one thread, no arena that keeps its peak, no
+        # thread spinning on an idle gateway.
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.enable_cpu_mem_arena = False
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise ModelError(f"cannot load model {str(self.path)!r}: {exc}") from exc
+        metadata = self._session.get_modelmeta().custom_metadata_map
+        try:
+            self.contract = ModelContract.from_onnx_metadata(metadata)
+        except ContractError as exc:
+            raise ModelError(f"model {str(self.path)!r}: {exc}") from exc
+        self.targets = tuple(self.contract.targets)
+        self._batch_fixed = self._check_io()
+
+    def _check_io(self) -> bool:
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+            raise ModelError(
+                f"model {str(self.path)!r} must have one input named {INPUT_NAME!r}, has "
+                f"{[i.name for i in inputs]}; export it with emotionkd-export")
+        shape = inputs[0].shape
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != self.contract.window_samples):
+            raise ModelError(
+                f"model input {INPUT_NAME!r} has shape {shape}, the contract needs "
+                f"[batch, {self.contract.window_samples}]")
+        outputs = {o.name for o in self._session.get_outputs()}
+        missing = [t for t in self.targets if t not in outputs]
+        if missing:
+            raise ModelError(f"model {str(self.path)!r} lacks outputs {missing} (has {sorted(outputs)})")
+        return isinstance(shape[0], int)
+
+    def run(self, features: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
+        """Probabilities per target for a batch of windows.
+
+        Args:
+            features: (N, W) float32 normalised windows (``Windows.features``), all finite.
+
+        Returns:
+            ``{target: (N, 2) float32}`` probabilities in ``contract.class_names`` order.
+        """
+        x = np.ascontiguousarray(features, dtype=np.float32)
+        if x.shape[0] == 0:
+            return {t: np.zeros((0, 2), np.float32) for t in self.targets}
+        if self._batch_fixed:  # a model exported with batch 1 runs window by window
+            parts = [self._run(x[i : i + 1]) for i in range(x.shape[0])]
+            return {t: np.concatenate([p[t] for p in parts]) for t in self.targets}
+        return self._run(x)
+
+    def _run(self, x: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
+        try:
+            values = self._session.run(list(self.targets), {INPUT_NAME: x})
+        except Exception as exc:
+            raise ModelError(f"model {str(self.path)!r} failed on a batch of shape {x.shape}: {exc}") from exc
+        out: dict[str, Any] = {}
+        for target, value in zip(self.targets, values, strict=True):
+            value = np.asarray(value, dtype=np.float32)
+            if value.shape != (x.shape[0], 2):
+                raise ModelError(f"model output {target!r} has shape {value.shape}, expected ({x.shape[0]}, 2)")
+            out[target] = value
+        return out
+
+
+__all__ = ["BUNDLED_MODEL_NAME", "INPUT_NAME", "OnnxEmotionModel", "bundled_model_path"]

@@ -1,0 +1,234 @@
+"""What every live source is: a context manager that yields :class:`SampleBlock` s.
+
+A source is addressed by URL (like pyserial's ``serial_for_url``) and offers the same blocks in
+two shapes: a blocking iterator (:meth:`Source.blocks`) for scripts and threads, and an async
+iterator (:meth:`Source.ablocks`) for asyncio apps. Sources whose transport is synchronous
+(serial, files, LSL) implement ``blocks`` and get ``ablocks`` for free (a worker thread hands
+each block over); async-native sources (BLE) implement ``ablocks`` and get ``blocks`` for free (an
+event loop in a worker thread). The core above them stays synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.firmware_bridge.samples import SampleBlock
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source says about itself (recorded in a recording's metadata).
+
+    Attributes:
+        device: a human name of the device or file.
+        protocol: the wire protocol or file format (``ekd``, ``ascii``, ``e4``, ``sim`` …).
+        rate_hz: nominal sampling rate (Hz); 0 while unknown (a device that has not said hello).
+        unit: unit of the blocks' values (always ``uS``: sources convert).
+    """
+
+    device: str
+    protocol: str
+    rate_hz: float
+    unit: str = "uS"
+
+
+class Source:
+    """A stream of :class:`SampleBlock` s in µS from one device, file or network stream.
+
+    Use it as a context manager (``with open_source(url) as src: for block in src.blocks()``).
+    Subclasses implement :meth:`blocks` or :meth:`ablocks` (at least one), and may override
+    :meth:`open`, :meth:`close`, :attr:`info` and :meth:`counters`.
+
+    Attributes:
+        url: the URL the source was opened from.
+    """
+
+    url: str = ""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._closed = threading.Event()
+
+    # -- life cycle -------------------------------------------------------------------------
+    def open(self) -> None:
+        """Acquire the device or file (raise :class:`TransportError` / :class:`DataError`)."""
+
+    def close(self) -> None:
+        """Release the device; makes a blocked :meth:`blocks` return soon. Idempotent."""
+        self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def __enter__(self) -> Source:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def info(self) -> SourceInfo:
+        return SourceInfo(device=self.url, protocol="unknown", rate_hz=0.0)
+
+    def counters(self) -> Mapping[str, int]:
+        """Counters of the transport and decoder (frames, lost, CRC failures …), for displays."""
+        return {}
+
+    # -- data -------------------------------------------------------------------------------
+    def blocks(self) -> Iterator[SampleBlock]:
+        """Blocks in order, blocking until each arrives; ends when the source ends or is closed."""
+        if type(self).ablocks is Source.ablocks:
+            raise NotImplementedError(f"{type(self).__name__} implements neither blocks() nor ablocks()")
+        return _iterate_async_in_thread(self)
+
+    async def ablocks(self) -> AsyncIterator[SampleBlock]:
+        """Async iterator over the same blocks as :meth:`blocks`."""
+        if type(self).blocks is Source.blocks:
+            raise NotImplementedError(f"{type(self).__name__} implements neither blocks() nor ablocks()")
+        iterator = self.blocks()
+        done = object()
+        try:
+            while True:
+                block = await asyncio.to_thread(next, iterator, done)
+                if block is done:
+                    return
+                yield block  # type: ignore[misc]
+        finally:
+            self.close()
+
+
+def _iterate_async_in_thread(source: Source) -> Iterator[SampleBlock]:
+    """Run ``source.ablocks()`` in an event loop on a worker thread; yield its blocks here."""
+    handover: queue.Queue[Any] = queue.Queue(maxsize=256)
+    done = object()
+
+    async def pump() -> None:
+        try:
+            async for block in source.ablocks():
+                while not source.closed:
+                    try:
+                        handover.put(block, timeout=0.1)
+                        break
+                    except queue.Full:
+                        await asyncio.sleep(0)
+                if source.closed:
+                    return
+        except BaseException as exc:  # handed to the consumer's thread, raised there
+            handover.put(exc)
+            return
+        handover.put(done)
+
+    worker = threading.Thread(target=lambda: asyncio.run(pump()), name=f"source {source.url}", daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                item = handover.get(timeout=0.1)
+            except queue.Empty:
+                if not worker.is_alive():
+                    return
+                continue
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        source.close()
+        worker.join(timeout=2.0)
+
+
+class Pacer:
+    """Sleeps so that samples come out at ``speed`` × real time (speed 0: as fast as possible).
+
+    Args:
+        rate_hz: samples per second of the stream.
+        speed: 1 = real time, 2 = twice as fast, 0 = no pacing.
+        stop: an event that interrupts the wait.
+    """
+
+    def __init__(self, rate_hz: float, speed: float, stop: threading.Event | None = None) -> None:
+        if not (speed >= 0 and math.isfinite(speed)):
+            raise ConfigError(f"speed must be >= 0 (0 = as fast as possible), got {speed!r}")
+        self.rate_hz = rate_hz
+        self.speed = speed
+        self._stop = stop or threading.Event()
+        self._started = time.monotonic()
+
+    def wait_until(self, samples_done: int) -> None:
+        """Return when ``samples_done`` samples are due (or at once when not pacing)."""
+        if self.speed == 0:
+            return
+        due = self._started + samples_done / self.rate_hz / self.speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            self._stop.wait(delay)
+
+
+@dataclass
+class SourceUrl:
+    """A parsed source URL: ``scheme://location?key=value&…``.
+
+    Attributes:
+        scheme: ``serial``, ``ble``, ``replay``, ``sim``, ``lsl``.
+        location: what follows ``//`` up to ``?`` (a path, an address, a name; may be empty).
+        params: query parameters (last value wins).
+    """
+
+    scheme: str
+    location: str
+    params: dict[str, str] = field(default_factory=dict)
+    raw: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> SourceUrl:
+        parts = urlsplit(url)
+        if not parts.scheme or "://" not in url:
+            raise ConfigError(
+                f"{url!r} is not a source URL; use serial:///dev/ttyUSB0, ble://ADDRESS, "
+                "replay://file.csv, sim:// or lsl://name")
+        location = parts.netloc + parts.path
+        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        return cls(parts.scheme.lower(), location, params, url)
+
+    def take(self, key: str, default: str | None = None) -> str | None:
+        """Remove and return one parameter (so that leftovers can be refused as unknown)."""
+        return self.params.pop(key, default)
+
+    def take_float(self, key: str, default: float | None) -> float | None:
+        value = self.take(key)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError as exc:
+            raise ConfigError(f"{self.raw}: parameter {key}={value!r} must be a number") from exc
+
+    def take_int(self, key: str, default: int) -> int:
+        value = self.take_float(key, float(default))
+        assert value is not None
+        if value != int(value):
+            raise ConfigError(f"{self.raw}: parameter {key} must be an integer, got {value!r}")
+        return int(value)
+
+    def refuse_leftovers(self, known: str) -> None:
+        """Raise a :class:`ConfigError` naming parameters nobody took."""
+        if self.params:
+            raise ConfigError(
+                f"{self.raw}: unknown parameter(s) {', '.join(sorted(self.params))}; "
+                f"{self.scheme}:// takes {known}")
+
+
+__all__ = ["Pacer", "Source", "SourceInfo", "SourceUrl"]

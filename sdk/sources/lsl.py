@@ -1,0 +1,135 @@
+"""``lsl://NAME``: GSR from any Lab Streaming Layer stream (optional extra ``emotionkd[lsl]``).
+
+``lsl://Shimmer_GSR?channel=0&unit=kOhm&timeout=10`` resolves the stream by name (or
+``lsl://?type=EDA`` by type), reads one channel, converts it to µS and places the samples on
+the stream's nominal-rate axis by their LSL time stamps, so that samples the network lost show
+up as a gap instead of being stitched. Parameters: ``type`` (match by type instead of name),
+``channel`` (index, default 0), ``unit`` (default: the channel's ``unit`` in the stream
+metadata, else ``uS``), ``rate`` (needed for irregular-rate streams), ``timeout`` (s to find the
+stream and the longest silence tolerated, default 10).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from emotionkd.firmware_bridge.errors import ConfigError, TransportError
+from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
+from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
+from emotionkd.sdk.lsl import import_pylsl
+from emotionkd.sdk.sources.base import Source, SourceInfo, SourceUrl
+
+
+class LslSource(Source):
+    """One channel of an LSL stream as GSR in µS (see the module docstring)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        parsed = SourceUrl.parse(url)
+        self.name = parsed.location
+        self.stream_type = parsed.take("type")
+        self.channel = parsed.take_int("channel", 0)
+        unit = parsed.take("unit")
+        self.unit = normalise_unit(unit) if unit else None
+        self.rate_hz = parsed.take_float("rate", None)
+        self.timeout_s = float(parsed.take_float("timeout", 10.0) or 10.0)
+        parsed.refuse_leftovers("type, channel, unit, rate, timeout")
+        if not self.name and not self.stream_type:
+            raise ConfigError("lsl:// needs a stream name (lsl://NAME) or a type (lsl://?type=EDA)")
+        self._inlet: Any = None
+        self._device = self.name or f"type {self.stream_type}"
+        self._counters = {"samples": 0, "gap_samples": 0}
+
+    def open(self) -> None:
+        if self._inlet is not None:
+            return
+        pylsl = import_pylsl()
+        prop, value = ("name", self.name) if self.name else ("type", self.stream_type)
+        found = pylsl.resolve_byprop(prop, value, timeout=self.timeout_s)
+        if not found:
+            raise TransportError(f"no LSL stream with {prop} {value!r} found in {self.timeout_s:g} s "
+                                 "(is the sender running on this network?)", url=self.url)
+        info = found[0]
+        if not 0 <= self.channel < info.channel_count():
+            raise ConfigError(f"LSL stream {info.name()!r} has {info.channel_count()} channels; channel={self.channel} does not exist")
+        rate = info.nominal_srate()
+        if rate <= 0 and not self.rate_hz:
+            raise ConfigError(f"LSL stream {info.name()!r} has an irregular rate: give one, lsl://{info.name()}?rate=32")
+        self.rate_hz = float(self.rate_hz or rate)
+        self._inlet = pylsl.StreamInlet(info, max_buflen=60, recover=True)
+        full = self._inlet.info(timeout=self.timeout_s)  # with the metadata (desc)
+        if self.unit is None:
+            self.unit = normalise_unit(_channel_unit(full, self.channel) or "uS")
+        self._device = f"LSL {info.name()} ({info.type()}, {info.hostname()})"
+
+    def close(self) -> None:
+        super().close()
+        if self._inlet is not None:
+            self._inlet.close_stream()
+            self._inlet = None
+
+    @property
+    def info(self) -> SourceInfo:
+        return SourceInfo(device=self._device, protocol="lsl", rate_hz=self.rate_hz or 0.0)
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._counters)
+
+    def blocks(self) -> Iterator[SampleBlock]:
+        if self._inlet is None:
+            self.open()
+        assert self.rate_hz and self.unit
+        rate, unit = self.rate_hz, self.unit
+        first_stamp: float | None = None
+        next_index = 0
+        # A jump in time stamps larger than this is lost samples, not jitter.
+        tolerance = max(2, int(round(0.1 * rate)))
+        last_data = time.monotonic()
+        while not self.closed:
+            inlet = self._inlet
+            if inlet is None:
+                return
+            data, stamps = inlet.pull_chunk(timeout=0.2)
+            if not stamps:
+                if time.monotonic() - last_data > self.timeout_s:
+                    raise TransportError(f"no data from {self.url} in {self.timeout_s:g} s", url=self.url)
+                continue
+            last_data = time.monotonic()
+            values = to_conductance_us(np.asarray(data, dtype=np.float64)[:, self.channel], unit)
+            stamps_arr = np.asarray(stamps, dtype=np.float64)
+            if first_stamp is None:
+                first_stamp = float(stamps_arr[0])
+            position = int(round((stamps_arr[0] - first_stamp) * rate))
+            blocks = []
+            if position - next_index > tolerance:
+                missing = position - next_index
+                blocks.append(SampleBlock(next_index, np.full(missing, np.nan),
+                                          np.full(missing, SampleFlag.GAP, np.uint8), rate, time.time()))
+                self._counters["gap_samples"] += missing
+                next_index = position
+            flags = np.where(np.isnan(values), SampleFlag.GAP, 0).astype(np.uint8)
+            blocks.append(SampleBlock(next_index, values, flags, rate, time.time()))
+            next_index += values.size
+            self._counters["samples"] += values.size
+            yield from blocks
+
+
+def _channel_unit(info: Any, channel: int) -> str | None:
+    """The ``unit`` of channel ``channel`` in an LSL stream's ``desc/channels``, if declared."""
+    node = info.desc().child("channels").child("channel")
+    for _ in range(channel):
+        node = node.next_sibling()
+    unit = node.child_value("unit") if not node.empty() else ""
+    if not unit:
+        return None
+    try:
+        return normalise_unit(unit.replace("microsiemens", "uS").replace("micro-siemens", "uS"))
+    except ConfigError:
+        return None
+
+
+__all__ = ["LslSource"]

@@ -1,0 +1,128 @@
+"""``emotionkd-sdk stream | record | devices`` as a person at a terminal meets them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from emotionkd.sdk.cli import app
+from emotionkd.sdk.recording import read_recording
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_stream_jsonl_at_the_hop_cadence_says_synthetic_once(test_model: Path) -> None:
+    code, out, err = _run("stream", "--simulate", "--speed", "0", "--duration", "12", "--format", "jsonl",
+                          "--model", str(test_model))
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["start_s"] for r in rows] == [float(i) for i in range(len(rows))] and len(rows) >= 7
+    assert all(0 <= r["arousal"] <= 1 and 0 <= r["valence"] <= 1 and r["quality"] == "ok" for r in rows)
+    assert err.count("trained on synthetic data") == 1
+
+
+def test_a_real_data_model_gets_no_synthetic_note(real_data_model: Path) -> None:
+    code, _, err = _run("stream", "--simulate", "--speed", "0", "--duration", "6", "--format", "jsonl",
+                        "--model", str(real_data_model))
+    assert code == 0 and "synthetic" not in err
+
+
+def test_record_then_replay_gives_the_same_predictions(test_model: Path, tmp_path: Path) -> None:
+    rec, out1, out2 = tmp_path / "rec.csv", tmp_path / "live.csv", tmp_path / "replayed.csv"
+    url = "sim://?rate=32&speed=0&duration=15&faults=saturation@8:1"
+    code, _, err = _run("stream", "--source", url, "--model", str(test_model), "--format", "csv",
+                        "--output", str(out1), "--record", str(rec), "--hop", "2")
+    assert code == 0, err
+    assert read_recording(rec).rate_hz == 32.0 and len(read_recording(rec)) == 480
+    code, _, err = _run("stream", "--replay", str(rec), "--speed", "0", "--model", str(test_model),
+                        "--format", "csv", "--output", str(out2), "--hop", "2")
+    assert code == 0, err
+    live, replayed = out1.read_text().splitlines(), out2.read_text().splitlines()
+    assert live[0].startswith("start_s,end_s,arousal,valence")
+    assert [r.split(",")[:2] for r in live] == [r.split(",")[:2] for r in replayed]
+    assert any(",saturation," in r for r in replayed) and any(",ok," in r for r in replayed)
+    # csv: a window that failed the gate has empty probability cells
+    bad = next(r for r in replayed if ",saturation," in r).split(",")
+    assert bad[2] == "" and bad[3] == ""
+
+
+def test_record_writes_raw_samples_only(tmp_path: Path) -> None:
+    path = tmp_path / "raw.csv"
+    code, _, err = _run("record", str(path), "--source", "sim://?rate=16&speed=0", "--duration", "5")
+    assert code == 0, err
+    rec = read_recording(path)
+    assert rec.metadata["protocol"] == "sim" and rec.rate_hz == 16.0 and len(rec) >= 80
+    assert "80 samples written" in err or f"{len(rec)} samples written" in err
+
+
+def test_table_view_shows_bars_when_live(test_model: Path) -> None:
+    from io import StringIO
+
+    from emotionkd.sdk.classifier import EmotionClassifier
+    from emotionkd.sdk.outputs import StreamStatus, TableOutput
+
+    screen = StringIO()
+    table = TableOutput(screen, live=True)
+    status = StreamStatus(counters={"frames_lost": 2, "crc_failures": 3, "frames": 10})
+    for p in EmotionClassifier(test_model).stream("sim://?speed=0&duration=7&faults=gap@5:1"):
+        status.count(p)
+        table.write(p, status)
+    text = screen.getvalue()
+    assert "█" in text and "arousal" in text and "valence" in text
+    assert "lost 2" in text and "bad 3" in text and "\x1b[F" in text and "gap:" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "choose a source"),
+        (("--simulate", "--replay", "x.csv"), "choose one source"),
+        (("--replay", "/no/such.csv"), "does not exist"),
+        (("--source", "sim://?rate=0"), "rate"),
+        (("--simulate", "--format", "xml"), "unknown --format"),
+    ],
+)
+def test_errors_are_one_clear_line(test_model: Path, args: tuple[str, ...], message: str) -> None:
+    code, _, err = _run("stream", "--model", str(test_model), *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1]
+    assert "Traceback" not in err
+
+
+def test_a_missing_model_is_one_line(tmp_path: Path) -> None:
+    code, _, err = _run("stream", "--simulate", "--model", str(tmp_path / "none.onnx"))
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+
+
+def test_devices_lists_serial_ports_and_explains_ble() -> None:
+    code, out, err = _run("devices", "--ble-timeout", "1")
+    assert code == 0, err
+    assert out.startswith("serial ports")
+    assert "BLE" in out  # either a scan result or why there is no BLE here
+
+
+def test_the_console_script_streams(test_model: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "emotionkd.sdk.cli", "stream", "--simulate", "--speed", "0", "--duration", "6",
+         "--format", "jsonl", "--model", str(test_model)],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) >= 2
+
+
+def test_demo_streams_through_the_classifier(test_model: Path) -> None:
+    code, out, err = _run("demo", "--no-realtime", "--duration", "10", "--model", str(test_model))
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line.strip().endswith(" ok")]
+    assert len(rows) >= 5 and "arousal rises" in err and err.count("synthetic data") == 1
