@@ -35,7 +35,7 @@ def synth(
     matlab: bool = typer.Option(False, "--matlab", help="DEAP: also write data_preprocessed_matlab/sXX.mat."),
     mahnob_pad_s: float = typer.Option(30.0, "--mahnob-pad-s", help="MAHNOB: seconds recorded before/after each stimulus."),
     eeg_arousal_effect: float = typer.Option(0.5, help="EEG: alpha down / beta up per unit arousal (log-amplitude)."),
-    eeg_valence_effect: float = typer.Option(0.5, help="EEG: frontal alpha asymmetry per unit valence."),
+    eeg_valence_effect: float = typer.Option(0.8, help="EEG: frontal alpha asymmetry per unit valence."),
     gsr_arousal_effect: float = typer.Option(0.25, help="GSR: SCR drive change per unit arousal (0-1 scale)."),
     gsr_valence_effect: float = typer.Option(0.08, help="GSR: SCR drive change per unit negative valence."),
     rating_noise: float = typer.Option(1.0, help="Self-report noise (rating points, 1-9 scale)."),

@@ -8,6 +8,7 @@ device runs), so a model never sees GSR prepared any other way.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ class WindowedDataset:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {name: z[name] if name in z.files else None for name in cls._ARRAYS}
                 meta = json.loads(str(z["meta_json"]))
-        except (OSError, ValueError, KeyError, EOFError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"{path}: not a readable prepared dataset ({type(exc).__name__}: {exc})", path=str(path)) from exc
         missing = [name for name, value in arrays.items() if value is None and name != "eeg"]
         if missing:

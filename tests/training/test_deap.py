@@ -98,7 +98,18 @@ def test_eeg_normalisation_options(deap_root: Path) -> None:
     assert set(none.subject.tolist()) == {1}
 
 
-def test_parallel_equals_serial(deap_root: Path) -> None:
+def test_overlapping_windows(deap_root: Path) -> None:
+    data = load_dataset("deap", deap_root, DatasetConfig(hop_samples=256, subjects=(1,)), workers=1)
+    rows = data.trial == 1
+    assert rows.sum() == 29  # (7680 - 512) / 256 + 1
+    np.testing.assert_allclose(data.start_s[rows][:3], [0.0, 2.0, 4.0])
+    assert data.meta["hop_samples"] == 256
+
+
+def test_parallel_equals_serial(deap_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emotionkd.training.datasets import loading
+
+    monkeypatch.setattr(loading, "PARALLEL_MIN_BYTES", 0)  # use the processes even for tiny inputs
     serial = load_dataset("deap", deap_root, workers=1)
     parallel = load_dataset("deap", deap_root, workers=2)
     np.testing.assert_array_equal(serial.gsr, parallel.gsr)
@@ -126,6 +137,37 @@ def test_cache_hit_and_invalidation(deap_root: Path, tmp_path: Path) -> None:
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     changed = load_dataset("deap", root, cache_dir=cache, workers=1)
     assert changed.labels.min() == 1 and changed.meta["cache_key"] != first.meta["cache_key"]
+
+
+def test_code_changes_change_the_cache_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emotionkd.training.datasets import cache
+
+    files = [tmp_path / "s01.dat"]
+    files[0].write_bytes(b"x")
+    key = cache.cache_key("deap", files, {"a": 1})
+    assert cache.cache_key("deap", files, {"a": 1}) == key
+    assert cache.cache_key("deap", files, {"a": 2}) != key
+    assert cache.cache_key("deap", files, {"a": 1}, content_hash=True) != key
+    monkeypatch.setattr(cache, "code_version", lambda: "another-version")
+    assert cache.cache_key("deap", files, {"a": 1}) != key
+
+
+def test_windowed_dataset_npz_round_trip(tmp_path: Path, deap_root: Path) -> None:
+    from emotionkd.training.windowed import WindowedDataset
+
+    data = load_dataset("deap", deap_root, DatasetConfig(subjects=(2,)), workers=1)
+    for eeg in (data.eeg, None):
+        original = WindowedDataset(data.gsr, eeg, data.labels, data.ratings, data.subject, data.trial,
+                                   data.start_s, data.meta)
+        original.save_npz(tmp_path / "d.npz")
+        loaded = WindowedDataset.load_npz(tmp_path / "d.npz")
+        assert loaded.meta == original.meta
+        for name in ("gsr", "labels", "ratings", "subject", "trial", "start_s"):
+            np.testing.assert_array_equal(getattr(loaded, name), getattr(original, name))
+        assert (loaded.eeg is None) == (eeg is None)
+    (tmp_path / "bad.npz").write_bytes((tmp_path / "d.npz").read_bytes()[:1000])
+    with pytest.raises(DataError, match=r"bad\.npz"):
+        WindowedDataset.load_npz(tmp_path / "bad.npz")
 
 
 class _Evil:

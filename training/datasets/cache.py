@@ -40,6 +40,8 @@ _CODE_MODULES: Final = (
     "emotionkd.training.datasets.trials",
     "emotionkd.training.datasets.safe_pickle",
     "emotionkd.training.datasets.deap",
+    "emotionkd.training.datasets.mahnob",
+    "emotionkd.training.datasets.recordings",
 )
 
 
@@ -61,7 +63,10 @@ def code_version() -> str:
 
 
 def file_fingerprint(path: Path, content_hash: bool) -> dict[str, Any]:
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found", path=str(path)) from exc
     entry: dict[str, Any] = {"path": str(path.resolve()), "size": stat.st_size}
     if content_hash:
         digest = hashlib.sha256()

@@ -25,10 +25,12 @@ from emotionkd.training.windowed import WindowedDataset
 logger = logging.getLogger(__name__)
 
 KINDS: Final = ("deap", "mahnob", "recordings")
+#: below this much input, worker processes cost more to start than they save
+PARALLEL_MIN_BYTES: Final = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """What to prepare: one job per unit (subject file, session folder, recording)."""
 
     inputs: list[Path]  # every file the result depends on (for the cache key)
@@ -37,7 +39,7 @@ class _Plan:
     has_eeg: bool
 
 
-def _plan_deap(root: Path, config: DatasetConfig, options: dict[str, Any]) -> _Plan:
+def _plan_deap(root: Path, config: DatasetConfig, options: dict[str, Any]) -> Plan:
     from emotionkd.training.datasets.deap import (
         deap_meta,
         find_deap_files,
@@ -52,13 +54,13 @@ def _plan_deap(root: Path, config: DatasetConfig, options: dict[str, Any]) -> _P
         missing = wanted - {subject_id(f) for f in files}
         if missing:
             raise DataError(f"{root}: subjects {sorted(missing)} not found", path=str(root))
-    return _Plan(files, [(prepare_deap_subject, (f, config)) for f in files], deap_meta(files), True)
+    return Plan(files, [(prepare_deap_subject, (f, config)) for f in files], deap_meta(files), True)
 
 
-_PLANNERS: dict[str, Callable[[Path, DatasetConfig, dict[str, Any]], _Plan]] = {"deap": _plan_deap}
+_PLANNERS: dict[str, Callable[[Path, DatasetConfig, dict[str, Any]], Plan]] = {"deap": _plan_deap}
 
 
-def register_kind(kind: str, planner: Callable[[Path, DatasetConfig, dict[str, Any]], _Plan]) -> None:
+def register_kind(kind: str, planner: Callable[[Path, DatasetConfig, dict[str, Any]], Plan]) -> None:
     """Add a dataset kind (used by this package's MAHNOB-HCI and recordings modules)."""
     _PLANNERS[kind] = planner
 
@@ -81,7 +83,7 @@ def load_dataset(
         root: the dataset folder (see README "Training data").
         config: windowing, label and normalisation options.
         cache_dir: where prepared datasets are cached (None: no cache).
-        workers: processes preparing subjects in parallel.
+        workers: processes preparing subjects in parallel (inputs under 64 MiB: one).
         progress: show a progress bar on a terminal (stderr).
         content_hash: key the cache on file contents instead of size + modification time.
         options: kind-specific: ``file_format`` (deap: auto/python/matlab), ``gsr_unit``
@@ -112,6 +114,8 @@ def load_dataset(
             logger.info("prepared %s dataset from cache %s", kind, entry)
             return cached
     started = time.perf_counter()
+    if sum(p.stat().st_size for p in plan.inputs) < PARALLEL_MIN_BYTES:
+        workers = 1
     parts = _run(plan, workers, progress, kind)
     manifest = read_manifest(root)
     meta = {
@@ -145,7 +149,7 @@ def load_dataset(
     return dataset
 
 
-def _run(plan: _Plan, workers: int, progress: bool, kind: str) -> list[SubjectWindows]:
+def _run(plan: Plan, workers: int, progress: bool, kind: str) -> list[SubjectWindows]:
     from tqdm.auto import tqdm
 
     # disable=None: a bar on a terminal only, so logs and test output stay clean

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,7 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError
-from emotionkd.training.datasets.channels import DEAP_CHANNELS, DEAP_GSR_INDEX, DEAP_PERIPHERAL
+from emotionkd.training.datasets.channels import (
+    DEAP_CHANNELS,
+    DEAP_GSR_INDEX,
+    DEAP_PERIPHERAL,
+    GENEVA_32,
+)
 from emotionkd.training.datasets.deap import (
     DEAP_RATE_HZ,
     MATLAB_DIR,
@@ -87,8 +94,6 @@ def _write_deap_subject(out: str, seed: int, subject: int, trials: int, config_d
 
 def _write_mahnob_subject(out: str, seed: int, subject: int, trials: int, config_dict: dict[str, Any],
                           pad_s: float, first_session: int) -> dict[str, Any]:
-    from emotionkd.training.datasets.mahnob_files import write_mahnob_subject
-
     return write_mahnob_subject(Path(out), seed, subject, trials, SynthConfig(**config_dict), pad_s, first_session)
 
 
@@ -181,6 +186,112 @@ def run_jobs(jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]], workers: in
             if progress:
                 progress(1)
         return results
+
+
+# --- MAHNOB-HCI ----------------------------------------------------------------------------------
+
+MAHNOB_RATE_HZ: Final = 256.0
+#: the 47 channels of a MAHNOB-HCI BioSemi file: label, unit, physical min, physical max
+_EEG_RANGE: Final = (-262144.0, 262143.0)  # BioSemi ActiveTwo: 1/32 µV per bit
+MAHNOB_CHANNELS: Final[tuple[tuple[str, str, float, float], ...]] = (
+    *((name, "uV", *_EEG_RANGE) for name in GENEVA_32),
+    *((f"EXG{i}", "uV", *_EEG_RANGE) for i in range(1, 9)),
+    ("GSR1", "Ohm", -8388608.0, 8388607.0),
+    ("GSR2", "Ohm", -8388608.0, 8388607.0),
+    ("Erg1", "uV", *_EEG_RANGE),
+    ("Erg2", "uV", *_EEG_RANGE),
+    ("Resp", "Ohm", -8388608.0, 8388607.0),
+    ("Temp", "Celsius", -100.0, 100.0),
+    ("Status", "Boolean", -8388608.0, 8388607.0),
+)
+#: BioSemi's Status channel: system bits 16–23 are rarely all zero (bit 20: "CMS in range")
+_STATUS_SYSTEM_BITS: Final = 1 << 20
+
+
+def write_biosemi_bdf(path: Path, signals: list[npt.NDArray[np.float64]], rate_hz: float, start: datetime) -> None:
+    """Write ``signals`` (one per :data:`MAHNOB_CHANNELS` entry, physical units; Status as codes)
+    as a 24-bit BDF with 1 s data records, the way BioSemi ActiveTwo files are laid out.
+
+    pyedflib writes a standard BDF: the same header, 24-bit samples and Status channel as a
+    BioSemi file; its "reserved" header field is blank where ActiveView writes ``24BIT``, and
+    the recording/equipment fields are pyedflib's. Readers (pyedflib, MNE, EEGLAB) accept both.
+    """
+    import warnings
+
+    import pyedflib
+
+    # pyedflib warns that "-8388608.0 has 10 chars"; it is written as -8388608, exactly
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        writer = pyedflib.EdfWriter(str(path), len(MAHNOB_CHANNELS), file_type=pyedflib.FILETYPE_BDF)
+        try:
+            writer.setSignalHeaders([
+                {"label": label, "dimension": unit, "sample_frequency": rate_hz, "physical_min": pmin,
+                 "physical_max": pmax, "digital_min": -8388608, "digital_max": 8388607,
+                 "transducer": "Active Electrode" if unit == "uV" else "", "prefilter": "HP:DC; LP:52 Hz"}
+                for label, unit, pmin, pmax in MAHNOB_CHANNELS
+            ])
+            writer.setStartdatetime(start)
+            writer.setEquipment("BIOSEMI")
+            writer.writeSamples([np.ascontiguousarray(s, dtype=np.float64) for s in signals])
+        finally:
+            writer.close()
+
+
+def _session_xml(session: int, subject: int, ratings: npt.NDArray[np.float64] | None, media: str,
+                 stimulus_s: float) -> str:
+    felt = ""
+    if ratings is not None:
+        felt = (f' feltEmo="0" feltArsl="{int(ratings[0])}" feltVlnc="{int(ratings[1])}"'
+                f' feltCtrl="5" feltPred="5"')
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n'
+            f'<session cutNum="{session}" cutLenSec="{stimulus_s:.1f}" mediaFile="{media}" isStim="1"{felt}'
+            f' sessionId="{session}" vidRate="60" audioRate="48000">\n'
+            f'  <subject id="{subject}" />\n</session>\n')
+
+
+def write_mahnob_subject(root: Path, seed: int, subject: int, trials: int, config: SynthConfig, pad_s: float,
+                         first_session: int) -> dict[str, Any]:
+    """One synthetic MAHNOB-HCI subject: ``trials`` emotion sessions plus one implicit-tagging
+    session (no felt ratings, which loaders must skip), raw-looking 256 Hz BioSemi signals."""
+    rng = subject_rng(seed, subject)
+    profile = draw_profile(rng, subject)
+    states = draw_states(rng, trials)
+    ratings = np.clip(np.round(draw_ratings(rng, states, profile, config)), 1, 9)  # MAHNOB: integers
+    rate = MAHNOB_RATE_HZ
+    for k in range(trials + 1):
+        emotion = k < trials
+        session = first_session + k
+        stimulus_s = float(max(4, round(config.trial_s * rng.uniform(0.8, 1.2)))) if emotion else 12.0
+        total_s = int(math.ceil(2 * pad_s + stimulus_s))
+        n = int(total_s * rate)
+        state = states[k : k + 1] if emotion else np.zeros((1, 2))
+        # raw BioSemi EEG: no reference, wide band, electrode offsets, slow drift, mains hum
+        eeg = synth_eeg(rng, state, profile, config, n, rate, band_hz=None, reference=False)[0]
+        t = np.arange(n) / rate
+        eeg += rng.normal(0.0, 8000.0, size=(32, 1))
+        eeg += np.cumsum(rng.normal(0.0, 0.5, size=(32, n)), axis=1)
+        eeg += 20.0 * np.sin(2 * np.pi * 50.0 * t + rng.uniform(0, 2 * np.pi))
+        gsr_us = synth_gsr_us(rng, state, profile, config, n, rate)[0]
+        others = synth_peripherals(rng, 1, n, rate)
+        status = np.full(n, _STATUS_SYSTEM_BITS, dtype=np.float64)
+        start = int(round(pad_s * rate))
+        end = int(round((pad_s + stimulus_s) * rate))
+        pulse = int(0.05 * rate)
+        status[start : start + pulse] += 1  # stimulus onset trigger
+        status[end : end + pulse] += 2  # stimulus end trigger
+        exg = rng.normal(0.0, 10.0, size=(8, n)) + rng.normal(0.0, 3000.0, size=(8, 1))
+        signals = [*eeg, *exg, 1e6 / gsr_us, 1e6 / (gsr_us * 1.03) + rng.normal(0, 50.0, n),
+                   rng.normal(0, 5.0, n), rng.normal(0, 5.0, n),
+                   others["Respiration"][0] + 2e5, others["Temperature"][0], status]
+        folder = root / "Sessions" / str(session)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"Part_{subject}_S_Trial{k + 1}_{'emotion' if emotion else 'implicit'}.bdf"
+        write_biosemi_bdf(folder / name, signals, rate, datetime(2010, 1, 1) + timedelta(days=session))
+        media = f"synthetic_clip_{session}.avi"
+        (folder / "session.xml").write_text(_session_xml(session, subject, ratings[k] if emotion else None,
+                                                         media, stimulus_s), encoding="utf-8")
+    return {"subject": subject, "states": states.round(4).tolist()}
 
 
 def read_manifest(root: str | Path) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ model for a known reason that distillation can transfer:
   reference and a 4–45 Hz band-pass (DEAP's preprocessing). The state acts *strongly* through
   band power: arousal lowers alpha and raises beta (``eeg_arousal_effect``, log-amplitude per
   unit state); valence lowers left-frontal relative to right-frontal alpha — frontal alpha
-  asymmetry (``eeg_valence_effect``). Band powers also vary from trial to trial for no reason
+  asymmetry — and raises lateral temporal beta (``eeg_valence_effect``). Band powers also vary from trial to trial for no reason
   (``eeg_state_noise``), and subjects differ in χ, alpha frequency, band gains and effect sizes.
 * **GSR** (µS → stored as Ohm): :class:`~emotionkd.firmware_bridge.gsr_synth.GsrSynthesizer`
   (tonic level with drift, canonical SCRs as a Poisson process, sensor noise) with
@@ -54,7 +54,7 @@ class SynthConfig:
         subject_rating_bias: standard deviation of a subject's rating bias.
         eeg_rms_uv: typical EEG amplitude after preprocessing (µV).
         eeg_arousal_effect: alpha down / beta up, log-amplitude per unit arousal.
-        eeg_valence_effect: frontal alpha asymmetry, log-amplitude per unit valence.
+        eeg_valence_effect: frontal alpha asymmetry and temporal beta, log-amplitude per unit valence.
         eeg_state_noise: trial-to-trial band power variation unrelated to the state (log-amp sd).
         gsr_base_arousal: the synthesizer's arousal drive at a neutral state (0–1).
         gsr_arousal_effect: drive change per unit latent arousal.
@@ -68,7 +68,7 @@ class SynthConfig:
     subject_rating_bias: float = 0.4
     eeg_rms_uv: float = 12.0
     eeg_arousal_effect: float = 0.5
-    eeg_valence_effect: float = 0.5
+    eeg_valence_effect: float = 0.8
     eeg_state_noise: float = 0.15
     gsr_base_arousal: float = 0.4
     gsr_arousal_effect: float = 0.25
@@ -151,10 +151,11 @@ _X, _Y = _POSITIONS[:, 0], _POSITIONS[:, 1]
 #: relative topographies of theta (frontal midline), alpha (posterior) and beta (fronto-central)
 _TOPO = np.stack([
     np.exp(-(_X**2 + (_Y - 0.45) ** 2) / 0.25),
-    0.35 + 1.0 / (1.0 + np.exp((_Y + 0.1) / 0.2)),
+    0.5 + 1.0 / (1.0 + np.exp((_Y + 0.1) / 0.2)),
     0.6 + 0.4 * np.exp(-(_Y - 0.2) ** 2 / 0.3),
 ])
 _FRONTAL = np.clip(_Y + 0.2, 0.0, 1.0)
+_TEMPORAL = np.exp(-((np.abs(_X) - 0.9) ** 2) / 0.05 - _Y**2 / 0.2)  # T7/T8 and neighbours
 _LATERAL = np.clip(_X / 0.5, -1.0, 1.0)  # −1 left … +1 right
 _DISTANCE = np.linalg.norm(_POSITIONS[:, None, :] - _POSITIONS[None, :, :], axis=-1)
 _MIXING = np.exp(-(_DISTANCE**2) / (2 * 0.25**2))
@@ -188,7 +189,7 @@ def eeg_power_spectra(freqs_hz: npt.NDArray[np.float64], states: npt.NDArray[np.
     # log-amplitude changes per (trial, channel) of each band
     log_amp = np.zeros((3, trials, len(GENEVA_32)))
     log_amp[1] = -a + v * _FRONTAL * _LATERAL  # alpha: arousal desynchronises; valence: left < right
-    log_amp[2] = a  # beta rises with arousal
+    log_amp[2] = a + v * _TEMPORAL  # beta rises with arousal, and temporally with valence
     if rng is not None:
         log_amp += rng.normal(0.0, config.eeg_state_noise, size=(3, trials, 1))
         log_amp += rng.normal(0.0, config.eeg_state_noise / 2, size=(3, trials, len(GENEVA_32)))
@@ -218,10 +219,15 @@ def synth_eeg(rng: np.random.Generator, states: npt.NDArray[np.float64], profile
     expected_power = 2.0 / samples**2 * ((spatial**2) @ (expected * band**2)).sum(axis=1)
     scale = config.eeg_rms_uv * profile.eeg_scale / math.sqrt(float(expected_power.mean()))
     power = eeg_power_spectra(freqs, states, profile, config, rng)
-    noise = rng.standard_normal(power.shape) + 1j * rng.standard_normal(power.shape)
-    spectrum = np.sqrt(power / 2.0) * noise * band
-    spectrum = np.einsum("cd,tdf->tcf", spatial, spectrum)
-    return np.fft.irfft(spectrum, n=samples, axis=-1) * scale
+    amplitude = np.sqrt(power / 2.0) * band
+    spectrum = np.empty(power.shape, dtype=np.complex128)
+    spectrum.real = rng.standard_normal(power.shape) * amplitude
+    spectrum.imag = rng.standard_normal(power.shape) * amplitude
+    sources = np.fft.irfft(spectrum, n=samples, axis=-1)  # (trials, 32, samples)
+    # volume conduction (+ CAR): a linear spatial map, applied as one (32, 32) @ (32, trials·samples)
+    trials = sources.shape[0]
+    mixed = spatial @ sources.transpose(1, 0, 2).reshape(len(GENEVA_32), -1)
+    return np.ascontiguousarray(mixed.reshape(len(GENEVA_32), trials, samples).transpose(1, 0, 2)) * scale
 
 
 # --- GSR and the other peripheral signals -------------------------------------------------------
@@ -254,10 +260,13 @@ def synth_peripherals(rng: np.random.Generator, trials: int, samples: int, rate_
     t = np.arange(samples) / rate_hz
     out: dict[str, npt.NDArray[np.float64]] = {}
     blinks = np.zeros((trials, samples))
+    half = int(0.4 * rate_hz)  # a blink lasts well under a second
     for i in range(trials):
         onsets = np.cumsum(rng.exponential(4.0, size=int(samples / rate_hz / 2) + 2))
         for onset in onsets[onsets < t[-1]]:
-            blinks[i] += 150.0 * np.exp(-0.5 * ((t - onset) / 0.08) ** 2)
+            centre = int(onset * rate_hz)
+            span = slice(max(0, centre - half), min(samples, centre + half))
+            blinks[i, span] += 150.0 * np.exp(-0.5 * ((t[span] - onset) / 0.08) ** 2)
     out["vEOG"] = blinks + rng.normal(0, 5.0, size=(trials, samples))
     out["hEOG"] = np.cumsum(rng.normal(0, 1.0, size=(trials, samples)), axis=1) * 0.5
     out["hEOG"] -= out["hEOG"].mean(axis=1, keepdims=True)
