@@ -122,6 +122,10 @@ def _start(config: Any) -> tuple[Any, Any]:
     from emotionkd.training.experiment import load_windows
     from emotionkd.training.trainer import Parallel
 
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
     parallel = Parallel.from_environment(config.device)
     if not parallel.is_main:
         parallel.barrier()
@@ -141,16 +145,19 @@ def _finish(parallel: Any) -> None:
         dist.destroy_process_group()
 
 
-def _holdout_metrics(models: dict[str, Any], held: Any, parallel: Any) -> dict[str, dict[str, float]]:
-    from emotionkd.training.experiment import binary_metrics
+def _holdout_metrics(models: dict[str, Any], train: Any, held: Any, parallel: Any) -> dict[str, dict[str, float]]:
+    from emotionkd.training.evaluation import binary_metrics
     from emotionkd.training.trainer import TensorSet, predict_proba
+    from emotionkd.training.windowed import TARGETS
 
     if held is None:
         return {}
     out = {}
     for target, model in models.items():
         tensors = TensorSet.from_dataset(held, target, need_eeg=held.eeg is not None)
-        out[target] = binary_metrics(tensors.labels.numpy(), predict_proba(model, tensors, parallel.device).argmax(1))
+        y_train = train.labels[:, TARGETS.index(target)]
+        out[target] = binary_metrics(tensors.labels.numpy(),
+                                     predict_proba(model, tensors, parallel.device).argmax(1), y_train)
     return out
 
 
@@ -159,7 +166,7 @@ def _write_student(config: Any, data: Any, train: Any, held: Any, students: dict
     from emotionkd.training.checkpoint import StudentCheckpoint, save_student_checkpoint
     from emotionkd.training.experiment import build_contract
 
-    metrics = _holdout_metrics(students, held, parallel)
+    metrics = _holdout_metrics(students, train, held, parallel)
     if not parallel.is_main:
         return
     first = next(iter(students.values()))
@@ -201,7 +208,7 @@ def teacher(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, ov
     train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
     teachers = {t: fit_methods(train, t, config, ["teacher"], parallel=parallel,
                                state_dir=config.run_dir / "state")["teacher"].model for t in config.targets}
-    metrics = _holdout_metrics(teachers, held, parallel)
+    metrics = _holdout_metrics(teachers, train, held, parallel)
     if parallel.is_main:
         path = save_teacher_checkpoint(config.teacher, {t: m.state_dict() for t, m in teachers.items()},
                                        config.run_dir / "teacher.pt", metadata={"metrics": metrics})
@@ -326,3 +333,7 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="emotionkd-train")
+
+
+if __name__ == "__main__":
+    main()

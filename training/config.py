@@ -86,9 +86,9 @@ class OptimConfig:
         grad_clip: clip the global gradient norm to this (0 = off).
     """
 
-    lr: float = 3e-4
+    lr: float = 1e-3
     epochs: int = 10
-    batch_size: int = 64
+    batch_size: int = 32
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-7
@@ -143,6 +143,7 @@ class ExperimentConfig:
         targets: which tasks to train (``arousal``, ``valence``).
         output_dir: where checkpoints, results and plots go.
         progress: show tqdm progress bars.
+        threads: torch CPU threads per process (0 = torch's default).
     """
 
     name: str = "emotionkd"
@@ -151,6 +152,7 @@ class ExperimentConfig:
     targets: tuple[str, ...] = ("arousal", "valence")
     output_dir: str = "runs"
     progress: bool = True
+    threads: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(batch_norm_momentum=0.1))
     student: StudentConfig = field(default_factory=lambda: StudentConfig(batch_norm_momentum=0.1))
@@ -163,6 +165,8 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
         bad = [t for t in self.targets if t not in ("arousal", "valence")]
         if bad or not self.targets:
             raise ConfigError(f"targets must be a non-empty subset of ('arousal', 'valence'), got {self.targets!r}")
@@ -203,15 +207,16 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
     "pipeline": {
         "name": "pipeline",
         "data": {"subjects": 4, "trials": 12, "trial_s": 12.0, "path": "data/synthetic-pipeline"},
-        "teacher_optim": {"epochs": 3},
-        "student_optim": {"epochs": 3},
-        "evaluation": {"holdout_subjects": 1},
+        "teacher_optim": {"epochs": 4},
+        "student_optim": {"epochs": 4},
+        "feedback": {"period": 2},
     },
     "experiment": {
         "name": "loso-synthetic",
-        "data": {"subjects": 6, "trials": 20, "trial_s": 16.0, "path": "data/synthetic-experiment"},
-        "teacher_optim": {"epochs": 6},
-        "student_optim": {"epochs": 6},
+        "data": {"subjects": 5, "trials": 12, "trial_s": 12.0, "path": "data/synthetic-experiment"},
+        "teacher_optim": {"epochs": 5},
+        "student_optim": {"epochs": 5},
+        "feedback": {"period": 3},
         "evaluation": {"protocol": "loso"},
     },
 }

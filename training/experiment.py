@@ -7,18 +7,24 @@ What the ``emotionkd-train`` commands call. Each function takes the typed
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError, DataError
 from emotionkd.sdk.contract import ModelContract, PreprocessingSpec, Provenance
 from emotionkd.sdk.preprocessing import PreprocessingConfig
 from emotionkd.training.config import ExperimentConfig
+from emotionkd.training.evaluation import (
+    METRIC_TITLES,
+    METRICS,
+    EvaluationReport,
+    folds,
+    format_mean_std,
+    split_by_trial,
+)
 from emotionkd.training.models import EmotionNetStudent, EmotionNetTeacher, describe
 from emotionkd.training.trainer import (
     LoopOptions,
@@ -26,12 +32,11 @@ from emotionkd.training.trainer import (
     TensorSet,
     TrainResult,
     predict_proba,
-    split_quiz,
     train_distilled,
     train_student,
     train_teacher,
 )
-from emotionkd.training.windowed import WindowedDataset
+from emotionkd.training.windowed import TARGETS, WindowedDataset
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +120,9 @@ def fit_methods(
                                         config.distill, options("kd"))
     if "kd+feedback" in methods:
         assert teacher is not None
-        rest, quiz = split_quiz(train, config.feedback.quiz_fraction, config.seed)
+        rest_idx, quiz_idx = split_by_trial(train, np.arange(len(train)), config.feedback.quiz_fraction,
+                                            seed=config.seed)
+        rest, quiz = train.subset(rest_idx), train.subset(quiz_idx)
         results["kd+feedback"] = train_distilled(
             TensorSet.from_dataset(rest, target, need_eeg=True), teacher, config.student,
             config.student_optim, config.distill, options("kd-feedback"), feedback=config.feedback,
@@ -123,45 +130,10 @@ def fit_methods(
     return {m: results[m] for m in methods if m in results}
 
 
-# --- metrics and protocols -------------------------------------------------------------------------
-def binary_metrics(labels: npt.ArrayLike, predictions: npt.ArrayLike) -> dict[str, float]:
-    """accuracy, macro-F1, binary F1 (class 1 = high) and the majority-class rate."""
-    y = np.asarray(labels).astype(np.int64)
-    p = np.asarray(predictions).astype(np.int64)
-
-    def f1(cls: int) -> float:
-        tp = float(np.sum((p == cls) & (y == cls)))
-        denominator = float(np.sum(p == cls) + np.sum(y == cls))
-        return 2 * tp / denominator if denominator else 0.0
-
-    majority = max(float(np.mean(y == 0)), float(np.mean(y == 1))) if len(y) else math.nan
-    return {"accuracy": float(np.mean(p == y)) if len(y) else math.nan,
-            "macro_f1": (f1(0) + f1(1)) / 2, "f1": f1(1), "majority_rate": majority}
-
-
-def protocol_folds(data: WindowedDataset, protocol: str, folds: int, seed: int) -> list[tuple[str, npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
-    """(name, train indices, test indices) per fold; whole trials always stay on one side.
-
-    ``loso``: one fold per subject. ``kfold``: subject-dependent, trial-wise k-fold within each
-    subject (the paper's protocol), one fold per (subject, k).
-    """
-    out = []
-    if protocol == "loso":
-        for subject in np.unique(data.subject):
-            test = np.flatnonzero(data.subject == subject)
-            out.append((f"subject {int(subject)}", np.flatnonzero(data.subject != subject), test))
-        return out
-    if protocol != "kfold":
-        raise ConfigError(f"unknown protocol {protocol!r}; use loso or kfold")
-    rng = np.random.default_rng(seed)
-    for subject in np.unique(data.subject):
-        rows = np.flatnonzero(data.subject == subject)
-        trials = rng.permutation(np.unique(data.trial[rows]))
-        k = min(folds, len(trials))
-        for i, chunk in enumerate(np.array_split(trials, k)):
-            test = rows[np.isin(data.trial[rows], chunk)]
-            out.append((f"subject {int(subject)} fold {i + 1}", np.setdiff1d(rows, test), test))
-    return out
+# --- protocols --------------------------------------------------------------------------------
+def protocol_name(protocol: str) -> str:
+    """Config name → :mod:`emotionkd.training.evaluation` name (``kfold`` is trial-wise k-fold)."""
+    return "trialwise_kfold" if protocol == "kfold" else protocol
 
 
 def evaluate_protocol(
@@ -171,56 +143,46 @@ def evaluate_protocol(
     parallel: Parallel | None = None,
     on_fold: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Every method of ``config.evaluation.methods`` on every fold, both targets.
+    """Every method of ``config.evaluation.methods`` on every fold, for each target.
 
-    Returns ``{"folds": [...], "summary": {target: {method: {metric: {"mean", "std"}}}},
-    "curves": {target: {method: [[per-epoch record] per fold]}}}`` (plain types).
+    Returns plain types: ``{"protocol", "reports": {method: EvaluationReport.to_dict()},
+    "summary": {target: {method: {metric: {"mean", "std", "folds"}}}},
+    "curves": {target: {method: [[per-epoch record] per fold]}}}``.
     """
     ev = config.evaluation
-    folds = protocol_folds(data, ev.protocol, ev.folds, config.seed)
+    par = parallel or Parallel()
+    protocol = protocol_name(ev.protocol)
+    splits = list(folds(data, protocol, k=ev.folds, seed=config.seed))
     if ev.max_folds:
-        folds = folds[:ev.max_folds]
-    records: list[dict[str, Any]] = []
+        splits = splits[:ev.max_folds]
+    reports = {m: EvaluationReport(protocol=protocol, model=m) for m in ev.methods}
     curves: dict[str, dict[str, list[list[dict[str, float]]]]] = {}
-    for name, train_idx, test_idx in folds:
-        train, test = data.subset(train_idx), data.subset(test_idx)
+    for fold in splits:
+        train, test = data.subset(fold.train), data.subset(fold.test)
         for target in config.targets:
-            results = fit_methods(train, target, config, ev.methods, parallel=parallel, eval_data=test)
+            results = fit_methods(train, target, config, ev.methods, parallel=par, eval_data=test)
             tensors = TensorSet.from_dataset(test, target, need_eeg=test.eeg is not None)
+            y_train = train.labels[:, TARGETS.index(target)]
             for method, result in results.items():
-                probabilities = predict_proba(result.model, tensors, (parallel or Parallel()).device)
-                record = {"fold": name, "target": target, "method": method, "test_windows": len(test),
-                          **binary_metrics(tensors.labels.numpy(), probabilities.argmax(1))}
-                records.append(record)
+                predictions = predict_proba(result.model, tensors, par.device).argmax(1)
+                metrics = reports[method].add(target, fold, tensors.labels.numpy(), predictions, y_train)
                 curves.setdefault(target, {}).setdefault(method, []).append(result.history)
                 if on_fold is not None:
-                    on_fold(record)
-    return {"protocol": ev.protocol, "folds": records, "summary": summarise(records), "curves": curves}
+                    on_fold({"fold": fold.name, "target": target, "method": method, **metrics})
+    summary = {t: {m: r.summary()[t] for m, r in reports.items() if t in r.folds} for t in config.targets}
+    return {"protocol": protocol, "reports": {m: r.to_dict() for m, r in reports.items()},
+            "summary": summary, "curves": curves}
 
 
-def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """Mean and (population) std over folds per target, method and metric."""
-    summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    keys = ("accuracy", "macro_f1", "f1", "majority_rate")
-    for target in dict.fromkeys(r["target"] for r in records):
-        for method in dict.fromkeys(r["method"] for r in records):
-            rows = [r for r in records if r["target"] == target and r["method"] == method]
-            if rows:
-                summary.setdefault(target, {})[method] = {
-                    k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows])),
-                        "folds": len(rows)} for k in keys}
-    return summary
-
-
-def summary_table(summary: Mapping[str, Any]) -> str:
-    """A Markdown table of mean ± std (%) per target and method."""
-    lines = ["| target | method | accuracy | macro-F1 | F1 (high) | majority rate |", "|---|---|---|---|---|---|"]
+def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]]) -> str:
+    """A Markdown table, mean ± std (%) over folds, one row per target and method."""
+    header = "| target | method | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " | folds |"
+    lines = [header, "|" + "---|" * (len(METRICS) + 3)]
     for target, methods in summary.items():
-        for method, m in methods.items():
-            cell = [f"{100 * m[k]['mean']:.1f} ± {100 * m[k]['std']:.1f}"
-                    for k in ("accuracy", "macro_f1", "f1", "majority_rate")]
-            lines.append(f"| {target} | {method} | " + " | ".join(cell) + " |")
-    return "\n".join(lines)
+        for method, stats in methods.items():
+            cells = " | ".join(format_mean_std(stats[m]) if m in stats else "–" for m in METRICS)
+            lines.append(f"| {target} | {method} | {cells} | {int(stats['accuracy']['folds'])} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[Mapping[str, float]]]]], path: Path) -> Path:
@@ -233,9 +195,9 @@ def plot_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[Mapping[str,
     targets = list(curves)
     fig, axes = plt.subplots(len(targets), 2, figsize=(11, 3.6 * len(targets)), squeeze=False)
     for row, target in enumerate(targets):
-        for method, folds in curves[target].items():
+        for method, histories in curves[target].items():
             for col, key in enumerate(("loss", "eval_accuracy")):
-                series = [[r[key] for r in fold if key in r] for fold in folds]
+                series = [[r[key] for r in fold if key in r] for fold in histories]
                 series = [s for s in series if s]
                 if not series:
                     continue
@@ -296,14 +258,12 @@ def build_contract(
 
 
 __all__ = [
-    "binary_metrics",
     "build_contract",
     "evaluate_protocol",
     "fit_methods",
     "load_windows",
     "plot_curves",
-    "protocol_folds",
+    "protocol_name",
     "subject_holdout",
-    "summarise",
     "summary_table",
 ]

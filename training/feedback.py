@@ -42,15 +42,17 @@ class FeedbackConfig:
     """Options of the feedback stage.
 
     Attributes:
-        pilot_lr: η_pilot, the step size of the temporary student's update.
+        pilot_lr: η_pilot, the plain gradient step of the temporary student's update (large
+            enough that one step changes the student measurably, so the quiz result carries
+            a signal back to the teacher).
         period: do a feedback step every ``period`` student batches (1 = every batch).
-        teacher_lr: Adam learning rate of the teacher during feedback.
+        teacher_lr: Adam learning rate of the teacher during feedback (the paper preset: 5e-5).
         quiz_fraction: share of the training trials held out as quiz data (never trained on).
     """
 
-    pilot_lr: float = 1e-3
+    pilot_lr: float = 5e-2
     period: int = 1
-    teacher_lr: float = 5e-5
+    teacher_lr: float = 1e-4
     quiz_fraction: float = 0.1
 
     def __post_init__(self) -> None:

@@ -146,19 +146,6 @@ class TensorSet:
                    labels=torch.from_numpy(data.labels[:, TARGETS.index(target)].astype(np.int64)))
 
 
-def split_quiz(data: WindowedDataset, fraction: float, seed: int) -> tuple[WindowedDataset, WindowedDataset]:
-    """Hold out ``fraction`` of the trials (whole trials, every subject) as quiz data."""
-    keys = data.subject.astype(np.int64) * 1_000_003 + data.trial.astype(np.int64)
-    trials = np.unique(keys)
-    if len(trials) < 2:
-        raise DataError("feedback needs at least two trials to hold out a quiz set")
-    rng = np.random.default_rng(seed)
-    n_quiz = min(len(trials) - 1, max(1, round(fraction * len(trials))))
-    quiz_trials = rng.choice(trials, size=n_quiz, replace=False)
-    is_quiz = np.isin(keys, quiz_trials)
-    return data.subset(~is_quiz), data.subset(is_quiz)
-
-
 # --- metrics used for training curves ---------------------------------------------------------
 @torch.no_grad()
 def predict_proba(model: nn.Module, data: TensorSet, device: torch.device | str = "cpu",
@@ -255,7 +242,8 @@ class _Loop:
         from tqdm.auto import tqdm
 
         first = self._resume()
-        steps_per_epoch = max(1, (self.n // self.parallel.world_size) // self.batch_size)
+        per_rank = self.n // self.parallel.world_size
+        steps_per_epoch = -(-per_rank // self.batch_size) - (1 if per_rank % self.batch_size == 1 else 0)
         bar = tqdm(total=(self.epochs - first) * steps_per_epoch, desc=self.desc, leave=False,
                    disable=not (self.progress and self.parallel.is_main), dynamic_ncols=True)
         step_number = first * steps_per_epoch
@@ -468,7 +456,6 @@ __all__ = [
     "TrainResult",
     "accuracy",
     "predict_proba",
-    "split_quiz",
     "train_distilled",
     "train_student",
     "train_teacher",

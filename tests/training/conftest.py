@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from emotionkd.training.models import StudentConfig, TeacherConfig
 from emotionkd.training.windowed import WindowedDataset
@@ -18,6 +19,16 @@ def tiny_teacher_config(**changes: object) -> TeacherConfig:
 
 def tiny_student_config(**changes: object) -> StudentConfig:
     return StudentConfig(**{**TINY_SHAPES, "batch_norm_momentum": 0.1, **changes})
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core machine OpenMP spinning
+    makes them many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def make_dataset(subjects: int = 3, trials: int = 6, windows: int = 4, seed: int = 0,

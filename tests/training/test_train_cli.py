@@ -1,0 +1,162 @@
+"""emotionkd-train teacher/student/distill/finetune/evaluate end to end on tiny models and data,
+including a 2-process data-parallel run under torchrun (gloo, CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.training.checkpoint import load_student_checkpoint, load_training_state
+from emotionkd.training.cli import app
+from emotionkd.training.config import load_config, parse_override
+
+from .conftest import make_dataset
+
+_SHAPES = "window_samples = {w}\nkernel_samples = 8\nstride_samples = 4\nfilters = 8\nheads = 2\nhead_dim = 4\n" \
+          "ff_dim = 8\nhidden = 8\nmax_positions = {p}\n"
+_OPTIM = "epochs = 2\nbatch_size = 16\nlr = 3e-3\n"
+TINY_MODEL = (f"[teacher]\neeg_channels = {{c}}\n{_SHAPES}[student]\n{_SHAPES}"
+              f"[teacher_optim]\n{_OPTIM}[student_optim]\n{_OPTIM}")
+
+runner = CliRunner()
+
+
+def _prepared(tmp_path: Path, subjects: int = 3) -> Path:
+    data = make_dataset(subjects=subjects, trials=6, windows=3)
+    data.meta.update({"dataset": "unit-test", "data_kind": "synthetic", "hop_samples": 64,
+                      "preprocessing": {"name": "ekd-gsr", "version": 1,
+                                        "params": {"rate_hz": 128.0, "window_samples": 64}},
+                      "label_rule": {"threshold": 5.0, "rule": "gt"}})
+    path = tmp_path / "windows.npz"
+    data.save_npz(path)
+    return path
+
+
+def _config(tmp_path: Path, source: str, path: Path, window: int = 64, channels: int = 3) -> Path:
+    positions = 16 if window == 64 else 128
+    text = (f'name = "t"\noutput_dir = "{tmp_path / "runs"}"\nprogress = false\n'
+            f'[data]\nsource = "{source}"\npath = "{path}"\ncache_dir = ""\nsubjects = 3\ntrials = 4\ntrial_s = 8.0\n'
+            + TINY_MODEL.format(w=window, c=channels, p=positions))
+    config = tmp_path / "experiment.toml"
+    config.write_text(text)
+    return config
+
+
+def _invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_distill_with_feedback_on_synthetic_deap_writes_a_complete_student_pt(tmp_path: Path) -> None:
+    config = _config(tmp_path, "synthetic", tmp_path / "deap", window=512, channels=28)
+    output = _invoke("distill", "--feedback", "--config", str(config), "--set", "feedback.period=2")
+    assert "held-out accuracy" in output
+    checkpoint = load_student_checkpoint(tmp_path / "runs" / "t" / "student.pt")
+    contract = checkpoint.contract
+    assert contract.provenance.method == "kd+feedback" and contract.provenance.data_kind == "synthetic"
+    assert contract.provenance.dataset == "deap" and contract.provenance.protocol == "holdout-subjects"
+    assert contract.provenance.subjects == 2
+    assert contract.label_threshold == 5.0 and contract.label_rule == ">"
+    assert contract.preprocessing.params["window_samples"] == 512
+    assert set(contract.metrics) == {"arousal", "valence"} and "accuracy" in contract.metrics["arousal"]
+    assert contract.model["name"] == "EmotionNet-Student"
+    students = checkpoint.build_all()
+    assert students["valence"](torch.randn(2, 512)).shape == (2, 2)
+    saved = json.loads((tmp_path / "runs" / "t" / "config.json").read_text())
+    assert saved["feedback"]["period"] == 2
+
+
+def test_teacher_then_distill_from_it_then_finetune(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    _invoke("teacher", "--config", str(config))
+    teacher = tmp_path / "runs" / "t" / "teacher.pt"
+    assert teacher.is_file()
+    _invoke("distill", "--config", str(config), "--teacher", str(teacher), "--set", "name=kd")
+    student = tmp_path / "runs" / "kd" / "student.pt"
+    assert load_student_checkpoint(student).contract.provenance.method == "kd"
+    _invoke("finetune", "--checkpoint", str(student), "--config", str(config), "--set", "name=ft",
+            "--set", "student_optim.lr=1e-4")
+    tuned = load_student_checkpoint(tmp_path / "runs" / "ft" / "student-finetuned.pt")
+    assert tuned.contract.provenance.method == "kd+finetune"
+    before = load_student_checkpoint(student).state_dicts["arousal"]
+    changed = [k for k, v in tuned.state_dicts["arousal"].items() if not torch.equal(v, before[k])]
+    assert changed
+
+
+def test_student_run_resumes_from_its_state(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    _invoke("student", "--config", str(config), "--set", 'targets=["arousal"]')
+    state = tmp_path / "runs" / "t" / "state" / "arousal-student.state.pt"
+    assert load_training_state(state)["epoch"] == 2
+    # Asking for more epochs continues from epoch 2 instead of starting again.
+    _invoke("student", "--config", str(config), "--set", 'targets=["arousal"]', "--set", "student_optim.epochs=3")
+    history = load_training_state(state)["history"]
+    assert [h["epoch"] for h in history] == [1.0, 2.0, 3.0]
+
+
+def test_evaluate_loso_writes_results_and_curves(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    output = _invoke("evaluate", "--config", str(config), "--protocol", "loso",
+                     "--set", 'evaluation.methods=["student", "kd"]', "--set", 'targets=["arousal"]')
+    run = tmp_path / "runs" / "t"
+    results = json.loads((run / "results.json").read_text())
+    assert results["protocol"] == "loso"
+    summary = results["summary"]["arousal"]
+    assert set(summary) == {"student", "kd"} and summary["kd"]["accuracy"]["folds"] == 3
+    assert (run / "curves.png").stat().st_size > 1000
+    assert "| arousal | kd |" in (run / "results.md").read_text() and "Majority rate" in output
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    result = runner.invoke(app, ["student", "--config", str(config), "--set", "student_optim.lrr=1"])
+    assert result.exit_code == 2 and "unknown option 'lrr'" in result.output
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_config(preset="fastest")
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("lr")
+
+
+def test_paper_preset_has_the_authors_optimiser() -> None:
+    paper = load_config(preset="paper")
+    assert paper.teacher_optim.lr == 5e-5 and paper.student_optim.lr == 1e-6
+    assert paper.teacher_optim.eps == 1e-7 and (paper.teacher_optim.beta1, paper.teacher_optim.beta2) == (0.9, 0.999)
+    assert paper.distill.kl_weight == 0.1 and paper.distill.feature_weight == 1.0 and paper.distill.temperature == 1.0
+
+
+def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path, subjects=4))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(port),
+               "-m", "emotionkd.training.cli", "distill", "--feedback", "--config", str(config),
+               "--set", 'targets=["arousal"]']
+    # A session of its own, so a hung rendezvous can be killed with every worker it started.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    assert process.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    assert stdout.count("wrote ") == 1  # only rank 0 writes
+    checkpoint = load_student_checkpoint(tmp_path / "runs" / "t" / "student.pt")
+    assert checkpoint.contract.provenance.method == "kd+feedback"
+    state = load_training_state(tmp_path / "runs" / "t" / "state" / "arousal-kd-feedback.state.pt")
+    assert state["epoch"] == 2
