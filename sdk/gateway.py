@@ -27,6 +27,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,9 +86,14 @@ class Gateway:
         model: an ``.onnx`` file from ``emotionkd-export``; None for the bundled model.
         hop_s: seconds between predictions of each stream.
         quality: thresholds of the quality gate (all streams).
-        threads: onnxruntime intra-op threads (a gateway usually owns its cores: use them).
-        max_batch: most windows per onnxruntime call (bounds the activation memory; a tick
-            with more windows makes several calls).
+        threads: onnxruntime intra-op threads per call.
+        workers: onnxruntime calls run at once (threads of a pool; onnxruntime releases the
+            GIL). On a small CPU, ``workers=cores, threads=1`` keeps every core on its own
+            batch, which beats splitting each small batch across cores.
+        max_batch: most windows per onnxruntime call. Small on purpose: onnxruntime runs the
+            graph op by op over the whole batch, and past ~8 windows the attention tensors
+            of one op leave the caches (64 windows cost ~25 % more CPU per window than 8; see
+            docs/performance.md).
 
     Raises:
         ModelError, ContractError: as :class:`EmotionClassifier`.
@@ -100,12 +106,15 @@ class Gateway:
         hop_s: float = 1.0,
         quality: QualityConfig | None = None,
         threads: int = 1,
-        max_batch: int = 64,
+        workers: int = 1,
+        max_batch: int = 8,
     ) -> None:
         from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
 
         if not (isinstance(max_batch, int) and max_batch >= 1):
             raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ConfigError(f"workers must be a positive integer, got {workers!r}")
         if not (math.isfinite(hop_s) and hop_s > 0):
             raise ConfigError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
         self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads,
@@ -114,6 +123,8 @@ class Gateway:
         self.hop_s = hop_s
         self.quality = quality or QualityConfig()
         self.max_batch = max_batch
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
         self._lanes: dict[str, _Lane] = {}
         self._callbacks: list[GatewayCallback] = []
         self._lock = threading.Lock()  # guards the lane table and serialises run_batch
@@ -219,10 +230,28 @@ class Gateway:
         if not parts:
             return {t: np.zeros((0, 2), np.float32) for t in targets}
         features = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        chunks = [self.model.run(features[i:i + self.max_batch]) for i in range(0, features.shape[0], self.max_batch)]
+        pieces = [features[i:i + self.max_batch] for i in range(0, features.shape[0], self.max_batch)]
+        if self.workers > 1 and len(pieces) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="emotionkd-gateway")
+            chunks = list(self._pool.map(self.model.run, pieces))
+        else:
+            chunks = [self.model.run(piece) for piece in pieces]
         if len(chunks) == 1:
             return chunks[0]
         return {t: np.concatenate([c[t] for c in chunks]) for t in targets}
+
+    def close(self) -> None:
+        """Stop the worker threads (the gateway starts them again if used later)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _lane(self, stream_id: str) -> _Lane:
         lane = self._lanes.get(stream_id)

@@ -53,7 +53,7 @@ def _check_model_entry(entry: dict) -> None:
     g = entry["gateway"]
     tick = g["measured"][0]
     assert tick["streams"] == 3 and tick["windows_per_tick"] == 3 and tick["real_time"]
-    assert g["capacity_streams"] == int(3 / tick["tick_s_median"]) > 3
+    assert g["capacity_streams"] == int(3 / tick["tick_s_median"]) > 3 and g["capacity_streams_by_cpu"] > 3
     assert 0 < tick["push_s_median"] <= tick["tick_s_median"] <= tick["tick_s_max"]
 
 

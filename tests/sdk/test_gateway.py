@@ -59,8 +59,8 @@ def _feed(push, chunk):  # noqa: ANN001, ANN202 - a classifier's or a gateway st
     return push(chunk[0], sample_rate_hz=chunk[1])
 
 
-@pytest.mark.parametrize("max_batch", [256, 3])
-def test_gateway_matches_classifier_per_stream(test_model: Path, max_batch: int) -> None:
+@pytest.mark.parametrize(("max_batch", "workers"), [(256, 1), (3, 1), (2, 3)])
+def test_gateway_matches_classifier_per_stream(test_model: Path, max_batch: int, workers: int) -> None:
     streams = _streams(seed=4)
     alone: dict[str, list[Prediction]] = {}
     for sid, chunks in streams.items():
@@ -72,7 +72,7 @@ def test_gateway_matches_classifier_per_stream(test_model: Path, max_batch: int)
     assert all(any(p.ok for p in ps) for ps in alone.values())
     assert any(not p.ok for ps in alone.values() for p in ps)  # the gate was exercised too
 
-    gateway = Gateway(test_model, max_batch=max_batch)
+    gateway = Gateway(test_model, max_batch=max_batch, workers=workers)
     heard: dict[str, list[Prediction]] = {sid: [] for sid in streams}
     gateway.add_callback(lambda sid, p: heard[sid].append(p))
     returned: dict[str, list[Prediction]] = {sid: [] for sid in streams}
@@ -95,6 +95,7 @@ def test_gateway_matches_classifier_per_stream(test_model: Path, max_batch: int)
         returned[sid] += ps
     for sid in streams:
         returned[sid] += gateway.remove_stream(sid)
+    gateway.close()
     assert batches > 3 and gateway.streams == []
     for sid in streams:
         _same(returned[sid], alone[sid])
@@ -104,7 +105,7 @@ def test_gateway_matches_classifier_per_stream(test_model: Path, max_batch: int)
 
 
 def test_one_model_call_per_tick(test_model: Path) -> None:
-    gateway = Gateway(test_model)
+    gateway = Gateway(test_model, max_batch=1000)
     calls: list[int] = []
     real_run = gateway.model.run
     gateway.model.run = lambda x: calls.append(x.shape[0]) or real_run(x)  # type: ignore[method-assign]
@@ -128,6 +129,8 @@ def test_stream_errors_are_clear(test_model: Path) -> None:
         gateway.push("a", np.ones(10))
     with pytest.raises(ConfigError, match="max_batch"):
         Gateway(test_model, max_batch=0)
+    with pytest.raises(ConfigError, match="workers"):
+        Gateway(test_model, workers=0)
     with pytest.raises(ConfigError, match="hop_s"):
         Gateway(test_model, hop_s=0.0)
     # a raising callback is logged, the others still hear
