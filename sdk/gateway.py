@@ -1,21 +1,21 @@
-"""Gateway: many sensors, one model, one onnxruntime call per tick.
+"""Gateway: many sensors, one model, batched onnxruntime calls once per tick.
 
 A hub (a phone, a Raspberry Pi, a server behind a ward of wearables) receives many GSR streams.
-Running the model once per window per stream pays onnxruntime's per-call overhead and the
-Python around it thousands of times a second; the gateway instead keeps the per-stream state
-(preprocessing, flag tracking, segments, quality gate: exactly :class:`EmotionClassifier`'s)
-and only *queues* the windows each push completes. :meth:`Gateway.run_batch` then sends the
-queued windows of every stream to the model in one batched call and hands each stream its
+The gateway keeps the per-stream state (preprocessing, flag tracking, segments, quality gate:
+exactly :class:`EmotionClassifier`'s) and only *queues* the windows each push completes.
+:meth:`Gateway.run_batch` then sends the queued windows of every stream to the model in
+batches of ``max_batch`` windows, ``workers`` calls at a time (all cores busy, no per-window
+call overhead, the model's work off the receive loops), and hands each stream its
 predictions::
 
     from emotionkd.sdk.gateway import Gateway
 
-    gateway = Gateway("student.int8.onnx", threads=2)
-    gateway.add_stream("bed-3", sample_rate_hz=32.0)
-    gateway.add_callback(lambda stream_id, p: print(stream_id, p.start_s, p.arousal))
-    ...
-    gateway.push("bed-3", samples)          # from each device's receive loop (any thread)
-    gateway.run_batch()                      # once per tick (e.g. every second)
+    with Gateway("student.int8.onnx", workers=2) as gateway:   # 2 cores: 2 parallel calls
+        gateway.add_stream("bed-3")
+        gateway.add_callback(lambda stream_id, p: print(stream_id, p.start_s, p.arousal))
+        ...
+        gateway.push("bed-3", samples, sample_rate_hz=32.0)  # each device's receive loop, any thread
+        gateway.run_batch()                                   # once per tick (e.g. every second)
 
 Each stream gets exactly the predictions an :class:`EmotionClassifier` fed the same samples
 would give (same windows, verdicts and probabilities; tested), only later: at the next tick.
@@ -191,7 +191,7 @@ class Gateway:
 
     # -- the tick ---------------------------------------------------------------------------
     def run_batch(self) -> dict[str, list[Prediction]]:
-        """Run the model once over every stream's queued windows; return and announce them.
+        """Run the model over every stream's queued windows; return and announce the predictions.
 
         Returns:
             ``{stream_id: predictions in time order}`` for the streams that had windows.
