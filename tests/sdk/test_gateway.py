@@ -116,6 +116,16 @@ def test_one_model_call_per_tick(test_model: Path) -> None:
     out = gateway.run_batch()
     assert len(calls) == 1 and calls[0] == sum(len(ps) for ps in out.values()) and len(out) == 20
     assert gateway.pending_windows == 0 and gateway.run_batch() == {}
+    # default: batches of at most 8 windows (cache-sized), all windows once
+    small = Gateway(test_model)
+    sizes: list[int] = []
+    real_small = small.model.run
+    small.model.run = lambda x: sizes.append(x.shape[0]) or real_small(x)  # type: ignore[method-assign]
+    for k in range(5):
+        small.add_stream(k)
+        small.push(k, GsrSynthesizer(seed=k).read(128 * 6), sample_rate_hz=128.0)
+    n = small.pending_windows
+    assert sum(len(ps) for ps in small.run_batch().values()) == n == sum(sizes) and max(sizes) == 8
 
 
 def test_stream_errors_are_clear(test_model: Path) -> None:
