@@ -147,7 +147,8 @@ class Gateway:
             self._lanes[stream_id] = _Lane(self)
 
     def remove_stream(self, stream_id: str) -> list[Prediction]:
-        """Close a stream: its last windows (flushed) and anything still queued, predicted now."""
+        """Close a stream: its last windows (flushed) and anything still queued, predicted now
+        (returned and announced to the callbacks)."""
         lane = self._lane(stream_id)
         lane.flush()
         predictions = self._run({stream_id: lane.take()}).get(stream_id, [])
