@@ -121,8 +121,8 @@ def test_one_model_call_per_tick(test_model: Path) -> None:
     real_small = small.model.run
     small.model.run = lambda x: sizes.append(x.shape[0]) or real_small(x)  # type: ignore[method-assign]
     for k in range(5):
-        small.add_stream(k)
-        small.push(k, GsrSynthesizer(seed=k).read(128 * 6), sample_rate_hz=128.0)
+        small.add_stream(f"s{k}")
+        small.push(f"s{k}", GsrSynthesizer(seed=k).read(128 * 6), sample_rate_hz=128.0)
     n = small.pending_windows
     assert sum(len(ps) for ps in small.run_batch().values()) == n == sum(sizes) and max(sizes) == 8
 
