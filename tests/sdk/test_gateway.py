@@ -103,26 +103,26 @@ def test_gateway_matches_classifier_per_stream(test_model: Path, max_batch: int,
         _same(heard[sid], returned[sid])
 
 
-def test_one_model_call_per_tick(test_model: Path) -> None:
-    gateway = Gateway(test_model, max_batch=1000)
-    calls: list[int] = []
+def _counting_gateway(model: Path, streams: int, **options: int) -> tuple[Gateway, list[int]]:
+    """A gateway whose model records each call's batch size, fed 6 s of every stream."""
+    gateway = Gateway(model, **options)
+    sizes: list[int] = []
     real_run = gateway.model.run
-    gateway.model.run = lambda x: calls.append(x.shape[0]) or real_run(x)  # type: ignore[method-assign]
-    for k in range(20):
+    gateway.model.run = lambda x: sizes.append(x.shape[0]) or real_run(x)  # type: ignore[method-assign]
+    for k in range(streams):
         gateway.add_stream(f"wrist-{k}")
         gateway.push(f"wrist-{k}", GsrSynthesizer(seed=k).read(128 * 6), sample_rate_hz=128.0)
+    return gateway, sizes
+
+
+def test_one_model_call_per_tick(test_model: Path) -> None:
+    gateway, calls = _counting_gateway(test_model, 20, max_batch=1000)
     assert gateway.pending_windows > 20
     out = gateway.run_batch()
     assert len(calls) == 1 and calls[0] == sum(len(ps) for ps in out.values()) and len(out) == 20
     assert gateway.pending_windows == 0 and gateway.run_batch() == {}
     # default: batches of at most 8 windows (cache-sized), all windows once
-    small = Gateway(test_model)
-    sizes: list[int] = []
-    real_small = small.model.run
-    small.model.run = lambda x: sizes.append(x.shape[0]) or real_small(x)  # type: ignore[method-assign]
-    for k in range(5):
-        small.add_stream(f"s{k}")
-        small.push(f"s{k}", GsrSynthesizer(seed=k).read(128 * 6), sample_rate_hz=128.0)
+    small, sizes = _counting_gateway(test_model, 5)
     n = small.pending_windows
     assert sum(len(ps) for ps in small.run_batch().values()) == n == sum(sizes) and max(sizes) == 8
 
