@@ -43,6 +43,7 @@ from emotionkd.exporters.reference_windows import ReferenceWindows, load_windows
 from emotionkd.exporters.runtime import cpu_session, probabilities
 from emotionkd.firmware_bridge.errors import ConfigError, ContractError, ExportError
 from emotionkd.sdk.contract import ONNX_METADATA_KEY, ModelContract
+from emotionkd.training.atomic_io import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -249,13 +250,10 @@ def _stamp(proto: onnx.ModelProto, contract: ModelContract) -> None:
 
 
 def _write_atomically(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ExportError(f"cannot write {path}: {exc}") from exc
 
 

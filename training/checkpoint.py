@@ -27,6 +27,7 @@ from torch import Tensor
 
 from emotionkd.firmware_bridge.errors import CheckpointError, ConfigError, ContractError
 from emotionkd.sdk.contract import ModelContract
+from emotionkd.training.atomic_io import atomic_path
 from emotionkd.training.models import (
     EmotionNetStudent,
     EmotionNetTeacher,
@@ -173,13 +174,10 @@ def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 # --- helpers ---------------------------------------------------------------------------------
 def _atomic_save(payload: Mapping[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(dict(payload), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(dict(payload), tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from exc
     logger.debug("wrote %s", path)
     return path
@@ -192,11 +190,13 @@ def _safe_load(path: Path, fmt: str, version: int) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses any global that is not a tensor or plain type, before running it.
+        # torch's message goes on to suggest an unsafe load; never pass that advice on.
         raise CheckpointError(
             f"{path} is not a safe emotionkd checkpoint (it asks to build objects a weights-only "
-            f"load refuses; it was not loaded): {str(exc).splitlines()[0]}") from exc
+            "load refuses, or is not a checkpoint at all); it was not loaded") from exc
     except Exception as exc:  # noqa: BLE001 - any parse failure of an untrusted file means "not ours"
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint: {exc}") from exc
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint: {first_line}") from exc
     if not isinstance(data, dict) or data.get("format") != fmt:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{path} is not an {fmt} checkpoint (found {found!r})")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
@@ -21,6 +20,7 @@ from typing import Any, Final
 
 from emotionkd.firmware_bridge.errors import DataError
 from emotionkd.sdk.preprocessing import PREPROCESSING_NAME, PREPROCESSING_VERSION
+from emotionkd.training.atomic_io import atomic_path
 from emotionkd.training.windowed import WindowedDataset
 
 logger = logging.getLogger(__name__)
@@ -107,14 +107,8 @@ def load_cached(path: Path) -> WindowedDataset | None:
 
 def store(dataset: WindowedDataset, path: Path) -> None:
     """Write atomically (a crash never leaves a half-written entry under the final name)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         dataset.save_npz(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 __all__ = ["CACHE_FORMAT_VERSION", "cache_key", "cache_path", "code_version", "load_cached", "store"]
