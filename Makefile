@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 INSTALL := $(PIP) install --quiet --constraint constraints.txt
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all demo test lint install clean bench pipeline system-deps
+.PHONY: all demo test lint install clean bench pipeline bundled-model system-deps
 
 all: test
 
@@ -25,9 +25,18 @@ $(STAMP): pyproject.toml constraints.txt | system-deps
 
 install: $(STAMP)
 
-## make demo: the main job on embedded defaults and a simulated sensor
+## make demo: an EKD sensor emulated on a pseudo-terminal, streamed through the bundled model (~20 s)
 demo: $(STAMP)
 	$(VENV)/bin/emotionkd-sdk demo
+
+## make pipeline: the whole mission on synthetic DEAP-format data, with a report (examples/pipeline.py)
+pipeline: $(STAMP)
+	$(PY) examples/pipeline.py --out runs/pipeline
+
+## make bundled-model: rebuild the bundled model (fixed seeds: synthetic data, teacher, KD + feedback, INT8)
+BUNDLED_MODEL := sdk/models/emotionkd-student.onnx
+bundled-model: $(STAMP)
+	$(PY) examples/pipeline.py --out runs/bundled-model --stages synth,teacher,distill,export --bundle $(BUNDLED_MODEL)
 
 ## make system-deps: apt-get the system packages above, only the missing ones, only as root
 system-deps:
