@@ -4,8 +4,11 @@
 2. **teacher**  train the EEG+GSR teachers, arousal and valence (``emotionkd-train teacher``);
 3. **distill**  distil them into GSR-only students with the adaptive feedback loop
                 (``emotionkd-train distill --feedback --teacher …``);
-4. **evaluate** compare teacher, student, KD and KD+feedback on held-out subjects
-                (``emotionkd-train evaluate``, leave-one-subject-out, first folds);
+4. **evaluate** train the GSR-only baseline student without a teacher on the same split
+                (``emotionkd-train student``) and compare teacher, baseline and distilled
+                student on the held-out subject; ``--loso-folds N`` adds N folds of the full
+                leave-one-subject-out comparison (``emotionkd-train evaluate``, which retrains
+                all four methods per fold: minutes per fold);
 5. **export**   ONNX, FP32 and INT8, each checked against PyTorch (``emotionkd-export``);
 6. **stream**   the INT8 model on an EKD device emulated on a pseudo-terminal, through the
                 SDK (what ``emotionkd-sdk stream --port /dev/pts/N`` does), the wearer's arousal
@@ -80,6 +83,20 @@ def stream_stage(model: Path, seconds: float) -> dict[str, Any]:
             "mean_valence": mean([p.valence for p in ok])}
 
 
+def held_out_metrics(run_dir: Path, baseline: Path) -> dict[str, Any]:
+    """Held-out-subject metrics the training commands stored in their checkpoints."""
+    from emotionkd.training.checkpoint import load_student_checkpoint, load_teacher_checkpoint
+
+    found: dict[str, Any] = {}
+    if (run_dir / "teacher.pt").exists():
+        found["teacher (EEG+GSR)"] = load_teacher_checkpoint(run_dir / "teacher.pt")[2].get("metrics", {})
+    if baseline.exists():
+        found["student, no teacher (GSR)"] = load_student_checkpoint(baseline).metrics
+    if (run_dir / "student.pt").exists():
+        found["student, KD + feedback (GSR)"] = load_student_checkpoint(run_dir / "student.pt").metrics
+    return {k: v for k, v in found.items() if v}
+
+
 def model_facts(path: Path) -> dict[str, Any]:
     from emotionkd.sdk.model_card import read_model_info
 
@@ -96,14 +113,15 @@ def report(out: Path, run_dir: Path, timings: dict[str, float], wall_s: float, f
              f"wall time **{wall_s / 60:.1f} min** on {os.cpu_count()} CPU(s).", "",
              "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {seconds:.0f} |" for stage, seconds in timings.items()]
-    student = facts.get("student_metrics") or {}
-    if student:
-        lines += ["", "Distilled student (KD + feedback), held-out subjects:", "",
-                  "| target | accuracy | macro-F1 | majority rate |", "|---|---|---|---|"]
-        lines += [f"| {t} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['majority_rate']:.3f} |"
-                  for t, m in student.items()]
+    held_out = facts.get("held_out") or {}
+    if held_out:
+        lines += ["", "Held-out subject (never seen in training):", "",
+                  "| model | target | accuracy | macro-F1 | majority rate |", "|---|---|---|---|---|"]
+        for method, by_target in held_out.items():
+            lines += [f"| {method} | {t} | {m['accuracy']:.3f} | {m.get('macro_f1', float('nan')):.3f} | "
+                      f"{m['majority_rate']:.3f} |" for t, m in by_target.items()]
     if facts.get("evaluation"):
-        lines += ["", "Evaluation (leave-one-subject-out, first folds; mean over folds):", "", facts["evaluation"]]
+        lines += ["", "Leave-one-subject-out (first folds; mean over folds):", "", facts["evaluation"]]
     for kind in ("fp32", "int8"):
         model = facts.get(kind)
         if not model:
@@ -139,7 +157,8 @@ def main() -> None:
     parser.add_argument("--preset", default="pipeline", help="emotionkd-train preset (default: pipeline)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
-    parser.add_argument("--folds", type=int, default=1, help="evaluate: leave-one-subject-out folds to run")
+    parser.add_argument("--loso-folds", type=int, default=0,
+                        help="evaluate: also run this many leave-one-subject-out folds of all four methods")
     parser.add_argument("--stream-s", type=float, default=12.0, help="seconds to stream at the end")
     parser.add_argument("--bundle", type=Path, default=None, help="copy the INT8 model here (the bundled model)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
@@ -165,6 +184,8 @@ def main() -> None:
     facts: dict[str, Any] = {"preset": args.preset, "seed": args.seed}
     started = time.monotonic()
 
+    if "teacher" in stages and run_dir.exists():
+        shutil.rmtree(run_dir)  # a fresh run: training would otherwise resume from the saved states
     if "synth" in stages:
         if data_dir.exists():
             shutil.rmtree(data_dir)  # the same seed gives the same bytes: regenerate, never reuse stale files
@@ -178,14 +199,15 @@ def main() -> None:
         run("distill", ["emotionkd-train", "distill", "--feedback", "--teacher", str(run_dir / "teacher.pt"),
                         *common], timings)
     student_pt = run_dir / "student.pt"
-    if student_pt.exists():
-        from emotionkd.training.checkpoint import load_student_checkpoint
-
-        facts["student_metrics"] = load_student_checkpoint(student_pt).metrics
     if "evaluate" in stages:
-        run("evaluate", ["emotionkd-train", "evaluate", *common, "--protocol", "loso",
-                         "--set", f"evaluation.max_folds={args.folds}"], timings)
-        facts["evaluation"] = (run_dir / "results.md").read_text(encoding="utf-8").strip()
+        baseline = [f"name={json.dumps('baseline')}" if a == f"name={json.dumps('run')}" else a for a in common]
+        shutil.rmtree(out / "baseline", ignore_errors=True)  # fresh, not resumed from old states
+        run("evaluate: baseline student", ["emotionkd-train", "student", *baseline], timings)
+        if args.loso_folds > 0:
+            run("evaluate: LOSO", ["emotionkd-train", "evaluate", *common, "--protocol", "loso",
+                                   "--set", f"evaluation.max_folds={args.loso_folds}"], timings)
+            facts["evaluation"] = (run_dir / "results.md").read_text(encoding="utf-8").strip()
+    facts["held_out"] = held_out_metrics(run_dir, out / "baseline" / "student.pt")
     fp32, int8 = run_dir / "student.onnx", run_dir / "student.int8.onnx"
     if "export" in stages:
         run("export fp32", ["emotionkd-export", str(student_pt), "-o", str(fp32)], timings)

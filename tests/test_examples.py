@@ -66,10 +66,11 @@ def test_pipeline_runs_every_stage_on_a_tiny_synthetic_set(tmp_path: Path) -> No
     out = _run("pipeline.py", "--out", str(tmp_path / "run"), "--no-progress", "--stream-s", "6",
                "--set", "data.subjects=3", "--set", "data.trials=4", "--set", "data.trial_s=8",
                "--set", "teacher_optim.epochs=1", "--set", "student_optim.epochs=1",
-               "--set", "evaluation.methods=[\"student\",\"kd+feedback\"]",
                timeout_s=600.0)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert set(report["timings_s"]) >= {"synth", "teacher", "distill", "evaluate", "export fp32", "export int8", "stream"}
+    assert set(report["timings_s"]) >= {"synth", "teacher", "distill", "evaluate: baseline student",
+                                        "export fp32", "export int8", "stream"}
+    assert {"teacher (EEG+GSR)", "student, no teacher (GSR)", "student, KD + feedback (GSR)"} <= set(report["held_out"])
     assert report["fp32"]["provenance"]["data_kind"] == "synthetic"
     assert report["int8"]["export"]["int8"] is True
     assert report["stream"]["windows"] >= 2
