@@ -92,3 +92,25 @@ def test_config_validation() -> None:
         DistillConfig(matching="cosine")
     with pytest.raises(ConfigError, match="temperature"):
         DistillConfig(temperature=0.0)
+
+
+def test_plain_kd_runs_the_teacher_once_per_window_then_never_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emotionkd.training.config import OptimConfig
+    from emotionkd.training.trainer import TensorSet, train_distilled
+
+    from .conftest import make_dataset, tiny_student_config, tiny_teacher_config
+
+    data = TensorSet.from_dataset(make_dataset(subjects=2, trials=4), "arousal", need_eeg=True)
+    teacher = EmotionNetTeacher(tiny_teacher_config())
+    calls: list[int] = []
+    original = EmotionNetTeacher.forward_with_features
+
+    def counting(self: EmotionNetTeacher, eeg: torch.Tensor, gsr: torch.Tensor):  # type: ignore[no-untyped-def]
+        calls.append(int(gsr.shape[0]))
+        return original(self, eeg, gsr)
+
+    monkeypatch.setattr(EmotionNetTeacher, "forward_with_features", counting)
+    result = train_distilled(data, teacher, tiny_student_config(), OptimConfig(epochs=3, batch_size=8),
+                             DistillConfig())
+    assert sum(calls) == len(data)  # the cache pass only, over three epochs of training
+    assert len(result.history) == 3 and result.teacher is None

@@ -22,40 +22,11 @@ from emotionkd.training.config import load_config, parse_override
 
 from .conftest import make_dataset
 
-TINY_MODEL = """
-[teacher]
-window_samples = {w}
-eeg_channels = {c}
-kernel_samples = 8
-stride_samples = 4
-filters = 8
-heads = 2
-head_dim = 4
-ff_dim = 8
-hidden = 8
-max_positions = {p}
-
-[student]
-window_samples = {w}
-kernel_samples = 8
-stride_samples = 4
-filters = 8
-heads = 2
-head_dim = 4
-ff_dim = 8
-hidden = 8
-max_positions = {p}
-
-[teacher_optim]
-epochs = 2
-batch_size = 16
-lr = 3e-3
-
-[student_optim]
-epochs = 2
-batch_size = 16
-lr = 3e-3
-"""
+_SHAPES = "window_samples = {w}\nkernel_samples = 8\nstride_samples = 4\nfilters = 8\nheads = 2\nhead_dim = 4\n" \
+          "ff_dim = 8\nhidden = 8\nmax_positions = {p}\n"
+_OPTIM = "epochs = 2\nbatch_size = 16\nlr = 3e-3\n"
+TINY_MODEL = (f"[teacher]\neeg_channels = {{c}}\n{_SHAPES}[student]\n{_SHAPES}"
+              f"[teacher_optim]\n{_OPTIM}[student_optim]\n{_OPTIM}")
 
 runner = CliRunner()
 
