@@ -25,11 +25,14 @@ from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from emotionkd.firmware_bridge.errors import ConfigError
 
 #: largest up/down factor accepted when a rate ratio is approximated by a fraction
 _MAX_RATIO_TERM = 4096
+#: outputs computed per vectorised block
+_BLOCK_OUTPUTS = 2048
 #: relative rate error tolerated when approximating an irrational ratio (0.36 ms per hour)
 _MAX_RATE_ERROR = 1e-7
 
@@ -143,6 +146,8 @@ class StreamingResampler:
                 # (no per-phase ripple when upsampling).
                 branches[phase, : part.size] = part / part.sum()
             self._branches = branches
+        # Taps in input order for the up == 1 path (oldest input first).
+        self._reversed_taps = np.ascontiguousarray(self._branches[0, ::-1])
         # _history holds inputs with global indices [_history_start, _n_in).
         self._history = np.zeros(0)
         self._history_start = 0
@@ -170,11 +175,6 @@ class StreamingResampler:
         """Index of the input sample nearest in time to each output sample ``k``."""
         return (k * self._down + self._up // 2) // self._up
 
-    def _pad_value(self, chunk: npt.NDArray[np.float64]) -> float:
-        if self._first_value is None:
-            self._first_value = float(chunk[0])
-        return self._first_value
-
     def push(self, chunk: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Feed input samples (shape ``(n,)``, NaN = missing); return the outputs now complete."""
         x = np.asarray(chunk, dtype=np.float64).reshape(-1)
@@ -182,31 +182,35 @@ class StreamingResampler:
             raise ConfigError("this resampler was flushed; create a new one for a new stream")
         if x.size == 0:
             return np.zeros(0)
-        pad = self._pad_value(x)
-        self._history = np.concatenate([self._history, x]) if self._history.size else x.copy()
+        if self._first_value is None:
+            # Before the stream start the filter sees the first sample (no start-up transient).
+            self._first_value = float(x[0])
+            width = self._branches.shape[1]
+            self._history = np.full(width, self._first_value)
+            self._history_start = -width
+        self._history = np.concatenate([self._history, x])
         self._n_in += x.size
-        return self._produce(available_until=self._n_in - 1, pad=pad)
+        return self._produce(available_until=self._n_in - 1)
 
     def flush(self) -> npt.NDArray[np.float64]:
         """End of stream: return the remaining outputs, padding the future with the last sample.
 
-        Outputs are produced up to the time of the last input sample.
+        Each input sample stands for its whole sampling period, so outputs are produced for
+        every time before ``samples_in / rate_in_hz`` (a 60 s recording at 4 Hz gives 60 s of
+        output, not 59.75 s).
         """
         if self._flushed or self._n_in == 0:
             self._flushed = True
             return np.zeros(0)
         self._flushed = True
-        last_time_out = (self._n_in - 1) * self._up // self._down  # last output at or before the end
+        last_time_out = (self._n_in * self._up - 1) // self._down  # last output before the end
         last_needed = (last_time_out * self._down + self._delay_up) // self._up
         extra = max(0, last_needed - (self._n_in - 1))
-        tail = float(self._history[-1]) if self._history.size else float(self._first_value or 0.0)
         if extra:
-            self._history = np.concatenate([self._history, np.full(extra, tail)])
-        out = self._produce(available_until=self._n_in - 1 + extra, pad=self._first_value or 0.0,
-                            last_output=last_time_out)
-        return out
+            self._history = np.concatenate([self._history, np.full(extra, self._history[-1])])
+        return self._produce(available_until=self._n_in - 1 + extra, last_output=last_time_out)
 
-    def _produce(self, available_until: int, pad: float, last_output: int | None = None) -> npt.NDArray[np.float64]:
+    def _produce(self, available_until: int, last_output: int | None = None) -> npt.NDArray[np.float64]:
         up, down, delay = self._up, self._down, self._delay_up
         # Output k needs inputs up to floor((k*down + delay) / up), i.e.
         # k*down + delay <= (available_until + 1) * up - 1.
@@ -218,17 +222,21 @@ class StreamingResampler:
         if k.size == 0:
             return np.zeros(0)
         width = self._branches.shape[1]
-        pos = k * down + delay
-        newest = pos // up
-        phase = pos % up
-        idx = newest[:, None] - np.arange(width)[None, :]  # (K, width) global input indices
-        local = idx - self._history_start
-        # Indices before the stream start read the pad value; everything else is in history.
-        before = idx < 0
-        gathered = self._history[np.clip(local, 0, self._history.size - 1)]
-        if before.any():
-            gathered = np.where(before, pad, gathered)
-        out = (self._branches[phase] * gathered).sum(axis=1)
+        out = np.empty(k.size)
+        # Blocks keep the gathered (outputs × taps) matrix in cache for long offline chunks.
+        for b in range(0, k.size, _BLOCK_OUTPUTS):
+            kb = k[b : b + _BLOCK_OUTPUTS]
+            pos = kb * down + delay
+            newest = pos // up - self._history_start  # local index of each output's newest input
+            if up == 1:
+                # Integer decimation (or none): the inputs of consecutive outputs are evenly spaced
+                # windows of the history, so a strided view and one matrix-vector product do it.
+                first = int(newest[0]) - width + 1
+                rows = sliding_window_view(self._history, width)[first : first + kb.size * down : down]
+                out[b : b + kb.size] = rows @ self._reversed_taps
+            else:
+                idx = newest[:, None] - np.arange(width)[None, :]
+                out[b : b + kb.size] = np.einsum("ij,ij->i", self._branches[pos % up], self._history[idx])
         self._next_out = int(k[-1]) + 1
         # Keep only the history the next outputs can still need.
         oldest_needed = (self._next_out * down + delay) // up - (width - 1)

@@ -252,18 +252,18 @@ class _Loop:
                 for module in self.modules.values():
                     module.train()
                 sums: dict[str, float] = {}
-                count = 0
+                counts: dict[str, int] = {}  # per key: feedback parts come every `period` steps
                 for batch in self._batches(epoch):
                     parts = step(batch, step_number)
                     step_number += 1
-                    count += 1
                     for key, value in parts.items():
                         sums[key] = sums.get(key, 0.0) + value
+                        counts[key] = counts.get(key, 0) + 1
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, loss=f"{parts.get('loss', float('nan')):.3f}")
                 for module in self.modules.values():
                     self.parallel.sync_module(module, average=True)
-                record = {"epoch": float(epoch + 1), **{k: v / max(count, 1) for k, v in sums.items()}}
+                record = {"epoch": float(epoch + 1), **{k: v / counts[k] for k, v in sums.items()}}
                 if self.evaluate is not None:
                     record.update(self.evaluate())
                 self.history.append(record)

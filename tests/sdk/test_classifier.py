@@ -88,7 +88,7 @@ def test_predict_push_and_stream_agree_on_a_recording(clf: EmotionClassifier, tm
         return [p async for p in clf.astream(f"replay://{path}?speed=0&block=0.1")]
 
     asynced = asyncio.run(collect())
-    assert len(offline) == 26
+    assert len(offline) == 27  # 4 s windows every 1 s over 30 s: starts 0 … 26 s
     for other in (streamed, pushed, asynced):
         assert [p.start_s for p in other] == [p.start_s for p in offline]
         # the recording stores 6 significant digits
@@ -131,7 +131,7 @@ def test_flat_line_and_wrong_unit(clf: EmotionClassifier) -> None:
 def test_e4_rate_is_served(clf: EmotionClassifier) -> None:
     gsr = synthesize_gsr(60.0, seed=2, config=GsrSynthConfig(rate_hz=4.0))
     predictions = clf.predict(gsr, 4.0)
-    assert len(predictions) == 56 and all(p.ok for p in predictions)
+    assert len(predictions) == 57 and all(p.ok for p in predictions)  # starts 0 … 56 s
 
 
 def test_stream_of_an_e4_export_equals_predict(clf: EmotionClassifier, tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_stream_of_an_e4_export_equals_predict(clf: EmotionClassifier, tmp_path:
     eda.write_text("1495437325.000000\n4.000000\n" + "".join(f"{v:.6f}\n" for v in gsr))
     streamed = list(clf.stream(f"replay://{eda}?speed=0"))
     offline = clf.predict(gsr, 4.0)
-    assert len(streamed) == len(offline) == 36
+    assert len(streamed) == len(offline) == 37  # starts 0 … 36 s
     np.testing.assert_allclose(_probs(streamed, "arousal"), _probs(offline, "arousal"), atol=1e-6)
 
 

@@ -135,3 +135,11 @@ def test_config_is_validated() -> None:
     with pytest.raises(ContractError, match="unknown"):
         PreprocessingConfig.from_params({"rate_hz": 128.0, "new_knob": 1})
     assert PreprocessingConfig.from_params(PreprocessingConfig().to_params()) == PreprocessingConfig()
+
+
+@pytest.mark.parametrize("rate", [4.0, 15.0, 32.0, 128.0, 1000.0])
+def test_a_recording_yields_all_its_windows_at_any_rate(rate: float) -> None:
+    # Each sample stands for its sampling period: 60 s of an E4 at 4 Hz is 60 s, i.e. 15 windows.
+    w = preprocess_recording(np.full(int(60 * rate), 5.0), rate)
+    assert len(w) == 15
+    assert w.usable.all()

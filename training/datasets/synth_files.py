@@ -176,16 +176,25 @@ def run_jobs(jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]], workers: in
         return results
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        futures = [pool.submit(func, *args) for func, args in jobs]
-        results = []
-        for future in futures:
-            results.append(future.result())
-            if progress:
-                progress(1)
-        return results
+    done = 0
+    results = []
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+            futures = [pool.submit(func, *args) for func, args in jobs]
+            for future in futures:
+                results.append(future.result())
+                done += 1
+                if progress:
+                    progress(1)
+    except BrokenProcessPool:
+        # A worker could not start (e.g. a __main__ read from stdin cannot be re-imported by a
+        # spawned process) or died; finish the remaining jobs here rather than fail.
+        logger.warning("worker processes failed; running the remaining %d jobs in this process", len(jobs) - done)
+        results += run_jobs(jobs[done:], 1, progress)
+    return results
 
 
 # --- MAHNOB-HCI ----------------------------------------------------------------------------------
