@@ -107,7 +107,7 @@ def model_facts(path: Path) -> dict[str, Any]:
             "export": export, "provenance": contract.get("provenance"), "metrics": contract.get("metrics")}
 
 
-def report(out: Path, run_dir: Path, timings: dict[str, float], wall_s: float, facts: dict[str, Any]) -> str:
+def report(out: Path, timings: dict[str, float], wall_s: float, facts: dict[str, Any]) -> str:
     lines = ["# emotionkd pipeline report", "",
              f"Synthetic DEAP-format data, preset `{facts['preset']}`, seed {facts['seed']}; "
              f"wall time **{wall_s / 60:.1f} min** on {os.cpu_count()} CPU(s).", "",
@@ -224,7 +224,7 @@ def main() -> None:
         args.bundle.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(int8, args.bundle)
         print(f"\nbundled model: {args.bundle} ({args.bundle.stat().st_size / 1024:.0f} KiB)")
-    text = report(out, run_dir, timings, time.monotonic() - started, facts)
+    text = report(out, timings, time.monotonic() - started, facts)
     print("\n" + text)
     print(f"wrote {out / 'report.md'}")
 
