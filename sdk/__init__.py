@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     "EmotionClassifier": "emotionkd.sdk.classifier",
     "Prediction": "emotionkd.sdk.classifier",
     "BackgroundStream": "emotionkd.sdk.classifier",
+    "Gateway": "emotionkd.sdk.gateway",
     "QualityConfig": "emotionkd.sdk.quality",
     "open_source": "emotionkd.sdk.sources",
     "Source": "emotionkd.sdk.sources",
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TransportError,
         UnitError,
     )
+    from emotionkd.sdk.gateway import Gateway
     from emotionkd.sdk.preprocessing import (
         GsrPreprocessor,
         PreprocessingConfig,

@@ -27,7 +27,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,10 @@ from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 from emotionkd.firmware_bridge.units import normalise_unit
 from emotionkd.sdk.contract import ModelContract
 from emotionkd.sdk.preprocessing import GsrPreprocessor, Windows
-from emotionkd.sdk.quality import FlagTracker, QualityConfig, judge_window
+from emotionkd.sdk.quality import FlagTracker, QualityConfig, QualityVerdict, judge_window
+
+if TYPE_CHECKING:  # onnxruntime is imported only when a model is loaded
+    from emotionkd.sdk.model import OnnxEmotionModel
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +115,9 @@ class EmotionClassifier:
     """Arousal and valence from skin conductance with an emotionkd ONNX model.
 
     Args:
-        model: an ``.onnx`` file from ``emotionkd-export``; None for the bundled model.
+        model: an ``.onnx`` file from ``emotionkd-export``; None for the bundled model; or an
+            already loaded :class:`~emotionkd.sdk.model.OnnxEmotionModel` to share one session
+            between classifiers (what :class:`~emotionkd.sdk.gateway.Gateway` does).
         hop_s: seconds between predictions (windows overlap when shorter than the window).
         quality: thresholds of the quality gate.
         on_prediction: a callback called with every :class:`Prediction` (see
@@ -126,7 +131,7 @@ class EmotionClassifier:
 
     def __init__(
         self,
-        model: str | Path | None = None,
+        model: str | Path | OnnxEmotionModel | None = None,
         *,
         hop_s: float = 1.0,
         quality: QualityConfig | None = None,
@@ -135,7 +140,10 @@ class EmotionClassifier:
     ) -> None:
         from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
 
-        self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads)
+        if isinstance(model, OnnxEmotionModel):
+            self.model = model
+        else:
+            self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads)
         self.contract: ModelContract = self.model.contract
         for target in ("arousal", "valence"):
             if target not in self.contract.targets:
@@ -307,7 +315,15 @@ class EmotionClassifier:
     def _predict(self, state: _StreamState, windows: Windows) -> list[Prediction]:
         if len(windows) == 0:
             return []
-        verdicts = [
+        verdicts = self._judge(state, windows)
+        good = np.array([v.ok for v in verdicts], dtype=bool)
+        probabilities = self.model.run(windows.features[good]) if good.any() else {}
+        return self._assemble(state.origin_s, windows, verdicts, probabilities)
+
+    def _judge(self, state: _StreamState, windows: Windows) -> list[QualityVerdict]:
+        """The quality verdict of each window (asks the flag tracker in stream order, so it
+        runs when the windows are emitted; the model may run later, as a gateway batches it)."""
+        return [
             judge_window(
                 windows.conductance_us[i],
                 bool(windows.usable[i]),
@@ -317,8 +333,16 @@ class EmotionClassifier:
             )
             for i in range(len(windows))
         ]
-        good = np.array([v.ok for v in verdicts], dtype=bool)
-        probabilities = self.model.run(windows.features[good]) if good.any() else {}
+
+    def _assemble(
+        self,
+        origin_s: float,
+        windows: Windows,
+        verdicts: list[QualityVerdict],
+        probabilities: dict[str, npt.NDArray[np.float32]],
+    ) -> list[Prediction]:
+        """Predictions from the verdicts and the model's ``{target: (n_ok, 2)}`` probabilities
+        of the windows that passed the gate, in order."""
         high = {t: p[:, 1] for t, p in probabilities.items()}
         names = self.contract.class_names
         out: list[Prediction] = []
@@ -334,8 +358,8 @@ class EmotionClassifier:
                 arousal = valence = None
                 labels = (None, None)
             out.append(Prediction(
-                start_s=state.origin_s + float(windows.start_s[i]),
-                end_s=state.origin_s + float(windows.end_s[i]),
+                start_s=origin_s + float(windows.start_s[i]),
+                end_s=origin_s + float(windows.end_s[i]),
                 arousal=arousal,
                 valence=valence,
                 arousal_label=labels[0],

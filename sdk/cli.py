@@ -437,6 +437,35 @@ def simulate(
         except KeyboardInterrupt:
             typer.echo("stopped", err=True)
 
+# --- bench: speed on this device (perf engineer) -------------------------------------------
+@app.command()
+@friendly_errors
+def bench(
+    model: Annotated[list[Path] | None, typer.Option(
+        "--model", help="An .onnx model; repeat to compare (e.g. FP32 and INT8). Default: the bundled model.")] = None,
+    threads: Annotated[list[int] | None, typer.Option(
+        "--threads", help="onnxruntime threads for the latency figures; repeat for several (default 1 and 2). "
+                          "The gateway runs as many one-thread workers as the largest.")] = None,
+    hours: float = typer.Option(0.1, "--hours", help="Hours of 128 Hz GSR replayed for the real-time factor (the issue's figure: 1)."),
+    runs: int = typer.Option(200, "--runs", help="Timed batch-1 runs per model and thread count."),
+    batch: int = typer.Option(8, "--batch", help="Windows per call for the throughput figure."),
+    streams: int = typer.Option(200, "--streams", help="Streams the gateway capacity is first measured with."),
+    ticks: int = typer.Option(5, "--ticks", help="Timed one-second gateway ticks."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """Measure latency, throughput, streaming real-time factor, start-up, RSS and gateway capacity."""
+    import json
+
+    from emotionkd.sdk.bench import BenchConfig, render, run_bench
+    from emotionkd.sdk.model import bundled_model_path
+
+    config = BenchConfig(threads=tuple(threads or (1, 2)), latency_runs=runs, batch=batch, stream_hours=hours,
+                         gateway_streams=streams, gateway_ticks=ticks)
+    paths: list[str | Path] = list(model or [bundled_model_path()])
+    report = run_bench(paths, config, progress=lambda line: typer.echo(f"bench: {line}", err=True))
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else render(report))
+
+
 # --- info: the model card (export engineer) ------------------------------------------------
 @app.command()
 @friendly_errors

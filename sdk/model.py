@@ -57,7 +57,10 @@ class OnnxEmotionModel:
     Args:
         path: the ``.onnx`` file.
         threads: onnxruntime intra-op threads (1 keeps memory and CPU small; a 4 s window every
-            second needs a few hundred microseconds of one core).
+            second needs a few milliseconds of one core).
+        memory_arena: keep onnxruntime's CPU memory arena. Off by default (the arena holds on
+            to its peak, which a wearable cannot spare); a gateway running large batches turns
+            it on: without it every batch maps and faults in megabytes of fresh pages.
 
     Attributes:
         contract: the :class:`ModelContract` from the file's metadata.
@@ -65,7 +68,7 @@ class OnnxEmotionModel:
         targets: the heads run, in the contract's order.
     """
 
-    def __init__(self, path: str | Path, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, threads: int = 1, *, memory_arena: bool = False) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file {str(self.path)!r} does not exist (pass an .onnx file from emotionkd-export)")
@@ -79,7 +82,7 @@ class OnnxEmotionModel:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.enable_cpu_mem_arena = False
+        options.enable_cpu_mem_arena = bool(memory_arena)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:

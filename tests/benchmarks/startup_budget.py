@@ -7,34 +7,11 @@ Run: ``python tests/benchmarks/startup_budget.py`` (each measurement in a fresh 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import textwrap
 
-IMPORT_PROBE = """
-import time
-t0 = time.perf_counter()
-import emotionkd.sdk
-t1 = time.perf_counter()
-emotionkd.sdk.preprocess_recording  # first use loads numpy and the preprocessing core
-print(t1 - t0, time.perf_counter() - t0)
-"""
-
-# The RSS probe runs the real thing: EmotionClassifier (onnxruntime with the SDK's session
-# options) on one window. Until the bundled student exists, it builds a model of the student's
-# size with the emotionkd I/O and contract in ONNX with onnx.helper (a 512x1000 hidden layer and
-# two softmax heads) so the number reflects onnxruntime's real cost.
-RSS_PROBE = textwrap.dedent(
-    """
-    import resource, sys
-    from emotionkd.sdk import EmotionClassifier
-    from emotionkd.firmware_bridge.gsr_synth import synthesize_gsr
-    clf = EmotionClassifier(sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None)
-    predictions = clf.predict(synthesize_gsr(4.0, seed=0), 128.0)
-    assert len(predictions) == 1 and predictions[0].ok
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
-    """
-)
+# Without a model argument it builds a model of the student's size with the emotionkd I/O and
+# contract in ONNX with onnx.helper (a 512x1000 hidden layer and two softmax heads) so the number
+# reflects onnxruntime's real cost; pass an exported student (FP32 or INT8) for the real figure.
 
 
 def _write_probe_model(path: str) -> None:
@@ -66,22 +43,20 @@ def _write_probe_model(path: str) -> None:
 def main() -> None:
     import tempfile
 
+    from emotionkd.sdk.bench import TARGETS, startup
+
     model = sys.argv[1] if len(sys.argv) > 1 else ""
-    runs = [
-        [float(v) for v in subprocess.check_output([sys.executable, "-c", IMPORT_PROBE], text=True).split()]
-        for _ in range(5)
-    ]
     with tempfile.TemporaryDirectory() as tmp:
         if not model:
             model = f"{tmp}/probe.onnx"
             _write_probe_model(model)
-        rss_mb = float(subprocess.check_output([sys.executable, "-c", RSS_PROBE, model], text=True))
+        figures = startup(model, threads=1, runs=5)  # fresh processes: sdk.bench's probes
     result = {
-        "import_emotionkd_sdk_s_median": sorted(r[0] for r in runs)[len(runs) // 2],
-        "import_plus_first_use_s_median": sorted(r[1] for r in runs)[len(runs) // 2],
-        "import_budget_s": 0.3,
-        "peak_rss_after_one_window_mb": round(rss_mb, 1),
-        "rss_budget_mb": 80,
+        "import_emotionkd_sdk_s_median": figures["import_s"],
+        "first_prediction_s_median": figures["first_prediction_s"],
+        "import_budget_s": TARGETS["import_s"],
+        "peak_rss_after_one_window_mb": round(figures["peak_rss_mb"], 1),
+        "rss_budget_mb": TARGETS["peak_rss_mb"],
         "model": model if len(sys.argv) > 1 else "probe (onnx.helper, 0.5 M weights, emotionkd I/O)",
     }
     print(json.dumps(result, indent=2))

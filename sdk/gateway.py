@@ -1,0 +1,268 @@
+"""Gateway: many sensors, one model, batched onnxruntime calls once per tick.
+
+A hub (a phone, a Raspberry Pi, a server behind a ward of wearables) receives many GSR streams.
+The gateway keeps the per-stream state (preprocessing, flag tracking, segments, quality gate:
+exactly :class:`EmotionClassifier`'s) and only *queues* the windows each push completes.
+:meth:`Gateway.run_batch` then sends the queued windows of every stream to the model in
+batches of ``max_batch`` windows, ``workers`` calls at a time (all cores busy, no per-window
+call overhead, the model's work off the receive loops), and hands each stream its
+predictions::
+
+    from emotionkd.sdk.gateway import Gateway
+
+    with Gateway("student.int8.onnx", workers=2) as gateway:   # 2 cores: 2 parallel calls
+        gateway.add_stream("bed-3")
+        gateway.add_callback(lambda stream_id, p: print(stream_id, p.start_s, p.arousal))
+        ...
+        gateway.push("bed-3", samples, sample_rate_hz=32.0)  # each device's receive loop, any thread
+        gateway.run_batch()                                   # once per tick (e.g. every second)
+
+Each stream gets exactly the predictions an :class:`EmotionClassifier` fed the same samples
+would give (same windows, verdicts and probabilities; tested), only later: at the next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.firmware_bridge.samples import SampleBlock
+from emotionkd.sdk.classifier import EmotionClassifier, Prediction, _StreamState
+from emotionkd.sdk.preprocessing import Windows
+from emotionkd.sdk.quality import QualityConfig, QualityVerdict
+
+logger = logging.getLogger(__name__)
+
+GatewayCallback = Callable[[str, Prediction], None]
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """Windows one push completed, judged, waiting for the model."""
+
+    origin_s: float
+    windows: Windows
+    verdicts: list[QualityVerdict]
+    good: npt.NDArray[np.bool_]
+
+
+class _Lane(EmotionClassifier):
+    """One stream of a gateway: the classifier's stream logic with the model call deferred.
+
+    Everything up to the quality verdict runs at push time (the flag tracker must be asked in
+    stream order); the windows that passed wait in ``queue`` for :meth:`Gateway.run_batch`.
+    """
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway.model, hop_s=gateway.hop_s, quality=gateway.quality)
+        self.queue: list[_Queued] = []
+
+    def _predict(self, state: _StreamState, windows: Windows) -> list[Prediction]:
+        if len(windows):
+            verdicts = self._judge(state, windows)
+            good = np.array([v.ok for v in verdicts], dtype=bool)
+            self.queue.append(_Queued(state.origin_s, windows, verdicts, good))
+        return []
+
+    def take(self) -> list[_Queued]:
+        with self._lock:
+            queued, self.queue = self.queue, []
+        return queued
+
+
+class Gateway:
+    """Many GSR streams classified together, the model batched across streams.
+
+    Args:
+        model: an ``.onnx`` file from ``emotionkd-export``; None for the bundled model.
+        hop_s: seconds between predictions of each stream.
+        quality: thresholds of the quality gate (all streams).
+        threads: onnxruntime intra-op threads per call.
+        workers: onnxruntime calls run at once (threads of a pool; onnxruntime releases the
+            GIL). On a small CPU, ``workers=cores, threads=1`` keeps every core on its own
+            batch, which beats splitting each small batch across cores.
+        max_batch: most windows per onnxruntime call. Small on purpose: onnxruntime runs the
+            graph op by op over the whole batch, and past ~8 windows the attention tensors
+            of one op leave the caches (64 windows cost ~25 % more CPU per window than 8; see
+            docs/performance.md).
+
+    Raises:
+        ModelError, ContractError: as :class:`EmotionClassifier`.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        hop_s: float = 1.0,
+        quality: QualityConfig | None = None,
+        threads: int = 1,
+        workers: int = 1,
+        max_batch: int = 8,
+    ) -> None:
+        from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
+
+        if not (isinstance(max_batch, int) and max_batch >= 1):
+            raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+        if not (math.isfinite(hop_s) and hop_s > 0):
+            raise ConfigError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
+        self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads,
+                                      memory_arena=True)
+        self.contract = self.model.contract
+        self.hop_s = hop_s
+        self.quality = quality or QualityConfig()
+        self.max_batch = max_batch
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._lanes: dict[str, _Lane] = {}
+        self._callbacks: list[GatewayCallback] = []
+        self._lock = threading.Lock()  # guards the lane table and serialises run_batch
+
+    # -- streams ----------------------------------------------------------------------------
+    @property
+    def streams(self) -> list[str]:
+        """The ids of the open streams."""
+        return list(self._lanes)
+
+    def add_stream(self, stream_id: str) -> None:
+        """Open a stream (its rate and unit come with its first push, as for ``push``).
+
+        Raises:
+            ConfigError: the id is already open.
+        """
+        with self._lock:
+            if stream_id in self._lanes:
+                raise ConfigError(f"stream {stream_id!r} is already open (remove_stream it first)")
+            self._lanes[stream_id] = _Lane(self)
+
+    def remove_stream(self, stream_id: str) -> list[Prediction]:
+        """Close a stream: its last windows (flushed) and anything still queued, predicted now
+        (returned and announced to the callbacks)."""
+        lane = self._lane(stream_id)
+        lane.flush()
+        predictions = self._run({stream_id: lane.take()}).get(stream_id, [])
+        with self._lock:
+            self._lanes.pop(stream_id, None)
+        return predictions
+
+    def push(
+        self,
+        stream_id: str,
+        samples: SampleBlock | npt.ArrayLike,
+        *,
+        sample_rate_hz: float | None = None,
+        unit: str = "uS",
+        flags: npt.ArrayLike | None = None,
+    ) -> int:
+        """Feed the next chunk of one stream (as :meth:`EmotionClassifier.push`).
+
+        Returns:
+            how many windows of this stream now wait for :meth:`run_batch`.
+        """
+        lane = self._lane(stream_id)
+        lane.push(samples, sample_rate_hz=sample_rate_hz, unit=unit, flags=flags)
+        return sum(len(q.windows) for q in lane.queue)
+
+    @property
+    def pending_windows(self) -> int:
+        """Windows queued across all streams."""
+        return sum(len(q.windows) for lane in list(self._lanes.values()) for q in lane.queue)
+
+    # -- callbacks --------------------------------------------------------------------------
+    def add_callback(self, callback: GatewayCallback) -> None:
+        """Call ``callback(stream_id, prediction)`` for every prediction :meth:`run_batch` makes.
+
+        A callback that raises is logged and kept.
+        """
+        self._callbacks.append(callback)
+
+    def remove_callback(self, callback: GatewayCallback) -> None:
+        self._callbacks.remove(callback)
+
+    # -- the tick ---------------------------------------------------------------------------
+    def run_batch(self) -> dict[str, list[Prediction]]:
+        """Run the model over every stream's queued windows; return and announce the predictions.
+
+        Returns:
+            ``{stream_id: predictions in time order}`` for the streams that had windows.
+        """
+        with self._lock:
+            lanes = list(self._lanes.items())
+        return self._run({stream_id: lane.take() for stream_id, lane in lanes})
+
+    def _run(self, queued: dict[str, list[_Queued]]) -> dict[str, list[Prediction]]:
+        parts = [q.windows.features[q.good] for items in queued.values() for q in items if q.good.any()]
+        probabilities = self._model_run(parts)
+        results: dict[str, list[Prediction]] = {}
+        row = 0
+        for stream_id, items in queued.items():
+            lane = self._lanes.get(stream_id)
+            if lane is None or not items:
+                continue
+            predictions: list[Prediction] = []
+            for q in items:
+                n = int(q.good.sum())
+                rows = {t: p[row:row + n] for t, p in probabilities.items()}
+                row += n
+                predictions += lane._assemble(q.origin_s, q.windows, q.verdicts, rows)
+            results[stream_id] = predictions
+        for stream_id, predictions in results.items():
+            for prediction in predictions:
+                for callback in list(self._callbacks):
+                    try:
+                        callback(stream_id, prediction)
+                    except Exception:
+                        logger.exception("gateway callback %r raised", callback)
+        return results
+
+    def _model_run(self, parts: list[npt.NDArray[np.float32]]) -> dict[str, npt.NDArray[np.float32]]:
+        targets = self.model.targets
+        if not parts:
+            return {t: np.zeros((0, 2), np.float32) for t in targets}
+        features = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        pieces = [features[i:i + self.max_batch] for i in range(0, features.shape[0], self.max_batch)]
+        if self.workers > 1 and len(pieces) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="emotionkd-gateway")
+            chunks = list(self._pool.map(self.model.run, pieces))
+        else:
+            chunks = [self.model.run(piece) for piece in pieces]
+        if len(chunks) == 1:
+            return chunks[0]
+        return {t: np.concatenate([c[t] for c in chunks]) for t in targets}
+
+    def close(self) -> None:
+        """Stop the worker threads (the gateway starts them again if used later)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _lane(self, stream_id: str) -> _Lane:
+        lane = self._lanes.get(stream_id)
+        if lane is None:
+            raise ConfigError(f"no stream {stream_id!r} in this gateway (add_stream it first; open: {len(self._lanes)})")
+        return lane
+
+    def __repr__(self) -> str:
+        return f"Gateway({str(self.model.path)!r}, streams={len(self._lanes)}, hop_s={self.hop_s:g})"
+
+
+
+__all__ = ["Gateway", "GatewayCallback"]
