@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import typer
 
@@ -40,79 +40,6 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-@app.command()
-@friendly_errors
-def demo(
-    duration_s: float = typer.Option(20.0, "--duration", help="Seconds of simulated sensor to stream."),
-    rate_hz: float = typer.Option(32.0, "--rate", help="Simulated sensor rate (Hz); resampled to 128 Hz."),
-    realtime: bool = typer.Option(True, help="Pace the simulated sensor at real time."),
-    model: Annotated[Path | None, typer.Option("--model", help="An .onnx model (default: the bundled model).")] = None,
-) -> None:
-    """Stream a simulated GSR sensor whose arousal rises half-way through EmotionClassifier."""
-    from emotionkd.firmware_bridge.errors import ModelError
-    from emotionkd.sdk.classifier import EmotionClassifier
-
-    try:
-        classifier = EmotionClassifier(model)
-    except ModelError as exc:
-        if model is not None:
-            raise
-        typer.echo(f"note: {exc}\nshowing the preprocessing only (no model to run)", err=True)
-        _preprocessing_demo(duration_s, rate_hz, realtime)
-        return
-    from emotionkd.sdk.outputs import StreamStatus, TableOutput
-    from emotionkd.sdk.sources.sim import SimSource
-
-    if classifier.trained_on_synthetic_data:
-        typer.echo(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
-                   "its outputs demonstrate the pipeline, they do not measure emotion", err=True)
-    source = SimSource(f"sim://?rate={rate_hz:g}&speed={1 if realtime else 0}&duration={duration_s:g}&arousal=0.2&seed=7")
-    table = TableOutput(sys.stdout, header=f"simulated sensor at {rate_hz:g} Hz, "
-                        f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s")
-    status = StreamStatus(source=source.url)
-    with source:
-        for block in source.blocks():
-            if block.start_s >= duration_s / 2 and source.synth.arousal < 0.9:
-                source.set_arousal(0.95)
-                typer.echo("-- simulated arousal rises --", err=True)
-            status.samples += len(block)
-            for prediction in classifier.push(block):
-                status.count(prediction)
-                table.write(prediction, status)
-
-
-def _preprocessing_demo(duration_s: float, rate_hz: float, realtime: bool) -> None:
-    """The windows the model would get (the demo when there is no model to run)."""
-    from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
-    from emotionkd.sdk.preprocessing import GsrPreprocessor, PreprocessingConfig
-
-    config = PreprocessingConfig()
-    synth = GsrSynthesizer(GsrSynthConfig(rate_hz=rate_hz), seed=7, arousal=0.2)
-    pre = GsrPreprocessor(rate_hz, "uS", config, hop_samples=int(config.rate_hz))
-    typer.echo(f"simulated sensor at {rate_hz:g} Hz -> {config.rate_hz:g} Hz, 4 s windows every 1 s "
-               f"(filter latency {pre.latency_s:.2f} s)")
-    typer.echo(f"{'window (s)':>14}  {'SCL (µS)':>8}  {'range':>6}  quality")
-    chunk = max(1, int(rate_hz / 4))
-    started = time.monotonic()
-    sent = 0
-    total = int(duration_s * rate_hz)
-    while sent < total:
-        if sent >= total / 2 and synth.arousal < 0.9:
-            synth.set_arousal(0.95)
-            typer.echo("-- simulated arousal rises --")
-        windows = pre.push(synth.read(chunk))
-        sent += chunk
-        for i in range(len(windows)):
-            level = windows.conductance_us[i]
-            quality = "ok" if windows.usable[i] else f"gap ({windows.samples_missing[i]} missing)"
-            typer.echo(f"{windows.start_s[i]:6.1f}-{windows.end_s[i]:6.1f}  {level.mean():8.3f}  "
-                       f"{level.max() - level.min():6.3f}  {quality}")
-        if realtime:
-            delay = started + sent / rate_hz - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
 
 
 # --- stream, record, devices (the SDK as a person at a terminal meets it) ---------------------
@@ -209,32 +136,58 @@ def stream(
 ) -> None:
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
+
+    url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit)
+    classifier = EmotionClassifier(model, hop_s=hop_s)
+    _note_synthetic(classifier)
+
+    def open_outputs() -> list[Any]:
+        outputs = [_open_output(fmt, output, header="")]
+        if lsl:
+            from emotionkd.sdk.lsl import PredictionOutlet
+
+            outputs.append(PredictionOutlet(classifier.contract, hop_s=classifier.hop_s))
+        return outputs
+
+    status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, record=record)
+    typer.echo(f"{status.predictions} predictions ({status.not_ok} failed the quality gate) from "
+               f"{status.samples} samples", err=True)
+
+
+def _note_synthetic(classifier: Any) -> None:
+    """Say once, at start, that a model trained on synthetic data measures nothing."""
+    if classifier.trained_on_synthetic_data:
+        typer.echo(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
+                   "its outputs demonstrate the pipeline, they do not measure emotion", err=True)
+
+
+def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[], list[Any]], *,
+                        duration_s: float | None = None, record: Path | None = None,
+                        on_block: Callable[[Any, Any], None] | None = None) -> Any:
+    """Stream ``url`` through ``classifier`` into the outputs ``open_outputs()`` makes once the
+    source is open (closed at the end): the loop of ``stream`` and ``demo``. ``on_block(block,
+    status)`` runs before each block is classified.
+
+    Returns:
+        the final :class:`~emotionkd.sdk.outputs.StreamStatus` (samples, predictions, counters).
+    """
     from emotionkd.sdk.outputs import StreamStatus
     from emotionkd.sdk.recording import RecordingWriter
     from emotionkd.sdk.sources import open_source
 
-    url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit)
-    classifier = EmotionClassifier(model, hop_s=hop_s)
-    if classifier.trained_on_synthetic_data:
-        typer.echo(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
-                   "its outputs demonstrate the pipeline, they do not measure emotion", err=True)
-    src = open_source(url)
-    outputs: list[Any] = []
     recorder: RecordingWriter | None = None
+    outputs: list[Any] = []
     status = StreamStatus(source=url)
+
+    def emit(predictions: list[Any]) -> None:
+        for prediction in predictions:
+            status.count(prediction)
+            for out in outputs:
+                out.write(prediction, status)
+
     try:
-        with src:
-            outputs.append(_open_output(fmt, output, header=""))
-            if lsl:
-                from emotionkd.sdk.lsl import PredictionOutlet
-
-                outputs.append(PredictionOutlet(classifier.contract, hop_s=classifier.hop_s))
-            def emit(predictions: list[Any]) -> None:
-                for prediction in predictions:
-                    status.count(prediction)
-                    for out in outputs:
-                        out.write(prediction, status)
-
+        with open_source(url) as src:
+            outputs.extend(open_outputs())
             for block in src.blocks():
                 if status.samples == 0:  # said now: a device names itself in its first frames
                     status.started = time.monotonic()
@@ -248,6 +201,8 @@ def stream(
                     recorder.write(block)
                 status.samples += len(block)
                 status.counters = src.counters()
+                if on_block is not None:
+                    on_block(block, status)
                 emit(classifier.push(block))
                 if _reached(block, duration_s):
                     break
@@ -258,8 +213,117 @@ def stream(
             out.close()
         if recorder is not None:
             recorder.close()
-    typer.echo(f"{status.predictions} predictions ({status.not_ok} failed the quality gate) from "
-               f"{status.samples} samples", err=True)
+    return status
+
+
+# --- demo: the main job in one command (make demo) --------------------------------------------
+#: arousal of the emulated wearer before and after the demo's mid-run change (0-1)
+DEMO_AROUSAL: Final = (0.1, 0.95)
+#: when the change happens, as a fraction of the demo's duration
+DEMO_CHANGE_AT: Final = 0.4
+
+
+@app.command()
+@friendly_errors
+def demo(
+    duration_s: Annotated[float, typer.Option("--duration", help="Seconds of sensor signal to stream.")] = 20.0,
+    rate_hz: Annotated[float, typer.Option("--rate", help="Sampling rate of the emulated sensor (Hz).")] = 128.0,
+    model: Annotated[Path | None, typer.Option("--model", help="An .onnx model (default: the bundled model).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table (live view), jsonl or csv.")] = "table",
+    faults: Annotated[bool, typer.Option("--faults/--no-faults", help="Inject a burst of line noise.")] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the emulated skin conductance.")] = 7,
+) -> None:
+    """Live arousal and valence from an emulated EKD sensor, then a summary (make demo).
+
+    The sensor is emulated on a pseudo-terminal and streamed exactly as `emotionkd-sdk stream
+    --port /dev/pts/N --protocol ekd` does; the wearer's arousal rises at 40 % of the run, and a
+    burst of line noise shows the decoder resynchronising. The summary gives windows, quality,
+    mean arousal and valence, and frames lost or bad.
+    """
+    from emotionkd.firmware_bridge.emulators import EkdEmulator, EmulatorConfig, require_pty
+    from emotionkd.sdk.classifier import EmotionClassifier
+
+    if not duration_s > 0:
+        from emotionkd.firmware_bridge.errors import ConfigError
+
+        raise ConfigError(f"--duration must be positive, got {duration_s:g}")
+    require_pty()
+    started = time.monotonic()
+    classifier = EmotionClassifier(model)
+    _note_synthetic(classifier)
+    low, high = DEMO_AROUSAL
+    emulator = EkdEmulator(EmulatorConfig(rate_hz=rate_hz, seed=seed, arousal=low), name="EKD-DEMO")
+    predictions: list[Any] = []
+    table: list[Any] = []
+    # the emulator's own schedule, on the signal's time axis: (time_s, what happens, action)
+    # (the change comes before half-way: the synthesizer applies it within 4 s, then windows fill)
+    change_s = duration_s * DEMO_CHANGE_AT
+    events: list[tuple[float, str, Callable[[], None]]] = [
+        (change_s, f"-- the wearer's arousal rises ({low:g} -> {high:g}) --", lambda: emulator.set_arousal(high))]
+    if faults:  # garbage on the line: the decoder resynchronises, the frame it hit counts as lost
+        events.append((duration_s * 0.25, "-- line noise: 48 garbage bytes --", lambda: emulator.inject_garbage(48)))
+    events.sort(key=lambda event: event[0])
+
+    def open_outputs() -> list[Any]:
+        out = _open_output(fmt, None, header=f"EKD sensor emulated on {emulator.pts_path} at {rate_hz:g} Hz "
+                           f"({classifier.window_s:g} s windows every {classifier.hop_s:g} s)")
+        table.append(out)
+        return [out, _Collect(predictions)]
+
+    def on_block(block: Any, status: Any) -> None:
+        while events and block.start_s >= events[0][0]:
+            _, text, action = events.pop(0)
+            action()
+            if hasattr(table[0], "note"):
+                table[0].note(text)
+            else:
+                typer.echo(text, err=True)
+
+    with emulator:
+        typer.echo(f"EKD sensor emulator on {emulator.pts_path}; streaming it as "
+                   f"`emotionkd-sdk stream --port {emulator.pts_path} --protocol ekd` would", err=True)
+        url = _source_url(emulator.pts_path, None, "ekd", None, None, None, False, None, 1.0, timeout_s=10.0)
+        status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, on_block=on_block)
+        sent = emulator.counters
+    typer.echo(_demo_summary(predictions, status, change_s, sent, time.monotonic() - started), err=True)
+
+
+class _Collect:
+    """An output that keeps the predictions (for the demo's summary)."""
+
+    def __init__(self, into: list[Any]) -> None:
+        self.into = into
+
+    def write(self, prediction: Any, status: Any) -> None:
+        self.into.append(prediction)
+
+    def close(self) -> None:
+        pass
+
+
+def _demo_summary(predictions: list[Any], status: Any, change_s: float, device: Any, wall_s: float) -> str:
+    """The demo's closing lines: windows, quality, mean probabilities before/after the change."""
+    from collections import Counter
+
+    def mean(values: list[float]) -> str:
+        return f"{sum(values) / len(values):.2f}" if values else "-"
+
+    ok = [p for p in predictions if p.ok]
+    flagged = Counter(p.quality for p in predictions if not p.ok)
+    before = [p for p in ok if p.end_s <= change_s]
+    after = [p for p in ok if p.start_s >= change_s]
+    reasons = ", ".join(f"{n} {q}" for q, n in sorted(flagged.items()))
+    return "\n".join([
+        "summary",
+        f"  windows         {len(predictions)}: {len(ok)} ok, {sum(flagged.values())} flagged"
+        + (f" ({reasons})" if reasons else ""),
+        f"  mean arousal    {mean([p.arousal for p in ok])} (before the rise {mean([p.arousal for p in before])}, "
+        f"after {mean([p.arousal for p in after])})",
+        f"  mean valence    {mean([p.valence for p in ok])}",
+        f"  frames          {status.counters.get('data_frames', 0)} received, {status.lost} lost, {status.bad} bad "
+        f"(device: {device.frames_dropped} dropped, {device.garbage_bytes} garbage bytes sent)",
+        f"  samples         {status.samples} in {wall_s:.1f} s wall time",
+    ])
 
 
 @app.command()

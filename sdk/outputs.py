@@ -153,6 +153,12 @@ class TableOutput:
         self.stream.flush()
         self._drawn = len(lines)
 
+    def note(self, text: str) -> None:
+        """An event line (e.g. "arousal rises"); the live block continues below it."""
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._drawn = 0
+
     def close(self) -> None:
         self.stream.flush()
 

@@ -49,3 +49,7 @@ def test_wheel_declares_the_three_console_scripts(wheel: Path, wheel_names: set[
         ("emotionkd-export", "emotionkd.exporters.cli:main"),
     ]:
         assert f"{script} = {target}" in text
+
+
+def test_wheel_carries_the_bundled_model(wheel_names: set[str]) -> None:
+    assert "emotionkd/sdk/models/emotionkd-student.onnx" in wheel_names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,8 +122,25 @@ def test_the_console_script_streams(test_model: Path) -> None:
     assert len(out.stdout.splitlines()) >= 2
 
 
-def test_demo_streams_through_the_classifier(test_model: Path) -> None:
-    code, out, err = _run("demo", "--no-realtime", "--duration", "10", "--model", str(test_model))
+def test_demo_streams_an_emulated_ekd_sensor_through_a_pty(test_model: Path) -> None:
+    code, out, err = _run("demo", "--duration", "8", "--format", "jsonl", "--model", str(test_model))
     assert code == 0, err
-    rows = [line for line in out.splitlines() if line.strip().endswith(" ok")]
-    assert len(rows) >= 5 and "arousal rises" in err and err.count("synthetic data") == 1
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) >= 4 and [r["start_s"] for r in rows] == [float(i) for i in range(len(rows))]
+    assert all(0 <= r["arousal"] <= 1 and 0 <= r["valence"] <= 1 for r in rows if r["quality"] == "ok")
+    assert "--port /dev/pts/" in err and "arousal rises" in err and "line noise" in err
+    assert err.count("synthetic data") == 1
+    summary = err[err.index("summary"):]
+    assert re.search(rf"windows +{len(rows)}: \d+ ok, \d+ flagged", summary)
+    lost, bad = map(int, re.search(r"(\d+) lost, (\d+) bad", summary).groups())  # type: ignore[union-attr]
+    assert lost + bad >= 1  # the injected garbage was seen, and the stream went on
+    assert "48 garbage bytes sent" in summary
+
+
+def test_demo_table_without_faults_and_a_bad_duration(test_model: Path) -> None:
+    code, out, err = _run("demo", "--duration", "6", "--no-faults", "--model", str(test_model))
+    assert code == 0, err
+    assert out.startswith("EKD sensor emulated on /dev/pts/") and "window (s)" in out
+    assert "line noise" not in out + err and "0 garbage bytes sent" in err
+    code, _, err = _run("demo", "--duration", "0", "--model", str(test_model))
+    assert code == 2 and "--duration must be positive" in err
