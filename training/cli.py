@@ -194,6 +194,22 @@ _TEACHER = typer.Option(None, "--teacher", help="teacher.pt to distil from (defa
 _CHECKPOINT = typer.Option(..., "--checkpoint", help="student.pt to start from.")
 
 
+def _fit_on_training_subjects(config: Any, method: str, teachers: dict[str, Any] | None = None,
+                              ) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+    """Start (DDP-aware), hold out the evaluation subjects, train ``method`` for every target
+    (``teachers``: given teachers per target for the KD methods; missing ones are trained).
+
+    Returns ``(parallel, data, train, held, models)`` with ``models`` keyed by target.
+    """
+    from emotionkd.training.experiment import fit_methods, subject_holdout
+
+    parallel, data = _start(config)
+    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
+    models = {t: fit_methods(train, t, config, [method], parallel=parallel, state_dir=config.run_dir / "state",
+                             teacher=(teachers or {}).get(t))[method].model for t in config.targets}
+    return parallel, data, train, held, models
+
+
 @app.command()
 @friendly_errors
 def teacher(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
@@ -201,13 +217,9 @@ def teacher(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, ov
             progress: bool = _PROGRESS) -> None:
     """Train the EEG+GSR teachers (arousal, valence) and write RUN/teacher.pt."""
     from emotionkd.training.checkpoint import save_teacher_checkpoint
-    from emotionkd.training.experiment import fit_methods, subject_holdout
 
     config = _experiment(config_path, preset, overrides, device, seed, out, progress)
-    parallel, data = _start(config)
-    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
-    teachers = {t: fit_methods(train, t, config, ["teacher"], parallel=parallel,
-                               state_dir=config.run_dir / "state")["teacher"].model for t in config.targets}
+    parallel, data, train, held, teachers = _fit_on_training_subjects(config, "teacher")
     metrics = _holdout_metrics(teachers, train, held, parallel)
     if parallel.is_main:
         path = save_teacher_checkpoint(config.teacher, {t: m.state_dict() for t, m in teachers.items()},
@@ -224,13 +236,8 @@ def student(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, ov
             device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
             progress: bool = _PROGRESS) -> None:
     """Train the GSR-only baseline students (no teacher) and write RUN/student.pt."""
-    from emotionkd.training.experiment import fit_methods, subject_holdout
-
     config = _experiment(config_path, preset, overrides, device, seed, out, progress)
-    parallel, data = _start(config)
-    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
-    students = {t: fit_methods(train, t, config, ["student"], parallel=parallel,
-                               state_dir=config.run_dir / "state")["student"].model for t in config.targets}
+    parallel, data, train, held, students = _fit_on_training_subjects(config, "student")
     _write_student(config, data, train, held, students, "student", parallel, config.run_dir / "student.pt")
     _finish(parallel)
 
@@ -244,20 +251,13 @@ def distill(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, ov
             teacher_path: Path | None = _TEACHER) -> None:
     """Distil the teachers into GSR-only students and write RUN/student.pt (what export reads)."""
     from emotionkd.training.checkpoint import load_teacher_checkpoint
-    from emotionkd.training.experiment import fit_methods, subject_holdout
 
     config = _experiment(config_path, preset, overrides, device, seed, out, progress)
-    parallel, data = _start(config)
-    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
     given: dict[str, Any] = {}
     if teacher_path is not None:
         _, given, _ = load_teacher_checkpoint(teacher_path)
     method = "kd+feedback" if feedback else "kd"
-    students = {}
-    for target in config.targets:
-        results = fit_methods(train, target, config, [method], parallel=parallel,
-                              state_dir=config.run_dir / "state", teacher=given.get(target))
-        students[target] = results[method].model
+    parallel, data, train, held, students = _fit_on_training_subjects(config, method, given)
     _write_student(config, data, train, held, students, method, parallel, config.run_dir / "student.pt",
                    notes=f"teacher from {teacher_path}" if teacher_path else "")
     _finish(parallel)
