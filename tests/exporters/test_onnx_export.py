@@ -199,3 +199,18 @@ def test_a_prepared_dataset_file_is_a_windows_file(tmp_path: Path) -> None:
     loaded = load_windows(tmp_path / "prepared.npz", CONTRACT)
     np.testing.assert_array_equal(loaded.gsr, windows.gsr)
     np.testing.assert_array_equal(loaded.labels, labels)
+
+
+def test_default_graph_is_the_inference_twin_and_plain_graph_still_exports(
+        fp32_export: ExportReport, checkpoint: Path, tmp_path: Path) -> None:
+    twin = onnx.load(str(fp32_export.path))
+    assert fp32_export.contract.export["graph_rewrite"].startswith("inference twin")
+    assert not any(n.op_type == "BatchNormalization" for n in twin.graph.node)
+    plain = export_checkpoint(checkpoint, tmp_path / "plain.onnx",
+                              ExportOptions(inference_twin=False, torch_exporter="torchscript"))
+    assert plain.contract.export["graph_rewrite"] == "none" and plain.parity_max_abs_diff <= 1e-4
+    gsr = synthetic_windows(CONTRACT, 5, seed=3).gsr
+    a = ort.InferenceSession(str(fp32_export.path)).run(None, {"gsr": gsr})
+    b = ort.InferenceSession(str(plain.path)).run(None, {"gsr": gsr})
+    for x, y in zip(a, b, strict=True):
+        assert np.abs(x - y).max() <= 1e-5
