@@ -7,19 +7,22 @@ graph has fewer and cheaper operators on a CPU:
 * **BatchNorm folded** into the layer before it (eval mode uses the running statistics, an
   affine map per feature): the temporal convolution's BN into the convolution, each score
   block's two BNs into their Linear layers;
-* **heads without transposes**: Q, K and V of all heads come from one broadcast matrix product
-  of the tokens ``(B, 1, T, F)`` with per-head weights ``(H, F, 3·D)`` straight into the
-  ``(B, H, T, 3·D)`` layout, the 1/√D scale folded into the Q weights; the output projection is
-  a per-head product ``(B, H, T, D) @ (H, D, F)`` summed over heads, so no head split or merge
-  (Reshape + Transpose) remains;
+* **Q, K, V in one GEMM**: the three 64 → 512 projections as one 64 → 1536 Linear, the 1/√D
+  scale folded into the Q rows, then one head split; tokens stay 2-D ``(B·T, F)`` between blocks
+  so that every Linear exports as a Gemm with its bias inside (no separate Add);
 * **the classifier collapsed** to one Linear when its activation is ``none`` (the authors'
   model: four Linear layers with nothing between them are one affine map, composed in float64).
+
+Measured alternatives that were slower and are not used (docs/performance.md): per-head
+broadcast products without any head Transpose, and Q/K/V computed transposed (Wᵀ·xᵀ).
 
 Only the export uses the twin; training, checkpoints and parameter counts are untouched. The
 exporter's parity check still compares the ONNX graph with the *original* student.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import Tensor, nn
@@ -139,9 +142,11 @@ class InferenceStudent(nn.Module):
         super().__init__()
         if not isinstance(student, EmotionNetStudent):
             raise ExportError(f"the inference twin needs an EmotionNetStudent, got {type(student).__name__}")
-        encoder = student.encoder
-        if encoder.filter.spatial.kernel_size[0] != 1:
+        if student.encoder.filter.spatial.kernel_size[0] != 1:
             raise ExportError("the inference twin covers one-channel (GSR) students only")
+        # a private copy: the twin reuses some of its modules and freezes them for inference
+        student = copy.deepcopy(student)
+        encoder = student.encoder
         with torch.no_grad():
             self.filter = _TwinFilter(encoder.filter)
             self.position = nn.Parameter(encoder.position.detach()[: encoder.tokens].clone(), requires_grad=False)

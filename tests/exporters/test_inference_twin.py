@@ -46,6 +46,7 @@ def test_twin_equals_the_student(config: StudentConfig, seed: int) -> None:
     # the student is untouched: same weights, same statistics, same parameter count
     after = student.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.requires_grad for p in student.parameters()) and not student.training
     assert count_parameters(student) == count_parameters(EmotionNetStudent(config))
     assert not any(p.requires_grad for p in twin.parameters())
 
