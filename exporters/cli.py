@@ -34,6 +34,7 @@ def export(
     windows: Annotated[Path | None, typer.Option("--windows", help=".npz of preprocessed windows to check on (a prepared dataset, or gsr (N, W) + optional 0/1 labels (N, 2)); default: synthetic recordings.")] = None,
     tolerance: float = typer.Option(1e-4, "--tolerance", help="Largest accepted |onnxruntime - PyTorch| probability difference."),
     torch_exporter: str = typer.Option("dynamo", "--torch-exporter", help="dynamo (torch.export) | torchscript (legacy tracer)."),
+    inference_twin: bool = typer.Option(True, "--inference-twin/--plain-graph", help="Export the students' inference twin (BatchNorm folded, fused Q/K/V: same outputs, faster graph) or the training modules as they are."),
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the emotionkd version and exit."),
 ) -> None:
     """Export a student checkpoint to ONNX (arousal + valence in one graph, contract inside),
@@ -45,7 +46,8 @@ def export(
     for noisy in ("torch.onnx", "onnxscript"):  # e.g. "conversion falls back to the onnx C API"
         logging.getLogger(noisy).setLevel(logging.ERROR)
     options = ExportOptions(opset=opset, int8=int8, int8_mode=int8_mode, int8_min_agreement=int8_min_agreement,
-                            parity_tolerance=tolerance, torch_exporter=torch_exporter)
+                            parity_tolerance=tolerance, torch_exporter=torch_exporter,
+                            inference_twin=inference_twin)
     report = export_checkpoint(checkpoint, output, options, windows=windows)
     parity = report.contract.export["parity"]
     typer.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.contract.export['opset']}, "

@@ -6,7 +6,10 @@ rate it reaches (FLOPs of both students counted by torch's FlopCounterMode) and 
 from this core's FP32 GEMM rate (numpy's BLAS on a 1024² product, one thread): the speed of
 light for an FP32 engine on this CPU.
 
-    .venv/bin/python tests/benchmarks/onnx_vs_torch.py [--checkpoint student.pt] [--runs 300] [--threads 1]
+    .venv/bin/python tests/benchmarks/onnx_vs_torch.py [--checkpoint student.pt] [--runs 300] [--threads 1] [--plain]
+
+``--plain`` also times the graph exported from the training module itself
+(``ExportOptions(inference_twin=False)``), the exporter's default before the inference twin.
 
 Without a checkpoint it benchmarks the faithful EmotionNet-Student (993,986 parameters) with
 fresh weights; latency does not depend on the weights' values.
@@ -83,6 +86,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, help="student.pt (default: the faithful student, fresh weights)")
     parser.add_argument("--runs", type=int, default=300, help="timed batch-1 runs per engine")
     parser.add_argument("--threads", type=int, default=1, help="threads of every engine (the target is stated for 1)")
+    parser.add_argument("--plain", action="store_true",
+                        help="also time the graph exported without the inference twin (before/after)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -98,13 +103,21 @@ def main() -> None:
         loaded = load_student_checkpoint(checkpoint)
         students = loaded.build_all()
         windows = synthetic_windows(loaded.contract, 64, seed=123).gsr
-        fp32 = export_checkpoint(checkpoint, Path(work) / "s.onnx")
-        int8 = export_checkpoint(checkpoint, Path(work) / "s.int8.onnx",
-                                 ExportOptions(int8=True, int8_min_agreement=0.0, latency_runs=50))
+        # the exporter's default graph (the inference twin) and, with --plain, the graph of the
+        # training module as exported before the twin existed, timed side by side
+        graphs = [("", True)] + ([(" plain", False)] if args.plain else [])
+        reports = []
+        for suffix, twin in graphs:
+            fp32 = export_checkpoint(checkpoint, Path(work) / f"s{suffix}.onnx", ExportOptions(inference_twin=twin))
+            int8 = export_checkpoint(checkpoint, Path(work) / f"s{suffix}.int8.onnx",
+                                     ExportOptions(int8=True, int8_min_agreement=0.0, latency_runs=50,
+                                                   inference_twin=twin))
+            reports += [(f"onnxruntime FP32{suffix}", fp32), (f"onnxruntime INT8{suffix} ({int8.quantization['mode']})", int8)]
+        int8 = reports[1][1]
 
         engines: dict[str, Callable[[np.ndarray], object]] = {"PyTorch eager FP32": torch_engine(students)}
         sizes: dict[str, int | None] = {"PyTorch eager FP32": None}
-        for label, report in (("onnxruntime FP32", fp32), (f"onnxruntime INT8 ({int8.quantization['mode']})", int8)):
+        for label, report in reports:
             model = OnnxEmotionModel(report.path, threads=args.threads)  # the SDK's session options
             engines[label], sizes[label] = model.run, report.size_bytes
         measured = interleaved_ms(engines, windows, args.runs)
@@ -121,11 +134,11 @@ def main() -> None:
     print("wall = elapsed time, CPU = the thread's CPU time (immune to other processes on a shared machine); "
           "GFLOP/s from CPU time")
     base_wall, base_cpu = rows[0][1], rows[0][2]
-    print(f"{'engine':<28}{'wall ms':>9}{'CPU ms':>8}{'vs torch':>10}{'(CPU)':>7}{'GFLOP/s':>9}{'of GEMM':>9}{'file MB':>9}")
+    print(f"{'engine':<34}{'wall ms':>9}{'CPU ms':>8}{'vs torch':>10}{'(CPU)':>7}{'GFLOP/s':>9}{'of GEMM':>9}{'file MB':>9}")
     for label, wall, cpu, size in rows:
         size_text = f"{size / 1e6:9.2f}" if size else f"{'':>9}"
         rate = flops / (cpu * 1e-3) / 1e9
-        print(f"{label:<28}{wall:9.3f}{cpu:8.3f}{base_wall / wall:9.2f}x{base_cpu / cpu:6.2f}x{rate:9.1f}{rate / peak:9.0%}{size_text}")
+        print(f"{label:<34}{wall:9.3f}{cpu:8.3f}{base_wall / wall:9.2f}x{base_cpu / cpu:6.2f}x{rate:9.1f}{rate / peak:9.0%}{size_text}")
     q = int8.quantization
     print("INT8 candidates (agreement with FP32 on held-out windows, ms/window): " + "; ".join(
         f"{n}: " + ", ".join(f"{t} {a:.1%}" for t, a in c["agreement"].items()) + f", {c['latency_ms']:.3f} ms"

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from emotionkd.exporters.cli import app as export_app
 from emotionkd.exporters.onnx_export import ExportReport
 from emotionkd.sdk.cli import app as sdk_app
+from emotionkd.sdk.model_card import read_model_info
 
 runner = CliRunner()
 
@@ -43,8 +44,10 @@ def test_export_command_int8_with_labelled_windows(checkpoint: Path, labelled_wi
     out = tmp_path / "q.onnx"
     result = runner.invoke(export_app, [str(checkpoint), "-o", str(out), "--int8", "--int8-mode", "dynamic",
                                         "--int8-min-agreement", "0.5", "--windows", str(labelled_windows),
-                                        "--torch-exporter", "torchscript"])  # the fast tracer: dynamo is covered above
+                                        "--torch-exporter", "torchscript",  # the fast tracer: dynamo is covered above
+                                        "--plain-graph"])  # the training modules, not the inference twin
     assert result.exit_code == 0, result.output
+    assert read_model_info(out).contract.export["graph_rewrite"] == "none"
     assert "INT8 (dynamic)" in result.stdout and "macro-F1 FP32 -> INT8" in result.stdout
     assert "latency per window (1 thread, batch 1)" in result.stdout
     card = runner.invoke(sdk_app, ["info", str(out)])
