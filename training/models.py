@@ -64,43 +64,10 @@ def _check_common(cfg: Any) -> None:
         raise ConfigError(f"layer_norm_eps must be positive, got {cfg.layer_norm_eps!r}")
 
 
-class _ConfigMixin:
-    """``to_dict``/``from_dict`` for the frozen model configs (plain types only)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Any:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{cls.__name__} must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**dict(data))
-        except TypeError as exc:
-            raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
-
-    @property
-    def tokens(self) -> int:
-        """Tokens per window after the strided convolution (61 for 512/32/8)."""
-        return (self.window_samples - self.kernel_samples) // self.stride_samples + 1  # type: ignore[attr-defined]
-
-    @property
-    def feature_tokens(self) -> int:
-        raise NotImplementedError
-
-    @property
-    def fused_features(self) -> int:
-        """Length of the flattened fused feature (teacher 7808, student 3904)."""
-        return self.feature_tokens * self.filters  # type: ignore[attr-defined]
-
-
 @dataclass(frozen=True)
-class StudentConfig(_ConfigMixin):
-    """EmotionNet-Student options; the defaults are the faithful model (993,986 parameters).
+class _EncoderConfig:
+    """The options teacher and student share (one GSR/EEG filter + encoder + classifier), with
+    ``to_dict``/``from_dict`` (plain types only). Defaults are the faithful model.
 
     Attributes:
         window_samples: input samples per window (512 = 4 s at 128 Hz).
@@ -140,16 +107,52 @@ class StudentConfig(_ConfigMixin):
     def __post_init__(self) -> None:
         _check_common(self)
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{cls.__name__} must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**dict(data))
+        except TypeError as exc:
+            raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per window after the strided convolution (61 for 512/32/8)."""
+        return (self.window_samples - self.kernel_samples) // self.stride_samples + 1
+
+    @property
+    def feature_tokens(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def fused_features(self) -> int:
+        """Length of the flattened fused feature (teacher 7808, student 3904)."""
+        return self.feature_tokens * self.filters
+
+
+@dataclass(frozen=True)
+class StudentConfig(_EncoderConfig):
+    """EmotionNet-Student options (the shared encoder options of :class:`_EncoderConfig`); the
+    defaults are the faithful model (993,986 parameters)."""
+
     @property
     def feature_tokens(self) -> int:
         return self.tokens
 
 
 @dataclass(frozen=True)
-class TeacherConfig(_ConfigMixin):
+class TeacherConfig(_EncoderConfig):
     """EmotionNet-Teacher options; the defaults are the faithful model (2,047,490 parameters).
 
-    The fields shared with :class:`StudentConfig` mean the same; in addition:
+    The shared encoder options are those of :class:`StudentConfig`; in addition:
 
     Attributes:
         eeg_channels: EEG channels (28, METHOD.md order).
@@ -157,28 +160,11 @@ class TeacherConfig(_ConfigMixin):
             code, whose second IMF branch pairs E_a with G_b so the third EEG encoder never learns.
     """
 
-    window_samples: int = 512
     eeg_channels: int = EEG_CHANNELS
-    kernel_samples: int = 32
-    stride_samples: int = 8
-    filters: int = 64
-    heads: int = 8
-    head_dim: int = 64
-    ff_dim: int = 64
-    blocks: int = 3
-    hidden: int = 128
-    classes: int = 2
-    max_positions: int = 64
-    filter_dropout: float = 0.3
-    attention_dropout: float = 0.1
-    classifier_dropout: float = 0.5
-    classifier_activation: str = "none"
-    layer_norm_eps: float = 1e-6
-    batch_norm_momentum: float = 0.01
     fusion: str = "fixed"
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        super().__post_init__()
         if self.fusion not in FUSIONS:
             raise ConfigError(f"teacher fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.blocks != 3:
