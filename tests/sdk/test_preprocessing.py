@@ -21,8 +21,9 @@ from emotionkd.sdk.preprocessing import (
 )
 
 
-def _stream(x: np.ndarray, rate: float, chunks: list[int], hop: int, unit: str = "uS") -> Windows:
-    pre = GsrPreprocessor(rate, unit, hop_samples=hop)
+def _stream(x: np.ndarray, rate: float, chunks: list[int], hop: int, unit: str = "uS",
+            config: PreprocessingConfig | None = None) -> Windows:
+    pre = GsrPreprocessor(rate, unit, config, hop_samples=hop)
     parts, i, c = [], 0, 0
     while i < x.size:
         n = chunks[c % len(chunks)]
@@ -175,14 +176,7 @@ def test_v2_streaming_equals_offline_for_any_chunking(rate, seconds, chunks, hop
         x[start : start + int(length_s * rate) + 1] = np.nan
     cfg = replace(V2, baseline_tau_s=tau_s)
     offline = preprocess_recording(x, rate, config=cfg, hop_samples=hop)
-    pre = GsrPreprocessor(rate, config=cfg, hop_samples=hop)
-    parts, i, c = [], 0, 0
-    while i < n:
-        parts.append(pre.push(x[i : i + chunks[c % len(chunks)]]))
-        i += chunks[c % len(chunks)]
-        c += 1
-    parts.append(pre.flush())
-    _assert_same(offline, Windows.concatenate(parts, cfg.window_samples))
+    _assert_same(offline, _stream(x, rate, chunks, hop, config=cfg))
 
 
 def _ema_reference(y: np.ndarray, cfg: PreprocessingConfig, start: float | None = None) -> np.ndarray:
