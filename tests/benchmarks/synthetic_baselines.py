@@ -19,6 +19,7 @@ The subjects are generated in memory with the DEAP writer's own arrays
 from __future__ import annotations
 
 import argparse
+
 import numpy as np
 import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from emotionkd.firmware_bridge.errors import ConfigError
-from emotionkd.training.cli import app
 from emotionkd.sdk.preprocessing import PAPER_PREPROCESSING
+from emotionkd.training.cli import app
 from emotionkd.training.datasets import DatasetConfig, SynthConfig, generate, load_dataset
 from emotionkd.training.datasets.synth_files import MANIFEST, deap_subject_arrays
 from emotionkd.training.evaluation import binary_metrics
