@@ -44,7 +44,7 @@ pipeline: $(STAMP)
 ## make bundled-model: rebuild the bundled model (fixed seeds: synthetic data, teacher, KD + feedback, INT8).
 ## Its recipe is pinned here, so that tuning the pipeline preset does not silently change it.
 BUNDLED_MODEL := sdk/models/emotionkd-student.onnx
-BUNDLED_RECIPE := --seed 0 --set data.subjects=5 --set data.trials=16 --set data.trial_s=12.0 \
+BUNDLED_RECIPE := --seed 0 --set data.subjects=5 --set data.trials=16 --set data.trial_s=36.0 \
 	--set teacher_optim.epochs=6 --set student_optim.epochs=6 --set feedback.period=2
 bundled-model: $(STAMP)
 	$(PY) examples/pipeline.py --out runs/bundled-model --stages synth,teacher,distill,export \
