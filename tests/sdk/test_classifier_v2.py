@@ -36,7 +36,7 @@ def test_v2_contract_is_read_and_streamed_end_to_end(v2_model: Path, tmp_path: P
     windows = preprocess_recording(GSR, 128.0, config=DEFAULT_PREPROCESSING, hop_samples=16)
     assert len(predictions) == len(windows) == 90 - 32 + 1
     assert [p.start_s for p in predictions[:3]] == [0.0, 1.0, 2.0]
-    assert all(p.end_s - p.start_s == 32.0 for p in predictions)
+    assert all(p.end_s - p.start_s == 32.0 and p.ok for p in predictions)
     expected = expected_probabilities(windows.features)
     for target in ("arousal", "valence"):
         np.testing.assert_allclose(_probs(predictions, target), expected[target], atol=1e-5)

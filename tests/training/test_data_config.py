@@ -40,3 +40,29 @@ def test_experiment_preset_yields_at_least_3_windows_per_trial_on_8_subjects() -
     assert data.subjects >= 8 and data.trials >= 40
     windows_per_trial = int((data.trial_s - options.preprocessing.window_s) // data.hop_s) + 1
     assert windows_per_trial >= 3
+
+
+def test_dataset_options_are_validated() -> None:
+    with pytest.raises(ConfigError, match="hop_s"):
+        DatasetConfig(hop_s=0.01)  # less than one sample at 16 Hz
+    with pytest.raises(ConfigError, match="eeg_window_s"):
+        DatasetConfig(eeg_window_s=0.0)
+
+
+def test_windowed_dataset_holds_eeg_windows_of_another_length(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from emotionkd.firmware_bridge.errors import DataError
+    from emotionkd.training.windowed import WindowedDataset
+
+    n = 3
+    data = WindowedDataset(gsr=np.zeros((n, 512), np.float32), eeg=np.ones((n, 28, 256), np.float32),
+                           labels=np.zeros((n, 2), np.int64), ratings=np.zeros((n, 2), np.float32),
+                           subject=np.arange(n), trial=np.arange(n), start_s=np.zeros(n, np.float32))
+    assert data.window_samples == 512 and data.eeg_window_samples == 256
+    data.save_npz(tmp_path / "w.npz")
+    again = WindowedDataset.load_npz(tmp_path / "w.npz").subset([0, 2])
+    assert again.eeg is not None and again.eeg.shape == (2, 28, 256)
+    with pytest.raises(DataError, match="one window per gsr window"):
+        WindowedDataset(gsr=data.gsr, eeg=data.eeg[:2], labels=data.labels, ratings=data.ratings,
+                        subject=data.subject, trial=data.trial, start_s=data.start_s)
