@@ -42,6 +42,20 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _say(text: str) -> None:
+    """A message for the person on stderr; on a terminal, wrapped to its width at word breaks
+    (so that the terminal never wraps it mid-word and a live view below keeps its place)."""
+    import shutil
+    import textwrap
+
+    stream = sys.stderr
+    if stream.isatty():
+        width = shutil.get_terminal_size().columns
+        text = "\n".join(textwrap.fill(line, width=max(20, width - 1), subsequent_indent="  ")
+                          for line in text.splitlines())
+    typer.echo(text, err=True)
+
+
 # --- stream, record, devices (the SDK as a person at a terminal meets it) ---------------------
 PortOption = Annotated[str | None, typer.Option(
     "--port", "--serial-port", help="Serial port of the sensor (e.g. /dev/ttyUSB0, COM3).")]
@@ -93,12 +107,12 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
     return str(source)
 
 
-def _open_output(fmt: str, output: Path | None, header: str) -> Any:
+def _open_output(fmt: str, output: Path | None, header: str, status: Any = None, window_s: float = 4.0) -> Any:
     from emotionkd.sdk import outputs
 
     stream = sys.stdout if output is None else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
     if fmt == "table":
-        return outputs.TableOutput(stream, header=header)
+        return outputs.TableOutput(stream, header=header, status=status, window_s=window_s)
     if fmt == "jsonl":
         return outputs.JsonlOutput(stream)
     if fmt == "csv":
@@ -106,6 +120,17 @@ def _open_output(fmt: str, output: Path | None, header: str) -> Any:
     from emotionkd.firmware_bridge.errors import ConfigError
 
     raise ConfigError(f"unknown --format {fmt!r}; use table, jsonl or csv")
+
+
+def _source_label(url: str, device: str) -> str:
+    """What the live view calls the source: a replay names its file (and what recorded it), not
+    the serial port the recording once came from."""
+    from emotionkd.sdk.sources import SourceUrl
+
+    parsed = SourceUrl.parse(url)
+    if parsed.scheme == "replay":
+        return f"replay of {Path(parsed.location).name} (recorded from {device})"
+    return device
 
 
 def _reached(block: Any, duration_s: float | None) -> bool:
@@ -141,8 +166,8 @@ def stream(
     classifier = EmotionClassifier(model, hop_s=hop_s)
     _note_synthetic(classifier)
 
-    def open_outputs() -> list[Any]:
-        outputs = [_open_output(fmt, output, header="")]
+    def open_outputs(status: Any) -> list[Any]:
+        outputs = [_open_output(fmt, output, header="", status=status, window_s=classifier.window_s)]
         if lsl:
             from emotionkd.sdk.lsl import PredictionOutlet
 
@@ -150,21 +175,21 @@ def stream(
         return outputs
 
     status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, record=record)
-    typer.echo(f"{status.predictions} predictions ({status.not_ok} failed the quality gate) from "
-               f"{status.samples} samples", err=True)
+    _say(f"{status.predictions} predictions ({status.not_ok} failed the quality gate) from "
+               f"{status.samples} samples")
 
 
 def _note_synthetic(classifier: Any) -> None:
     """Say once, at start, that a model trained on synthetic data measures nothing."""
     if classifier.trained_on_synthetic_data:
-        typer.echo(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
-                   "its outputs demonstrate the pipeline, they do not measure emotion", err=True)
+        _say(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
+                   "its outputs demonstrate the pipeline, they do not measure emotion")
 
 
-def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[], list[Any]], *,
+def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any], list[Any]], *,
                         duration_s: float | None = None, record: Path | None = None,
                         on_block: Callable[[Any, Any], None] | None = None) -> Any:
-    """Stream ``url`` through ``classifier`` into the outputs ``open_outputs()`` makes once the
+    """Stream ``url`` through ``classifier`` into the outputs ``open_outputs(status)`` makes once the
     source is open (closed at the end): the loop of ``stream`` and ``demo``. ``on_block(block,
     status)`` runs before each block is classified.
 
@@ -187,19 +212,21 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[], li
 
     try:
         with open_source(url) as src:
-            outputs.extend(open_outputs())
+            status.source = _source_label(url, src.info.device)
+            outputs.extend(open_outputs(status))
             for block in src.blocks():
                 if status.samples == 0:  # said now: a device names itself in its first frames
-                    status.started = time.monotonic()
                     info = src.info
-                    typer.echo(f"streaming {info.device} ({info.protocol}, {block.rate_hz:g} Hz) -> "
-                               f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s", err=True)
+                    status.source = _source_label(url, info.device)
+                    status.nominal_rate_hz = block.rate_hz
+                    _say(f"streaming {status.source} ({info.protocol}, {block.rate_hz:g} Hz) -> "
+                               f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s")
                 if record is not None and recorder is None:
                     recorder = RecordingWriter(record, device=src.info.device, protocol=src.info.protocol,
                                                rate_hz=block.rate_hz)
                 if recorder is not None:
                     recorder.write(block)
-                status.samples += len(block)
+                status.received(len(block))
                 status.counters = src.counters()
                 if on_block is not None:
                     on_block(block, status)
@@ -264,9 +291,10 @@ def demo(
         events.append((duration_s * 0.25, "-- line noise: 48 garbage bytes --", lambda: emulator.inject_garbage(48)))
     events.sort(key=lambda event: event[0])
 
-    def open_outputs() -> list[Any]:
+    def open_outputs(status: Any) -> list[Any]:
         out = _open_output(fmt, None, header=f"EKD sensor emulated on {emulator.pts_path} at {rate_hz:g} Hz "
-                           f"({classifier.window_s:g} s windows every {classifier.hop_s:g} s)")
+                           f"({classifier.window_s:g} s windows every {classifier.hop_s:g} s)",
+                           status=status, window_s=classifier.window_s)
         table.append(out)
         return [out, _Collect(predictions)]
 
@@ -277,15 +305,15 @@ def demo(
             if hasattr(table[0], "note"):
                 table[0].note(text)
             else:
-                typer.echo(text, err=True)
+                _say(text)
 
     with emulator:
-        typer.echo(f"EKD sensor emulator on {emulator.pts_path}; streaming it as "
-                   f"`emotionkd-sdk stream --port {emulator.pts_path} --protocol ekd` would", err=True)
+        _say(f"EKD sensor emulator on {emulator.pts_path}; streaming it as "
+                   f"`emotionkd-sdk stream --port {emulator.pts_path} --protocol ekd` would")
         url = _source_url(emulator.pts_path, None, "ekd", None, None, None, False, None, 1.0, timeout_s=10.0)
         status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, on_block=on_block)
         sent = emulator.counters
-    typer.echo(_demo_summary(predictions, status, change_s, sent, time.monotonic() - started), err=True)
+    _say(_demo_summary(predictions, status, change_s, sent, time.monotonic() - started))
 
 
 class _Collect:
@@ -349,7 +377,7 @@ def record(
     url = _source_url(port, baud, protocol, ble, ble_name, None, simulate, source, speed, timeout_s, unit)
     writer: RecordingWriter | None = None
     with open_source(url) as src:
-        typer.echo(f"recording {src.info.device} to {path} (Ctrl-C stops)", err=True)
+        _say(f"recording {src.info.device} to {path} (Ctrl-C stops)")
         try:
             for block in src.blocks():
                 if writer is None:
@@ -362,7 +390,7 @@ def record(
             if writer is not None:
                 writer.close()
     count = writer.samples_written if writer else 0
-    typer.echo(f"{count} samples written to {path}", err=True)
+    _say(f"{count} samples written to {path}")
 
 
 @app.command()
@@ -496,4 +524,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
