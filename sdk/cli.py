@@ -26,6 +26,27 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _flags_without_metavar() -> None:
+    """Show flags in ``--help`` without a value placeholder: typer 0.2x labels every option,
+    flags included, with its type (``--simulate <bool>``), which reads as if a flag took a value.
+    Applied once, to typer's option class, so every emotionkd CLI gets it."""
+    from typer import core
+
+    option = getattr(core, "TyperOption", None)
+    original = getattr(option, "display_type_rich", None)
+    if option is None or original is None or getattr(original, "flags_plain", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich.flags_plain = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_flags_without_metavar()
+
+
 def friendly_errors(func: F) -> F:
     """Turn emotionkd errors into one line on stderr and exit code 2 (KeyboardInterrupt: 130)."""
 
@@ -78,11 +99,38 @@ UnitOption = Annotated[str | None, typer.Option(
     "--unit", help="ASCII protocol: unit of the numbers (adc for Grove, uS, kOhm, …).")]
 
 
+def _require(ok: bool, message: str) -> None:
+    """Refuse a bad option value before anything opens (one line, exit code 2)."""
+    if not ok:
+        from emotionkd.firmware_bridge.errors import ConfigError
+
+        raise ConfigError(message)
+
+
+def _check_source_options(protocol: str, baud: int | None, speed: float, timeout_s: float, unit: str | None,
+                          duration_s: float | None) -> None:
+    """The options every source takes, checked before a port, file or model is touched."""
+    from emotionkd.firmware_bridge.sources import PROTOCOLS
+    from emotionkd.firmware_bridge.units import normalise_unit
+
+    known = ("auto", *PROTOCOLS)
+    _require(protocol.lower() in known, f"unknown --protocol {protocol!r}; use one of {', '.join(known)}")
+    _require(baud is None or baud > 0, f"--baud must be a positive number of bits per second, got {baud}")
+    _require(speed >= 0, f"--speed must be 0 (as fast as possible) or positive, got {speed:g}")
+    _require(timeout_s > 0, f"--timeout must be a positive number of seconds, got {timeout_s:g}")
+    _require(duration_s is None or duration_s > 0,
+             f"--duration must be a positive number of seconds, got {duration_s:g}" if duration_s is not None else "")
+    if unit is not None:
+        normalise_unit(unit)  # raises a ConfigError naming the known units
+
+
 def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | None, ble_name: str | None,
                 replay: Path | None, simulate: bool, source: str | None, speed: float,
                 timeout_s: float = 10.0, unit: str | None = None) -> str:
     """The one source URL the options name (exactly one source must be chosen)."""
     from urllib.parse import quote, urlencode
+
+    protocol = protocol.lower()
 
     chosen = [name for name, given in (("--port", port), ("--ble", ble), ("--ble-name", ble_name),
                                        ("--replay", replay), ("--simulate", simulate), ("--source", source)) if given]
@@ -162,6 +210,8 @@ def stream(
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
 
+    _check_source_options(protocol, baud, speed, timeout_s, unit, duration_s)
+    _require(hop_s > 0, f"--hop must be a positive number of seconds, got {hop_s:g}")
     url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit)
     classifier = EmotionClassifier(model, hop_s=hop_s)
     _note_synthetic(classifier)
@@ -374,6 +424,7 @@ def record(
     from emotionkd.sdk.recording import RecordingWriter
     from emotionkd.sdk.sources import open_source
 
+    _check_source_options(protocol, baud, speed, timeout_s, unit, duration_s)
     url = _source_url(port, baud, protocol, ble, ble_name, None, simulate, source, speed, timeout_s, unit)
     writer: RecordingWriter | None = None
     with open_source(url) as src:
@@ -474,7 +525,7 @@ def bench(
     threads: Annotated[list[int] | None, typer.Option(
         "--threads", help="onnxruntime threads for the latency figures; repeat for several (default 1 and 2). "
                           "The gateway runs as many one-thread workers as the largest.")] = None,
-    hours: float = typer.Option(0.1, "--hours", help="Hours of 128 Hz GSR replayed for the real-time factor (the issue's figure: 1)."),
+    hours: float = typer.Option(0.1, "--hours", help="Hours of 128 Hz GSR replayed for the real-time factor (1 gives the figure in docs/performance.md)."),
     runs: int = typer.Option(200, "--runs", help="Timed batch-1 runs per model and thread count."),
     batch: int = typer.Option(8, "--batch", help="Windows per call for the throughput figure."),
     streams: int = typer.Option(200, "--streams", help="Streams the gateway capacity is first measured with."),
@@ -498,15 +549,16 @@ def bench(
 @app.command()
 @friendly_errors
 def info(
-    model: str = typer.Argument(..., help="An ONNX model written by emotionkd-export."),
+    model: str | None = typer.Argument(None, help="An ONNX model written by emotionkd-export (default: the bundled model)."),
     as_json: bool = typer.Option(False, "--json", help="Print the file facts and the full contract as JSON."),
 ) -> None:
     """Show a model's card: what it expects, what it was trained on, its metrics, INT8 or not."""
     import json
 
+    from emotionkd.sdk.model import bundled_model_path
     from emotionkd.sdk.model_card import read_model_info, render_model_card
 
-    details = read_model_info(model)
+    details = read_model_info(model if model is not None else bundled_model_path())
     typer.echo(json.dumps(details.to_dict(), indent=2, sort_keys=True) if as_json else render_model_card(details))
 
 
