@@ -202,6 +202,9 @@ def stream(
     output: Annotated[Path | None, typer.Option("--output", help="Write predictions to this file instead of stdout.")] = None,
     record: Annotated[Path | None, typer.Option("--record", help="Also record the raw samples to this CSV file.")] = None,
     lsl: Annotated[bool, typer.Option("--lsl", help="Publish predictions as an LSL stream (needs pylsl).")] = False,
+    dashboard: Annotated[bool, typer.Option("--dashboard", help="Serve a live web page: GSR trace, arousal/valence history, model card.")] = False,
+    bind: Annotated[str, typer.Option("--bind", help="Dashboard address HOST:PORT (port 0: any free one).")] = "127.0.0.1:8765",
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Let --bind name an address other than loopback.")] = False,
     duration_s: DurationOption = None,
     speed: SpeedOption = 1.0,
     timeout_s: TimeoutOption = 10.0,
@@ -212,9 +215,14 @@ def stream(
 
     _check_source_options(protocol, baud, speed, timeout_s, unit, duration_s)
     _require(hop_s > 0, f"--hop must be a positive number of seconds, got {hop_s:g}")
+    if dashboard:
+        from emotionkd.sdk.dashboard import parse_bind
+
+        host, bind_port = parse_bind(bind, allow_remote=allow_remote)
     url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit)
     classifier = EmotionClassifier(model, hop_s=hop_s)
     _note_synthetic(classifier)
+    server = _start_dashboard(classifier, host, bind_port) if dashboard else None
 
     def open_outputs(status: Any) -> list[Any]:
         outputs = [_open_output(fmt, output, header="", status=status, window_s=classifier.window_s)]
@@ -222,11 +230,30 @@ def stream(
             from emotionkd.sdk.lsl import PredictionOutlet
 
             outputs.append(PredictionOutlet(classifier.contract, hop_s=classifier.hop_s))
+        if server is not None:
+            outputs.append(server.hub)
         return outputs
 
-    status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, record=record)
+    try:
+        status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, record=record,
+                                     on_block=server.hub.add_block if server is not None else None)
+    finally:
+        if server is not None:
+            server.stop()
     _say(f"{status.predictions} predictions ({status.not_ok} failed the quality gate) from "
                f"{status.samples} samples")
+
+
+def _start_dashboard(classifier: Any, host: str, port: int) -> Any:
+    """Serve the dashboard for ``classifier``'s stream; says where (the caller stops it)."""
+    from emotionkd.sdk.dashboard import DashboardHub, DashboardServer
+    from emotionkd.sdk.model_card import read_model_info, render_model_card
+
+    details = read_model_info(classifier.model.path)
+    hub = DashboardHub({"text": render_model_card(details), "facts": details.to_dict()})
+    server = DashboardServer(hub, host, port).start()
+    _say(f"dashboard: {server.url} (open it in a browser; it stops with the stream)")
+    return server
 
 
 def _note_synthetic(classifier: Any) -> None:
