@@ -473,6 +473,42 @@ def record(
 
 @app.command()
 @friendly_errors
+def plot(
+    recording: Annotated[Path, typer.Argument(help="A recording (emotionkd-sdk record), an E4 EDA.csv or a time,value CSV.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Image to write (.png, .svg or .pdf).")] = Path("session.png"),
+    predictions: Annotated[Path | None, typer.Option("--predictions", help="Predictions from stream --format jsonl/csv (default: predict the recording now).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model for predicting when --predictions is not given (default: the bundled model).")] = None,
+    unit: UnitOption = None,
+    rate_hz: Annotated[float | None, typer.Option("--rate", help="Sampling rate of a one-column CSV (Hz).")] = None,
+) -> None:
+    """Plot a session: conductance with gaps and flags shaded, arousal/valence P(high) underneath."""
+    from emotionkd.sdk.session_plot import plot_session, read_predictions
+    from emotionkd.sdk.sources.replay import load_signal
+
+    _require(output.suffix.lower() in (".png", ".svg", ".pdf"), f"-o {output}: write a .png, .svg or .pdf")
+    _require(rate_hz is None or rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz}")
+    if unit is not None:
+        _check_source_options("auto", None, 0.0, 1.0, unit, None)
+    signal = load_signal(recording, unit=unit or "uS", rate_hz=rate_hz)
+    if predictions is not None:
+        rows = read_predictions(predictions)
+        source = f"predictions from {predictions.name}"
+    else:
+        from emotionkd.sdk.classifier import EmotionClassifier
+
+        classifier = EmotionClassifier(model)
+        _note_synthetic(classifier)
+        rows = [p.to_dict() for p in classifier.predict(signal.conductance_us, signal.rate_hz, flags=signal.flags)]
+        source = f"predicted by {classifier.model.path.name}"
+    title = (f"{recording.name} · {signal.device} · {signal.conductance_us.size / signal.rate_hz:.0f} s at "
+             f"{signal.rate_hz:g} Hz · {source}")
+    written = plot_session(signal.conductance_us, signal.flags, signal.rate_hz, rows, output, title=title)
+    flagged = sum(r["quality"] != "ok" for r in rows)
+    _say(f"wrote {written} ({len(rows)} windows, {flagged} failed the quality gate)")
+
+
+@app.command()
+@friendly_errors
 def devices(
     ble_timeout_s: Annotated[float, typer.Option("--ble-timeout", help="Seconds to scan for BLE devices (0: skip).")] = 5.0,
 ) -> None:
