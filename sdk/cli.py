@@ -72,7 +72,8 @@ def _say(text: str) -> None:
     stream = sys.stderr
     if stream.isatty():
         width = shutil.get_terminal_size().columns
-        text = "\n".join(textwrap.fill(line, width=max(20, width - 1), subsequent_indent="  ")
+        text = "\n".join(textwrap.fill(line, width=max(20, width - 1),
+                                        subsequent_indent=" " * (len(line) - len(line.lstrip()) + 2))
                           for line in text.splitlines())
     typer.echo(text, err=True)
 
