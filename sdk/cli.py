@@ -348,10 +348,8 @@ def demo(
     from emotionkd.firmware_bridge.emulators import EkdEmulator, EmulatorConfig, require_pty
     from emotionkd.sdk.classifier import EmotionClassifier
 
-    if not duration_s > 0:
-        from emotionkd.firmware_bridge.errors import ConfigError
-
-        raise ConfigError(f"--duration must be positive, got {duration_s:g}")
+    _require(duration_s > 0, f"--duration must be positive, got {duration_s:g}")
+    _require(rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz:g}")
     require_pty()
     started = time.monotonic()
     classifier = EmotionClassifier(model)
@@ -551,6 +549,8 @@ def simulate(
     autostart: bool = typer.Option(False, help="Stream without waiting for the host's start command."),
 ) -> None:
     """Emulate a GSR device on a pseudo-terminal; prints the /dev/pts/N to connect to."""
+    _require(duration_s >= 0, f"--duration must be 0 (until Ctrl-C) or a positive number of seconds, got {duration_s:g}")
+    _require(rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz:g}")
     from emotionkd.firmware_bridge.emulators import (
         EmulatorConfig,
         make_emulator,

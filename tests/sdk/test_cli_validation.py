@@ -99,3 +99,16 @@ def test_export_of_a_text_file_says_what_to_pass(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"error: {notes} is not a PyTorch checkpoint (torch.load cannot read it); "
                                      "pass a student.pt written by emotionkd-train")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("demo", "--rate", "0"), "--rate must be a positive number of Hz, got 0"),
+     (("demo", "--duration", "-1"), "--duration must be positive"),
+     (("simulate", "--duration", "-3"), "--duration must be 0 (until Ctrl-C) or a positive"),
+     (("simulate", "--rate", "-5"), "--rate must be a positive number of Hz, got -5")],
+)
+def test_demo_and_simulate_refuse_bad_rates_and_durations_first(args: tuple[str, ...], message: str) -> None:
+    code, _, err = _run(*args)
+    assert code == 2 and err.strip().splitlines() == [f"error: {err.strip().removeprefix('error: ')}"]
+    assert message in err and "synthetic" not in err  # refused before the model was even loaded
