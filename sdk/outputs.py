@@ -13,7 +13,7 @@ import math
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
@@ -198,7 +198,7 @@ class TableOutput:
     On a terminal it keeps one block in place with :class:`rich.live.Live`: the source and its
     measured rate, the current window's P(high) for arousal and valence with bars, sparklines of
     arousal, valence and skin-conductance level over the last ``history_s``, the quality as a
-    short word (the detail on its own line while a window fails), and the counters. Every line
+    short word (the ``d`` key shows its detail and the recent failures), and the counters. Every line
     is cut to the terminal's width with an ellipsis, never wrapped, so the block redraws in
     place at any width (60 columns and up show everything). Before the first window it says
     how long until there is one. Elsewhere (a pipe, a log) it prints one line per prediction.
@@ -225,6 +225,9 @@ class TableOutput:
         self._history: deque[Prediction] = deque(maxlen=4096)
         self._lock = threading.Lock()
         self._live: Any = None
+        self.show_detail = False
+        self._keys: threading.Thread | None = None
+        self._stop_keys = threading.Event()
         if not self.live:
             if header:
                 stream.write(header + "\n")
@@ -243,6 +246,9 @@ class TableOutput:
         self._live = Live(console=self._console, get_renderable=self._render, refresh_per_second=4,
                           redirect_stdout=redirect, redirect_stderr=redirect, vertical_overflow="crop")
         self._live.start()
+        if redirect and _stdin_is_terminal():  # the person can press keys: d shows the detail
+            self._keys = threading.Thread(target=self._read_keys, name="emotionkd-live-keys", daemon=True)
+            self._keys.start()
 
     def write(self, prediction: Prediction, status: StreamStatus) -> None:
         p = prediction
@@ -269,10 +275,40 @@ class TableOutput:
             self._console.print(self._line(text))
 
     def close(self) -> None:
+        if self._keys is not None:  # gives the terminal its settings back
+            self._stop_keys.set()
+            self._keys.join(timeout=2.0)
+            self._keys = None
         if self._live is not None:
             self._live.stop()
             self._live = None
         self.stream.flush()
+
+    def toggle_detail(self) -> None:
+        """Show or hide the quality detail (the ``d`` key)."""
+        self.show_detail = not self.show_detail
+        if self._live is not None:
+            self._live.refresh()
+
+    def _read_keys(self) -> None:
+        """Read single keys from the terminal (cbreak: no echo, Ctrl-C still interrupts)."""
+        import os
+        import select
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        try:
+            saved = termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+        except termios.error:
+            return
+        try:
+            while not self._stop_keys.is_set():
+                if select.select([fd], [], [], 0.2)[0] and os.read(fd, 1).lower() == b"d":
+                    self.toggle_detail()
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     # --- drawing ---------------------------------------------------------------------------
     @staticmethod
@@ -326,7 +362,14 @@ class TableOutput:
         quality_strip = "".join("·" if q.ok else "!" for q in list(self._history)[-spark_w:]) if spark_w else ""
         lines.append((f"{'quality':<{label_w}}{quality_word(p.quality):<{now_w + bar_w}} {quality_strip}",
                       "" if p.ok else "yellow"))
-        lines.append((f"{'':<{label_w}}{p.quality_detail}" if not p.ok else "", "yellow"))
+        if self.show_detail:
+            problems = Counter(quality_word(q.quality) for q in self._history if not q.ok)
+            lines.append((f"{'':<{label_w}}{p.quality_detail or 'the window passed the quality gate'}", "yellow"))
+            lines.append((f"{'':<{label_w}}last {_span(span_s)}: "
+                          + (", ".join(f"{n} {word}" for word, n in problems.most_common()) or "no failed window")
+                          + " · d hides this", "dim"))
+        else:
+            lines.append((f"{'':<{label_w}}press d for the detail" if not p.ok else "", "dim"))
         lines.append(self._counters(status))
         return lines
 
@@ -334,6 +377,13 @@ class TableOutput:
     def _counters(status: StreamStatus) -> tuple[str, str]:
         return (f"predictions {status.predictions} ({status.not_ok} not ok) · lost {status.lost} · "
                 f"bad {status.bad} · {status.signal_s:.0f} s of signal", "dim")
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdin
+        return False
 
 
 def _span(seconds: float) -> str:

@@ -97,17 +97,23 @@ def test_tmux_80x24_electrode_off_no_wrapped_or_stale_lines(test_model: Path, tm
         f"cd {shlex.quote(str(tmp_path))}\n"
         f"{shlex.quote(sys.executable)} -m emotionkd.sdk.cli stream --model {shlex.quote(str(test_model))} "
         "--source 'sim://?rate=128&faults=electrode_off@5:4' --duration 14\n"
+        f"stty -a > {shlex.quote(str(tmp_path / 'stty.txt'))}\n"
         f"touch {shlex.quote(str(done))}\nsleep 60\n")
     env = {**os.environ, "TERM": "xterm-256color"}
     subprocess.run(["tmux", "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
                     f"bash {shlex.quote(str(script))}"], check=True, env=env, timeout=30)
     captures: list[str] = []
+    pressed_at = None
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             time.sleep(1.0)
             captures.append(subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", session],
                                            capture_output=True, text=True, check=True, timeout=10).stdout)
+            if pressed_at is None and "quality electrode off" in captures[-1]:
+                assert "press d for the detail" in captures[-1]
+                subprocess.run(["tmux", "send-keys", "-t", session, "d"], check=True, timeout=10)
+                pressed_at = len(captures)
             if done.exists():
                 break
     finally:
@@ -122,6 +128,10 @@ def test_tmux_80x24_electrode_off_no_wrapped_or_stale_lines(test_model: Path, tm
         assert all(len(line) <= 80 for line in lines), screen
         for row in ("arousal ", "valence ", "SCL µS ", "quality ", "predictions "):
             assert sum(line.startswith(row) for line in lines) <= 1, screen  # never a stale copy
+    assert pressed_at is not None
+    assert any("electrode off in" in c and "d hides this" in c for c in captures[pressed_at:])  # detail on demand
+    stty = (tmp_path / "stty.txt").read_text().split()
+    assert "icanon" in stty and "echo" in stty  # the terminal got its settings back
     final = captures[-1]
     assert "128.0 Hz measured" in final or "127.9 Hz measured" in final or "128.1 Hz measured" in final
     assert "predictions (" in final and "failed the quality gate" in final
