@@ -99,9 +99,12 @@ class DeviceSource(Source):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        from emotionkd.firmware_bridge.sources import parse_source_url
+        from emotionkd.firmware_bridge.sources import PROTOCOLS, parse_source_url
 
         bridge_url, own = _split_own_params(url)
+        protocol = (parse_qs(urlsplit(bridge_url).query).get("protocol") or [own.get("protocol", "ekd")])[-1]
+        if protocol.lower() not in ("auto", *PROTOCOLS):  # the bridge does not know "auto"; this adapter does
+            raise ConfigError(f"unknown protocol {protocol!r} in {url!r}; use one of auto, {', '.join(PROTOCOLS)}")
         try:
             self.timeout_s = float(own.get("timeout", 10.0))
             self.probe_s = float(own.get("probe", 3.0))

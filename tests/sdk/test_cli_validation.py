@@ -112,3 +112,9 @@ def test_demo_and_simulate_refuse_bad_rates_and_durations_first(args: tuple[str,
     code, _, err = _run(*args)
     assert code == 2 and err.strip().splitlines() == [f"error: {err.strip().removeprefix('error: ')}"]
     assert message in err and "synthetic" not in err  # refused before the model was even loaded
+
+
+@pytest.mark.parametrize("url", ["serial:///dev/ttyS0?protocol=foo", "ble://AA:BB:CC:DD:EE:FF?protocol=foo"])
+def test_an_unknown_protocol_in_a_source_url_lists_auto(test_model: Path, url: str) -> None:
+    code, _, err = _run("stream", "--source", url, "--model", str(test_model))
+    assert code == 2 and "unknown protocol 'foo'" in err and "use one of auto, ekd" in err
