@@ -88,3 +88,13 @@ def test_bad_predictions_are_one_line_with_the_line_number(
 def test_plot_refuses_an_unknown_image_type_before_reading(tmp_path: Path) -> None:
     code, err = _run("plot", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "x.txt"))
     assert code == 2 and "write a .png, .svg or .pdf" in err
+
+
+def test_the_sdk_and_its_cli_load_no_matplotlib_until_plot_runs() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, emotionkd.sdk, emotionkd.sdk.cli, emotionkd.sdk.session_plot; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
