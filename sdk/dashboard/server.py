@@ -2,8 +2,9 @@
 
 A :class:`http.server.ThreadingHTTPServer` on a daemon thread (no web framework on the edge
 install). It binds to loopback unless told otherwise (:func:`parse_bind`), serves only the files
-shipped in ``static/`` (no directory listing, no path from the request touches the disk), and
-holds at most :data:`MAX_CLIENTS` event connections at once.
+shipped in ``static/`` (no directory listing, no path from the request touches the disk), on
+loopback answers only requests addressed to a loopback name (no DNS rebinding), and holds at
+most :data:`MAX_CLIENTS` event connections at once.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class DashboardServer:
 
     def __init__(self, hub: DashboardHub, host: str = "127.0.0.1", port: int = 8765) -> None:
         self.hub = hub
+        self.loopback = _is_loopback(host)
         self._clients = threading.BoundedSemaphore(MAX_CLIENTS)
         handler = type("Handler", (_Handler,), {"dashboard": self})
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -80,6 +82,10 @@ class DashboardServer:
             raise TransportError(f"cannot serve the dashboard on {host}:{port}: {exc.strerror or exc} "
                                  "(choose another with --bind HOST:PORT)") from exc
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="emotionkd-dashboard", daemon=True)
+        bound_port = self._httpd.server_address[1]
+        #: Host headers a loopback server answers (a page elsewhere that rebinds its own name to
+        #: 127.0.0.1 sends its name, and is refused: DNS rebinding)
+        self.allowed_hosts = {f"{name}:{bound_port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
     @property
     def url(self) -> str:
@@ -112,7 +118,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         path = self.path.split("?", 1)[0]
-        if path == "/events":
+        if self.dashboard.loopback and (self.headers.get("Host") or "").lower() not in self.dashboard.allowed_hosts:
+            self._send(HTTPStatus.MISDIRECTED_REQUEST, "text/plain; charset=utf-8",
+                       b"this dashboard answers only to 127.0.0.1, localhost or [::1] with its port\n")
+        elif path == "/events":
             self._events()
         elif path == "/snapshot":
             _, snapshot = self.dashboard.hub.snapshot()

@@ -101,6 +101,9 @@ def test_server_serves_the_page_snapshot_and_events_on_loopback() -> None:
         assert snap["model"]["text"] == "the card" and snap["predictions"][0]["quality_word"] == "ok"
         with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(server.url + "../pyproject.toml", timeout=5)
+        rebound = urllib.request.Request(server.url + "snapshot", headers={"Host": "evil.example:80"})
+        with pytest.raises(urllib.error.HTTPError, match="421"):
+            urllib.request.urlopen(rebound, timeout=5)
         threading.Timer(0.2, hub.close).start()
         with urllib.request.urlopen(server.url + "events", timeout=10) as response:
             stream = response.read().decode()  # ends when the hub closes
