@@ -192,6 +192,15 @@ def sparkline(values: Sequence[float], width: int, low: float | None = None, hig
     return "".join(out)
 
 
+def quality_strip_text(ok: Sequence[bool], width: int) -> str:
+    """Windows' quality (oldest first) in the sparklines' columns: ``·`` all passed, ``!`` a
+    window in the column failed the quality gate."""
+    if width <= 0 or not ok:
+        return ""
+    groups = np.array_split(np.asarray(ok, dtype=bool), min(width, len(ok)))
+    return "".join("·" if g.all() else "!" for g in groups)
+
+
 class TableOutput:
     """The live view for a person at a terminal.
 
@@ -294,9 +303,12 @@ class TableOutput:
         """Read single keys from the terminal (cbreak: no echo, Ctrl-C still interrupts)."""
         import os
         import select
-        import termios
-        import tty
 
+        try:
+            import termios
+            import tty
+        except ImportError:  # not a POSIX terminal (Windows): no keys, the view works without
+            return
         fd = sys.stdin.fileno()
         try:
             saved = termios.tcgetattr(fd)
@@ -359,7 +371,7 @@ class TableOutput:
         scl_now = "–" if not math.isfinite(p.conductance_us) else f"{p.conductance_us:.3f}"
         scale = f"{min(finite):.2f}–{max(finite):.2f} µS" if finite else ""
         lines.append((f"{'SCL µS':<{label_w}}{scl_now:<{now_w}}{scale:<{bar_w}} {sparkline(scl, spark_w)}", ""))
-        quality_strip = "".join("·" if q.ok else "!" for q in list(self._history)[-spark_w:]) if spark_w else ""
+        quality_strip = quality_strip_text([q.ok for q in self._history], spark_w)
         lines.append((f"{'quality':<{label_w}}{quality_word(p.quality):<{now_w + bar_w}} {quality_strip}",
                       "" if p.ok else "yellow"))
         if self.show_detail:
@@ -395,4 +407,4 @@ def _prob(probability: float | None, label: str | None) -> str:
 
 
 __all__ = ["CSV_COLUMNS", "CsvOutput", "JsonlOutput", "PredictionOutput", "QUALITY_WORDS", "StreamStatus",
-           "TableOutput", "bar", "quality_word", "sparkline"]
+           "TableOutput", "bar", "quality_strip_text", "quality_word", "sparkline"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from emotionkd.sdk.classifier import Prediction
-from emotionkd.sdk.outputs import StreamStatus, TableOutput, sparkline
+from emotionkd.sdk.outputs import StreamStatus, TableOutput, quality_strip_text, sparkline
 
 
 def _prediction(start_s: float, quality: str = "ok", arousal: float | None = 0.7) -> Prediction:
@@ -67,6 +67,13 @@ def test_sparkline_averages_into_columns_and_leaves_failed_windows_blank() -> No
     assert sparkline([0.0, 0.0, 1.0, 1.0], 2, 0.0, 1.0) == "▁█"
     assert sparkline([0.5, math.nan, 0.5], 3, 0.0, 1.0) == "▅ ▅"
     assert sparkline([], 5) == "" and sparkline([1.0], 0) == ""
+
+
+def test_the_quality_strip_uses_the_sparklines_columns() -> None:
+    ok = [True] * 10 + [False] * 2 + [True] * 88  # 100 windows into 10 columns
+    assert quality_strip_text(ok, 10) == "·!········"
+    assert len(sparkline([0.5] * 100, 10)) == 10
+    assert quality_strip_text([True, False], 10) == "·!" and quality_strip_text([], 5) == ""
 
 
 def test_the_measured_rate_does_not_count_the_first_block_twice() -> None:
