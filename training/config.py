@@ -34,6 +34,8 @@ PROTOCOLS: Final = ("loso", "kfold")
 DEVICES: Final = ("cpu", "cuda")
 METHODS: Final = ("teacher", "student", "kd", "kd+feedback")
 DATA_SOURCES: Final = ("synthetic", "deap", "mahnob", "recordings", "prepared")
+SCHEDULES: Final = ("cosine", "constant")
+CLASS_WEIGHTINGS: Final = ("balanced", "none")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,14 @@ class OptimConfig:
         batch_size: windows per step (per process under torchrun).
         beta1 / beta2 / eps: Adam.
         grad_clip: clip the global gradient norm to this (0 = off).
+        schedule: ``cosine`` (linear warm-up over ``warmup_fraction`` of all steps, then cosine
+            decay to 0) or ``constant`` (the authors' fixed lr).
+        warmup_fraction: share of the steps spent warming up (cosine only).
+        class_weighting: ``balanced`` (cross-entropy weighted n / (2·n_class) from the training
+            labels, so a constant answer no longer minimises the loss) or ``none``.
+        patience: stop after this many epochs without a better validation loss (0 = run all
+            epochs). Without a validation split (``evaluation.validation_fraction`` 0) the last
+            epoch is kept; with one, the best epoch's weights are.
     """
 
     lr: float = 1e-3
@@ -93,6 +103,10 @@ class OptimConfig:
     beta2: float = 0.999
     eps: float = 1e-7
     grad_clip: float = 0.0
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.1
+    class_weighting: str = "balanced"
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -101,6 +115,12 @@ class OptimConfig:
             raise ConfigError(f"epochs must be >= 0 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0 and self.grad_clip >= 0):
             raise ConfigError("Adam betas must be in [0, 1), eps positive, grad_clip >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ConfigError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0 or self.patience < 0:
+            raise ConfigError("warmup_fraction must be in [0, 1) and patience >= 0")
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,11 @@ class EvaluationConfig:
         methods: which of teacher, student, kd, kd+feedback ``evaluate`` compares.
         holdout_subjects: subjects ``distill``/``student`` keep out of training to measure the
             model they write (0 = train on all, no metrics).
+        validation_fraction: share of the *training* split held out to choose the best epoch
+            (and stop early): whole subjects when the training split has >= 3 subjects, else
+            whole trials of its one or two subjects. The test subject is never used. 0 = off.
+        fold_workers: LOSO/k-fold folds run in this many processes at once (each with
+            ``threads`` torch threads); 1 = one after another.
     """
 
     protocol: str = "loso"
@@ -121,6 +146,8 @@ class EvaluationConfig:
     max_folds: int = 0
     methods: tuple[str, ...] = METHODS
     holdout_subjects: int = 1
+    validation_fraction: float = 0.15
+    fold_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -130,6 +157,8 @@ class EvaluationConfig:
             raise ConfigError(f"evaluation.methods must be a non-empty subset of {METHODS}, got {self.methods!r}")
         if self.folds < 2 or self.max_folds < 0 or self.holdout_subjects < 0:
             raise ConfigError("evaluation.folds must be >= 2, max_folds and holdout_subjects >= 0")
+        if not 0.0 <= self.validation_fraction < 1.0 or self.fold_workers < 1:
+            raise ConfigError("evaluation.validation_fraction must be in [0, 1), fold_workers >= 1")
 
 
 @dataclass(frozen=True)
@@ -198,8 +227,12 @@ class ExperimentConfig:
 PRESETS: Final[dict[str, dict[str, Any]]] = {
     "tuned": {},
     "paper": {
-        "teacher_optim": {"lr": 5e-5, "epochs": 100, "batch_size": 128},
-        "student_optim": {"lr": 1e-6, "epochs": 100, "batch_size": 128},
+        "teacher_optim": {"lr": 5e-5, "epochs": 100, "batch_size": 128, "schedule": "constant",
+                          "class_weighting": "none"},
+        "student_optim": {"lr": 1e-6, "epochs": 100, "batch_size": 128, "schedule": "constant",
+                          "class_weighting": "none"},
+        "distill": {"matching": "gsr_half", "kl_weight": 0.1, "temperature": 1.0},
+        "evaluation": {"validation_fraction": 0.0},
         "feedback": {"teacher_lr": 5e-5},
         "teacher": {"batch_norm_momentum": 0.01},
         "student": {"batch_norm_momentum": 0.01},

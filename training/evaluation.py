@@ -154,6 +154,28 @@ def split_by_trial(data: WindowedDataset, index: npt.ArrayLike, fraction: float 
     return idx[~mask], idx[mask]
 
 
+def validation_split(data: WindowedDataset, fraction: float, *,
+                     seed: int = 0) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Split a *training* split into (fit, validation) window indices for model selection.
+
+    By whole subjects when it holds >= 3 subjects (about ``fraction`` of them, at least one,
+    so validation measures what LOSO measures: unseen people); with one or two subjects, by
+    whole trials (:func:`split_by_trial`). The caller passes only training windows, so the
+    test subject can never be chosen.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction!r}")
+    subjects = np.unique(data.subject)
+    every = np.arange(len(data), dtype=np.int64)
+    if subjects.size < 3:
+        return split_by_trial(data, every, fraction, seed=seed)
+    rng = np.random.default_rng(seed)
+    count = min(subjects.size - 1, max(1, int(round(fraction * subjects.size))))
+    held = rng.choice(subjects, size=count, replace=False)
+    mask = np.isin(data.subject, held)
+    return every[~mask], every[mask]
+
+
 # --- metrics -------------------------------------------------------------------------------------
 
 def _f1(y_true: npt.NDArray[np.int64], y_pred: npt.NDArray[np.int64], positive: int) -> float:
@@ -270,4 +292,5 @@ __all__ = [
     "leave_one_subject_out",
     "split_by_trial",
     "trialwise_kfold",
+    "validation_split",
 ]

@@ -24,6 +24,7 @@ from emotionkd.training.evaluation import (
     folds,
     format_mean_std,
     split_by_trial,
+    validation_split,
 )
 from emotionkd.training.models import EmotionNetStudent, EmotionNetTeacher, describe
 from emotionkd.training.trainer import (
@@ -94,17 +95,27 @@ def fit_methods(
 
     ``teacher`` and ``kd`` share the teacher (trained here unless given); ``kd+feedback`` starts
     from the same teacher and trains on ``train`` minus the quiz trials it holds out.
-    ``eval_data`` (if given) is scored after every epoch for the training curves.
+    ``eval_data`` (if given) is scored after every epoch for the training curves only.
+    With ``evaluation.validation_fraction`` > 0 a validation set is first carved out of
+    ``train`` (:func:`~emotionkd.training.evaluation.validation_split`: by subject, or by trial
+    with fewer than 3 subjects) and each model keeps its best validation epoch.
     """
     par = parallel or Parallel()
-    tensors = TensorSet.from_dataset(train, target, need_eeg=any(m in NEEDS_TEACHER for m in methods))
+    need_eeg = any(m in NEEDS_TEACHER for m in methods)
+    validation: TensorSet | None = None
+    if config.evaluation.validation_fraction > 0:
+        # carved from the training split only: the test subject never picks an epoch
+        fit_idx, val_idx = validation_split(train, config.evaluation.validation_fraction, seed=config.seed)
+        validation = TensorSet.from_dataset(train.subset(val_idx), target, need_eeg=need_eeg)
+        train = train.subset(fit_idx)
+    tensors = TensorSet.from_dataset(train, target, need_eeg=need_eeg)
     evaluation = (TensorSet.from_dataset(eval_data, target, need_eeg=eval_data.eeg is not None)
                   if eval_data is not None else None)
 
     def options(name: str) -> LoopOptions:
         state = state_dir / f"{target}-{name.replace('+', '-')}.state.pt" if state_dir else None
         return LoopOptions(seed=config.seed, parallel=par, progress=config.progress and par.is_main,
-                           state_path=state, eval_data=evaluation)
+                           state_path=state, eval_data=evaluation, val_data=validation)
 
     results: dict[str, TrainResult] = {}
     if teacher is None and any(m in NEEDS_TEACHER for m in methods):
