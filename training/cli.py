@@ -302,6 +302,7 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
     RUN/results.json, RUN/results.md and RUN/curves.png."""
     import json
 
+    from emotionkd.training.evaluation import comparison_table
     from emotionkd.training.experiment import evaluate_protocol, plot_curves, summary_table
 
     if protocol is not None:
@@ -322,7 +323,7 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
         results["data"] = {"windows": len(data), "subjects": len(set(data.subject.tolist())),
                            "dataset": data.meta.get("dataset"), "data_kind": data.meta.get("data_kind")}
         (run / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-        table = summary_table(results["summary"])
+        table = summary_table(results["summary"]) + "\n" + comparison_table(results["comparisons"])
         (run / "results.md").write_text(table + "\n", encoding="utf-8")
         plot_curves(results["curves"], run / "curves.png")
         typer.echo(table)

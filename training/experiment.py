@@ -21,6 +21,8 @@ from emotionkd.training.evaluation import (
     METRIC_TITLES,
     METRICS,
     EvaluationReport,
+    Fold,
+    compare_arms,
     folds,
     format_mean_std,
     split_by_trial,
@@ -147,6 +149,57 @@ def protocol_name(protocol: str) -> str:
     return "trialwise_kfold" if protocol == "kfold" else protocol
 
 
+ARM_PAIRS: tuple[tuple[str, str], ...] = (
+    ("kd", "student"), ("kd+feedback", "student"), ("kd+feedback", "kd"), ("teacher", "student"),
+    ("student", "logreg-gsr"), ("teacher", "logreg-eeg-bands"))
+
+
+def _fold_records(data: WindowedDataset, fold: Fold, config: ExperimentConfig,
+                  par: Parallel) -> list[dict[str, Any]]:
+    """Train and score every method and baseline of one fold: one record per (target, method)
+    with the test labels, predictions, training labels and training accuracy."""
+    from emotionkd.training.baselines import eeg_band_powers, gsr_features, logistic_baseline
+
+    ev = config.evaluation
+    train, test = data.subset(fold.train), data.subset(fold.test)
+    rate_hz = float((data.meta.get("preprocessing") or {}).get("params", {}).get("rate_hz", 128.0))
+    features = {"logreg-gsr": (gsr_features(train.gsr, rate_hz), gsr_features(test.gsr, rate_hz))}
+    if train.eeg is not None and test.eeg is not None:
+        features["logreg-eeg-bands"] = (eeg_band_powers(train.eeg, rate_hz), eeg_band_powers(test.eeg, rate_hz))
+    records: list[dict[str, Any]] = []
+    for target in config.targets:
+        column = TARGETS.index(target)
+        y_train, y_test = train.labels[:, column], test.labels[:, column]
+        results = fit_methods(train, target, config, ev.methods, parallel=par, eval_data=test)
+        tensors = TensorSet.from_dataset(test, target, need_eeg=test.eeg is not None)
+        train_tensors = TensorSet.from_dataset(train, target, need_eeg=train.eeg is not None)
+        for method, result in results.items():
+            predictions = predict_proba(result.model, tensors, par.device).argmax(1)
+            train_accuracy = float((predict_proba(result.model, train_tensors, par.device).argmax(1)
+                                    == y_train).mean())
+            records.append({"target": target, "method": method, "y_test": y_test, "pred": predictions,
+                            "y_train": y_train, "train_accuracy": train_accuracy, "history": result.history})
+        for name, (x_train, x_test) in features.items():
+            predictions = logistic_baseline(x_train, y_train, x_test, seed=config.seed)
+            train_accuracy = float((logistic_baseline(x_train, y_train, x_train, seed=config.seed)
+                                    == y_train).mean())
+            records.append({"target": target, "method": name, "y_test": y_test, "pred": predictions,
+                            "y_train": y_train, "train_accuracy": train_accuracy, "history": []})
+    return records
+
+
+_SHARED: dict[str, Any] = {}  # what forked fold workers read instead of unpickling the dataset
+
+
+def _fold_worker(index: int) -> list[dict[str, Any]]:
+    import torch
+
+    config: ExperimentConfig = _SHARED["config"]
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    return _fold_records(_SHARED["data"], _SHARED["splits"][index], config, Parallel())
+
+
 def evaluate_protocol(
     data: WindowedDataset,
     config: ExperimentConfig,
@@ -154,11 +207,15 @@ def evaluate_protocol(
     parallel: Parallel | None = None,
     on_fold: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Every method of ``config.evaluation.methods`` on every fold, for each target.
+    """Every method of ``config.evaluation.methods`` and the logistic-regression baselines on
+    every fold, for each target; paired comparisons between arms.
+
+    Folds run ``evaluation.fold_workers`` at a time in forked processes (each with
+    ``threads`` torch threads; not under torchrun, where the processes already share each fold).
 
     Returns plain types: ``{"protocol", "reports": {method: EvaluationReport.to_dict()},
     "summary": {target: {method: {metric: {"mean", "std", "folds"}}}},
-    "curves": {target: {method: [[per-epoch record] per fold]}}}``.
+    "comparisons": {target: [paired comparison]}, "curves": {target: {method: [[record] per fold]}}}``.
     """
     ev = config.evaluation
     par = parallel or Parallel()
@@ -166,23 +223,37 @@ def evaluate_protocol(
     splits = list(folds(data, protocol, k=ev.folds, seed=config.seed))
     if ev.max_folds:
         splits = splits[:ev.max_folds]
-    reports = {m: EvaluationReport(protocol=protocol, model=m) for m in ev.methods}
+    reports: dict[str, EvaluationReport] = {}
     curves: dict[str, dict[str, list[list[dict[str, float]]]]] = {}
-    for fold in splits:
-        train, test = data.subset(fold.train), data.subset(fold.test)
-        for target in config.targets:
-            results = fit_methods(train, target, config, ev.methods, parallel=par, eval_data=test)
-            tensors = TensorSet.from_dataset(test, target, need_eeg=test.eeg is not None)
-            y_train = train.labels[:, TARGETS.index(target)]
-            for method, result in results.items():
-                predictions = predict_proba(result.model, tensors, par.device).argmax(1)
-                metrics = reports[method].add(target, fold, tensors.labels.numpy(), predictions, y_train)
-                curves.setdefault(target, {}).setdefault(method, []).append(result.history)
-                if on_fold is not None:
-                    on_fold({"fold": fold.name, "target": target, "method": method, **metrics})
+
+    def collect(fold: Fold, records: list[dict[str, Any]]) -> None:
+        for r in records:
+            report = reports.setdefault(r["method"], EvaluationReport(protocol=protocol, model=r["method"]))
+            metrics = report.add(r["target"], fold, r["y_test"], r["pred"], r["y_train"],
+                                 {"train_accuracy": r["train_accuracy"]})
+            if r["history"]:
+                curves.setdefault(r["target"], {}).setdefault(r["method"], []).append(r["history"])
+            if on_fold is not None:
+                on_fold({"fold": fold.name, "target": r["target"], "method": r["method"], **metrics})
+
+    workers = min(ev.fold_workers, len(splits)) if par.world_size == 1 else 1
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _SHARED.update(data=data, splits=splits, config=config)
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                for fold, records in zip(splits, pool.map(_fold_worker, range(len(splits))), strict=True):
+                    collect(fold, records)
+        finally:
+            _SHARED.clear()
+    else:
+        for fold in splits:
+            collect(fold, _fold_records(data, fold, config, par))
     summary = {t: {m: r.summary()[t] for m, r in reports.items() if t in r.folds} for t in config.targets}
     return {"protocol": protocol, "reports": {m: r.to_dict() for m, r in reports.items()},
-            "summary": summary, "curves": curves}
+            "summary": summary, "comparisons": compare_arms(reports, ARM_PAIRS), "curves": curves}
 
 
 def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]]) -> str:

@@ -395,6 +395,12 @@ def _eval_fn(model: nn.Module, data: TensorSet | None, parallel: Parallel,
     return lambda: {f"{prefix}_accuracy": accuracy(predict_proba(model, data, parallel.device), data.labels)}
 
 
+def _resumable(optim: Any) -> dict[str, Any]:
+    """The optimiser settings a resumed run must share (epochs and patience may grow: asking for
+    more epochs continues the run, with the cosine schedule stretched to the new total)."""
+    return {k: v for k, v in vars(optim).items() if k not in ("epochs", "patience")}
+
+
 def _to(tensor: Tensor | None, device: torch.device) -> Tensor | None:
     return None if tensor is None else tensor.to(device)
 
@@ -441,7 +447,7 @@ def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
                     desc="teacher", progress=options.progress, state_path=options.state_path,
                     evaluate=_eval_fn(teacher, options.eval_data, par),
                     fingerprint={"kind": "teacher", "config": config.to_dict(), "n": len(data),
-                                 "seed": options.seed, "optim": vars(optim)},
+                                 "seed": options.seed, "optim": _resumable(optim)},
                     optim=optim, scheduled=("teacher",),
                     selection=_selection("teacher", teacher, options, optim)).run(step)
     return TrainResult(teacher.eval(), history)
@@ -472,7 +478,7 @@ def train_student(data: TensorSet, config: StudentConfig, optim: Any, l2: float,
                     desc=desc, progress=options.progress, state_path=options.state_path,
                     evaluate=_eval_fn(student, options.eval_data, par),
                     fingerprint={"kind": desc, "config": config.to_dict(), "n": len(data),
-                                 "seed": options.seed, "optim": vars(optim)},
+                                 "seed": options.seed, "optim": _resumable(optim)},
                     optim=optim, scheduled=("student",),
                     selection=_selection("student", student, options, optim)).run(step)
     return TrainResult(student.eval(), history)
@@ -559,7 +565,7 @@ def train_distilled(
                     progress=options.progress, state_path=options.state_path, evaluate=evaluate,
                     fingerprint={"kind": kind, "config": config.to_dict(), "n": len(data),
                                  "seed": options.seed, "distill": vars(distill),
-                                 "feedback": vars(feedback) if feedback else None, "optim": vars(optim)},
+                                 "feedback": vars(feedback) if feedback else None, "optim": _resumable(optim)},
                     optim=optim, scheduled=("student",),
                     selection=_selection("student", student, options, optim)).run(step)
     return TrainResult(student.eval(), history, teacher.eval() if feedback is not None else None)

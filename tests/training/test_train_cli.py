@@ -113,9 +113,26 @@ def test_evaluate_loso_writes_results_and_curves(tmp_path: Path) -> None:
     results = json.loads((run / "results.json").read_text())
     assert results["protocol"] == "loso"
     summary = results["summary"]["arousal"]
-    assert set(summary) == {"student", "kd"} and summary["kd"]["accuracy"]["folds"] == 3
+    assert set(summary) == {"student", "kd", "logreg-gsr", "logreg-eeg-bands"} and summary["kd"]["accuracy"]["folds"] == 3
     assert (run / "curves.png").stat().st_size > 1000
     assert "| arousal | kd |" in (run / "results.md").read_text() and "Majority rate" in output
+    # baselines, chance, training accuracy and paired comparisons sit in the same results
+    assert {"logreg-gsr", "logreg-eeg-bands"} <= set(results["reports"])
+    assert "chance" in summary["kd"] and "train_accuracy" in summary["kd"]
+    pairs = {(c["a"], c["b"]) for c in results["comparisons"]["arousal"]}
+    assert ("kd", "student") in pairs and ("student", "logreg-gsr") in pairs
+    assert "Wilcoxon p" in (run / "results.md").read_text()
+
+
+def test_folds_in_two_processes_give_the_same_results(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    summaries = []
+    for workers in (1, 2):
+        _invoke("evaluate", "--config", str(config), "--set", 'evaluation.methods=["student"]',
+                "--set", 'targets=["arousal"]', "--set", f"evaluation.fold_workers={workers}",
+                "--set", "threads=1", "--set", f'name="w{workers}"')
+        summaries.append(json.loads((tmp_path / "runs" / f"w{workers}" / "results.json").read_text())["reports"])
+    assert summaries[0] == summaries[1]
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
