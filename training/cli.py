@@ -331,6 +331,44 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
     _finish(parallel)
 
 
+@app.command("kd-sweep")
+@friendly_errors
+def kd_sweep(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
+             device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
+             progress: bool = _PROGRESS,
+             matchings: str = typer.Option("sum_halves,relational,projection", help="Comma-separated matchings."),
+             kl_weights: str = typer.Option("0.1,0.5,1.0", help="Comma-separated KL weights."),
+             temperatures: str = typer.Option("1,2,4", help="Comma-separated temperatures.")) -> None:
+    """Choose the KD matching, KL weight and temperature: every combination against the GSR-only
+    student over the protocol's folds (paired, same teacher); writes RUN/kd-sweep.{json,md}."""
+    import itertools
+    import json
+
+    from emotionkd.firmware_bridge.errors import ConfigError
+    from emotionkd.training.evaluation import comparison_table
+    from emotionkd.training.experiment import sweep_distillation
+
+    try:
+        grid = [{"matching": m, "kl_weight": float(w), "temperature": float(t)} for m, w, t in itertools.product(
+            [m.strip() for m in matchings.split(",")], kl_weights.split(","), temperatures.split(","))]
+    except ValueError as exc:
+        raise ConfigError(f"--kl-weights and --temperatures must be comma-separated numbers: {exc}") from exc
+    config = _experiment(config_path, preset, overrides, device, seed, out, progress)
+    for point in grid:  # validate every point before hours of training
+        config.with_overrides({f"distill.{k}": v for k, v in point.items()})
+    parallel, data = _start(config)
+    results = sweep_distillation(data, config, grid, parallel=parallel)
+    if parallel.is_main:
+        run = config.run_dir
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "kd-sweep.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        table = comparison_table(results["comparisons"])
+        (run / "kd-sweep.md").write_text(table, encoding="utf-8")
+        typer.echo(table)
+        typer.echo(f"wrote {run / 'kd-sweep.json'}, {run / 'kd-sweep.md'}")
+    _finish(parallel)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="emotionkd-train")

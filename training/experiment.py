@@ -256,6 +256,53 @@ def evaluate_protocol(
             "summary": summary, "comparisons": compare_arms(reports, ARM_PAIRS), "curves": curves}
 
 
+def sweep_distillation(
+    data: WindowedDataset,
+    config: ExperimentConfig,
+    grid: Sequence[Mapping[str, Any]],
+    *,
+    parallel: Parallel | None = None,
+) -> dict[str, Any]:
+    """KD settings compared against the GSR-only student, fold by fold.
+
+    ``grid``: dicts of ``distill`` overrides (``{"matching": "relational", "kl_weight": 0.5,
+    "temperature": 2.0}``). Per fold and target, the teacher and the student are trained once
+    and every grid point trains one KD student from that teacher, so the differences are paired
+    on the same teacher. Returns ``{"grid", "folds": {target: {label: [accuracy per fold]}},
+    "comparisons": {target: [KD setting − student]}}`` (:func:`compare_arms`).
+    """
+    import dataclasses
+
+    par = parallel or Parallel()
+    ev = config.evaluation
+    splits = list(folds(data, protocol_name(ev.protocol), k=ev.folds, seed=config.seed))
+    if ev.max_folds:
+        splits = splits[:ev.max_folds]
+    settings = {", ".join(f"{k}={v}" for k, v in point.items()): dataclasses.replace(config.distill, **point)
+                for point in grid}
+    reports: dict[str, EvaluationReport] = {}
+    protocol = protocol_name(ev.protocol)
+    for fold in splits:
+        train, test = data.subset(fold.train), data.subset(fold.test)
+        for target in config.targets:
+            y_train = train.labels[:, TARGETS.index(target)]
+            tensors = TensorSet.from_dataset(test, target, need_eeg=test.eeg is not None)
+            base = fit_methods(train, target, config, ("teacher", "student"), parallel=par)
+            fitted = {"student": base["student"].model}
+            for label, distill in settings.items():
+                point = dataclasses.replace(config, distill=distill)
+                fitted[label] = fit_methods(train, target, point, ("kd",), parallel=par,
+                                            teacher=base["teacher"].model)["kd"].model  # type: ignore[arg-type]
+            for label, model in fitted.items():
+                predictions = predict_proba(model, tensors, par.device).argmax(1)
+                report = reports.setdefault(label, EvaluationReport(protocol=protocol, model=label))
+                report.add(target, fold, tensors.labels.numpy(), predictions, y_train)
+    return {"grid": [dict(p) for p in grid],
+            "folds": {t: {m: [row["accuracy"] for row in r.folds[t]] for m, r in reports.items()}
+                      for t in config.targets},
+            "comparisons": compare_arms(reports, [(label, "student") for label in settings])}
+
+
 def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]]) -> str:
     """A Markdown table, mean ± std (%) over folds, one row per target and method."""
     header = "| target | method | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " | folds |"
@@ -348,4 +395,5 @@ __all__ = [
     "protocol_name",
     "subject_holdout",
     "summary_table",
+    "sweep_distillation",
 ]

@@ -177,3 +177,16 @@ def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
     assert checkpoint.contract.provenance.method == "kd+feedback"
     state = load_training_state(tmp_path / "runs" / "t" / "state" / "arousal-kd-feedback.state.pt")
     assert state["epoch"] == 2
+
+
+def test_kd_sweep_compares_each_setting_with_the_student(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    _invoke("kd-sweep", "--config", str(config), "--set", 'targets=["arousal"]', "--set", "evaluation.max_folds=2",
+            "--matchings", "sum_halves,relational", "--kl-weights", "0.5", "--temperatures", "2")
+    results = json.loads((tmp_path / "runs" / "t" / "kd-sweep.json").read_text())
+    rows = results["comparisons"]["arousal"]
+    assert [r["a"] for r in rows] == ["matching=sum_halves, kl_weight=0.5, temperature=2.0",
+                                      "matching=relational, kl_weight=0.5, temperature=2.0"]
+    assert all(r["b"] == "student" and r["n"] == 2 for r in rows)
+    result = runner.invoke(app, ["kd-sweep", "--config", str(config), "--matchings", "cosine"])
+    assert result.exit_code == 2 and "matching" in result.output
