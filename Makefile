@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 INSTALL := $(PIP) install --quiet --constraint constraints.txt
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all demo test lint install clean bench pipeline bundled-model system-deps
+.PHONY: all demo test lint install clean bench pipeline bundled-model system-deps results
 
 all: test
 
@@ -40,6 +40,10 @@ demo: $(SDK_STAMP)
 ## make pipeline: the whole mission on synthetic DEAP-format data, with a report (examples/pipeline.py)
 pipeline: $(STAMP)
 	$(PY) examples/pipeline.py --out runs/pipeline
+
+## make results: regenerate docs/results.md (and its curves) from the LOSO experiment (<= 60 min on 2 cores)
+results: $(STAMP)
+	$(VENV)/bin/emotionkd-train evaluate --preset experiment --no-progress --report docs/results.md
 
 ## make bundled-model: rebuild the bundled model (fixed seeds: synthetic data, teacher, KD + feedback, INT8).
 ## Its recipe is pinned here, so that tuning the pipeline preset does not silently change it.

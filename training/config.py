@@ -7,10 +7,13 @@ every result as ``config.json`` so a run can be repeated exactly.
 Presets (``preset = "..."`` in the file or ``--preset``) are partial trees applied before the
 file's own values:
 
-* ``tuned`` (default): settings that train on our data in minutes on a CPU;
-* ``paper``: the authors' optimiser settings (teacher lr 5e-5, student lr 1e-6, 100 epochs);
+* ``tuned`` (default): settings that train on our data in minutes on a CPU (warm-up + cosine
+  lr, class-balanced CE, best validation epoch kept, KD matching ``sum_halves``);
+* ``paper``: the authors' optimiser settings (teacher lr 5e-5, student lr 1e-6, 100 epochs,
+  constant lr, unweighted CE, last epoch kept, KD matching ``gsr_half``);
 * ``pipeline``: a small synthetic set and few epochs, for ``make pipeline`` (~3 minutes);
-* ``experiment``: the LOSO experiment of docs/results.md, sized for a 2-core machine.
+* ``experiment``: the LOSO experiment of docs/results.md (``make results``), sized for <= 60 min
+  on a 2-core machine (8 subjects x 40 trials, 2 fold processes x 1 thread).
 """
 
 from __future__ import annotations
@@ -244,13 +247,23 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
         "student_optim": {"epochs": 4},
         "feedback": {"period": 2},
     },
+    # Sized for <= 60 min on 2 shared cores (docs/results.md has the arithmetic): 2 fold processes
+    # x 1 torch thread (on this machine the teacher trained at 64.9 windows/s with 1 thread and
+    # 6.5 with torch's default 2: OpenMP threads spin against other jobs). The teacher needs a few
+    # hundred Adam steps to leave the majority plateau, hence batch 16 x 8 epochs (~600 steps on
+    # 7 training subjects); the best validation epoch is kept, so no early stop is needed and the
+    # wall time stays predictable (patience 0). Feedback every 8th step: a feedback step costs
+    # ~12x a cached KD step (tests/benchmarks/train_speed.py).
     "experiment": {
         "name": "loso-synthetic",
-        "data": {"subjects": 5, "trials": 12, "trial_s": 12.0, "path": "data/synthetic-experiment"},
-        "teacher_optim": {"epochs": 5},
-        "student_optim": {"epochs": 5},
-        "feedback": {"period": 3},
-        "evaluation": {"protocol": "loso"},
+        "threads": 1,
+        "data": {"subjects": 8, "trials": 40, "trial_s": 12.0, "path": "data/synthetic-experiment"},
+        "teacher_optim": {"epochs": 8, "batch_size": 16, "schedule": "cosine", "warmup_fraction": 0.1,
+                          "class_weighting": "balanced", "patience": 0},
+        "student_optim": {"epochs": 6, "batch_size": 32, "schedule": "cosine", "warmup_fraction": 0.1,
+                          "class_weighting": "balanced", "patience": 0},
+        "feedback": {"period": 8},
+        "evaluation": {"protocol": "loso", "validation_fraction": 0.15, "fold_workers": 2},
     },
 }
 

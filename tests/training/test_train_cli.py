@@ -124,6 +124,18 @@ def test_evaluate_loso_writes_results_and_curves(tmp_path: Path) -> None:
     assert "Wilcoxon p" in (run / "results.md").read_text()
 
 
+def test_evaluate_report_writes_the_results_document(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    report = tmp_path / "docs" / "results.md"
+    _invoke("evaluate", "--config", str(config), "--set", 'evaluation.methods=["teacher", "student"]',
+            "--set", 'targets=["valence"]', "--set", "evaluation.max_folds=2", "--report", str(report))
+    text = report.read_text()
+    assert "## The exact command" in text and "Chance (test majority)" in text and "Training accuracy" in text
+    assert "| valence | teacher − student |" in text and "![training loss" in text
+    assert (tmp_path / "docs" / "results-curves.png").stat().st_size > 1000
+    assert text.count("| s0") >= 2  # the per-fold table
+
+
 def test_folds_in_two_processes_give_the_same_results(tmp_path: Path) -> None:
     config = _config(tmp_path, "prepared", _prepared(tmp_path))
     summaries = []
@@ -150,6 +162,16 @@ def test_paper_preset_has_the_authors_optimiser() -> None:
     assert paper.teacher_optim.lr == 5e-5 and paper.student_optim.lr == 1e-6
     assert paper.teacher_optim.eps == 1e-7 and (paper.teacher_optim.beta1, paper.teacher_optim.beta2) == (0.9, 0.999)
     assert paper.distill.kl_weight == 0.1 and paper.distill.feature_weight == 1.0 and paper.distill.temperature == 1.0
+    assert paper.teacher_optim.schedule == "constant" and paper.teacher_optim.class_weighting == "none"
+    assert paper.distill.matching == "gsr_half" and paper.evaluation.validation_fraction == 0.0
+
+
+def test_experiment_preset_is_the_sized_loso_recipe() -> None:
+    experiment = load_config(preset="experiment")
+    assert experiment.evaluation.protocol == "loso" and experiment.data.subjects >= 8 and experiment.data.trials >= 40
+    assert experiment.threads == 1 and experiment.evaluation.fold_workers == 2
+    assert experiment.evaluation.validation_fraction > 0 and experiment.teacher_optim.schedule == "cosine"
+    assert experiment.distill.matching != "gsr_half"
 
 
 def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
