@@ -165,3 +165,16 @@ def test_compare_arms_matches_folds_by_name() -> None:
     rows = compare_arms(reports, [("kd", "student"), ("kd", "missing")])["arousal"]
     assert len(rows) == 1 and rows[0]["differences"] == [1.0, 1.0, 0.0]
     assert "| arousal | kd − student | +66.67 |" in comparison_table({"arousal": rows})
+
+
+def test_binary_metrics_agree_with_scikit_learn() -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        t, p = rng.integers(0, 2, 30), rng.integers(0, 2, 30)
+        m = binary_metrics(t, p)
+        assert m["accuracy"] == pytest.approx(accuracy_score(t, p))
+        assert m["f1"] == pytest.approx(f1_score(t, p, zero_division=0))
+        assert m["macro_f1"] == pytest.approx(f1_score(t, p, average="macro", zero_division=0))
+        assert m["chance"] == pytest.approx(max(t.mean(), 1 - t.mean()))
