@@ -247,18 +247,21 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
         "student_optim": {"epochs": 4},
         "feedback": {"period": 2},
     },
-    # Sized for <= 60 min on 2 shared cores (docs/results.md has the arithmetic): 2 fold processes
-    # x 1 torch thread (on this machine the teacher trained at 64.9 windows/s with 1 thread and
-    # 6.5 with torch's default 2: OpenMP threads spin against other jobs). The teacher needs a few
-    # hundred Adam steps to leave the majority plateau, hence batch 16 x 8 epochs (~600 steps on
-    # 7 training subjects); the best validation epoch is kept, so no early stop is needed and the
-    # wall time stays predictable (patience 0). Feedback every 8th step: a feedback step costs
-    # ~12x a cached KD step (tests/benchmarks/train_speed.py).
+    # Sized for <= 60 min on 2 cores, by CPU time measured on the shared machine (v1 data, 8 x 40
+    # x 12 s = 960 windows; a LOSO fold fits on 720, validates on 120): 2 fold processes x 1 torch
+    # thread (the teacher trained at 64.9 windows/s with 1 thread, 6.5 with torch's default 2:
+    # OpenMP threads spin against other jobs). The teacher needs ~500 Adam steps to leave the
+    # majority plateau on this data (8 epochs x 45 steps: stuck at CE 0.693, also with lr 3e-3;
+    # 16 epochs: left it at epoch 10-11, held-out 72.5 %, chance 52.5 %), hence batch 16 x 16
+    # epochs. One fold and target of all four methods + baselines: ~240 s CPU with 8 teacher
+    # epochs, ~100 s more with 16 -> 16 fold-targets x ~340 s / 2 processes ~ 45 min. The best
+    # validation epoch is kept, so patience 0 keeps the wall time predictable. Feedback every
+    # 8th step: a feedback step costs ~12x a cached KD step (tests/benchmarks/train_speed.py).
     "experiment": {
         "name": "loso-synthetic",
         "threads": 1,
         "data": {"subjects": 8, "trials": 40, "trial_s": 12.0, "path": "data/synthetic-experiment"},
-        "teacher_optim": {"epochs": 8, "batch_size": 16, "schedule": "cosine", "warmup_fraction": 0.1,
+        "teacher_optim": {"epochs": 16, "batch_size": 16, "schedule": "cosine", "warmup_fraction": 0.1,
                           "class_weighting": "balanced", "patience": 0},
         "student_optim": {"epochs": 6, "batch_size": 32, "schedule": "cosine", "warmup_fraction": 0.1,
                           "class_weighting": "balanced", "patience": 0},
