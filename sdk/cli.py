@@ -61,12 +61,17 @@ DurationOption = Annotated[float | None, typer.Option("--duration", help="Stop a
 TimeoutOption = Annotated[float, typer.Option(
     "--timeout", help="Serial/BLE: seconds to wait for the first sample before giving up.")]
 UnitOption = Annotated[str | None, typer.Option(
-    "--unit", help="ASCII protocol: unit of the numbers (adc for Grove, uS, kOhm, …).")]
+    "--unit", help="ASCII protocol or --replay: unit of the numbers (adc for Grove, uS, kOhm, …).")]
+ColumnOption = Annotated[str | None, typer.Option(
+    "--column", help="--replay of a multi-column CSV: the column to stream (header name or 1-based number).")]
+RateOption = Annotated[float | None, typer.Option(
+    "--rate", help="Sampling rate (Hz) of a --replay file without a time column, or of an ASCII device.")]
 
 
 def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | None, ble_name: str | None,
                 replay: Path | None, simulate: bool, source: str | None, speed: float,
-                timeout_s: float = 10.0, unit: str | None = None) -> str:
+                timeout_s: float = 10.0, unit: str | None = None, *, column: str | None = None,
+                rate_hz: float | None = None) -> str:
     """The one source URL the options name (exactly one source must be chosen)."""
     from urllib.parse import quote, urlencode
 
@@ -79,7 +84,8 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
             ("choose one source, not " + " and ".join(chosen)) if chosen else
             "choose a source: --port /dev/ttyUSB0, --ble ADDRESS, --ble-name NAME, --replay FILE, "
             "--simulate or --source URL (emotionkd-sdk devices lists what is connected)")
-    device = {"timeout": f"{timeout_s:g}", **({"unit": unit} if unit else {})}
+    device = {"timeout": f"{timeout_s:g}", **({"unit": unit} if unit else {}),
+              **({"rate": f"{rate_hz:g}"} if rate_hz is not None else {})}
     if port:
         return f"serial://{quote(port)}?" + urlencode({"protocol": protocol, **({"baud": baud} if baud else {}), **device})
     if ble:
@@ -87,7 +93,9 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
     if ble_name:
         return "ble://?" + urlencode({"name": ble_name, "protocol": "ekd" if protocol == "auto" else protocol, **device})
     if replay:
-        return f"replay://{quote(str(replay))}?speed={speed:g}"
+        extra = {k: v for k, v in (("unit", unit), ("column", column),
+                                   ("rate", None if rate_hz is None else f"{rate_hz:g}")) if v is not None}
+        return f"replay://{quote(str(replay))}?" + urlencode({"speed": f"{speed:g}", **extra})
     if simulate:
         return f"sim://?rate=128&speed={speed:g}"
     return str(source)
@@ -133,11 +141,14 @@ def stream(
     speed: SpeedOption = 1.0,
     timeout_s: TimeoutOption = 10.0,
     unit: UnitOption = None,
+    column: ColumnOption = None,
+    rate_hz: RateOption = None,
 ) -> None:
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
 
-    url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit)
+    url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit,
+                      column=column, rate_hz=rate_hz)
     classifier = EmotionClassifier(model, hop_s=hop_s)
     _note_synthetic(classifier)
 
