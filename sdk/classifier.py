@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: a gap longer than this (s) starts a new segment instead of being filled with NaN samples
 MAX_FILLED_GAP_S: Final = 60.0
+#: quality of a window the model answered with a non-finite number (a broken or corrupt model)
+MODEL_ERROR: Final = "model_error"
 PredictionCallback = Callable[["Prediction"], None]
 
 
@@ -59,7 +61,8 @@ class Prediction:
         arousal_label, valence_label: the contract's class name (``low``/``high``) at 0.5; None
             when not predicted.
         quality: ``ok`` or why the window was not predicted (``gap``, ``electrode_off``,
-            ``saturation``, ``flat_line``, ``implausible_unit``).
+            ``saturation``, ``flat_line``, ``implausible_unit``, ``model_error``: the model's
+            output was not a finite probability).
         quality_detail: the reason in words (empty when ok).
         samples_missing: model-rate samples missing or bridged in the window.
         conductance_us: median skin conductance level in the window (µS; NaN if none).
@@ -350,13 +353,17 @@ class EmotionClassifier:
         for i, verdict in enumerate(verdicts):
             level = windows.conductance_us[i]
             median = float(np.nanmedian(level)) if np.isfinite(level).any() else math.nan
+            quality, detail = verdict.reason, verdict.detail
+            labels: tuple[str | None, str | None] = (None, None)
+            arousal = valence = None
             if verdict.ok:
-                arousal, valence = float(high["arousal"][row]), float(high["valence"][row])
+                a, v = float(high["arousal"][row]), float(high["valence"][row])
                 row += 1
-                labels: tuple[str | None, str | None] = (names[int(arousal >= 0.5)], names[int(valence >= 0.5)])
-            else:
-                arousal = valence = None
-                labels = (None, None)
+                if math.isfinite(a) and math.isfinite(v):
+                    arousal, valence = a, v
+                    labels = (names[int(arousal >= 0.5)], names[int(valence >= 0.5)])
+                else:  # a broken model: a per-window verdict, never a label taken from NaN
+                    quality, detail = MODEL_ERROR, "the model's output is not a finite probability: a broken model file"
             out.append(Prediction(
                 start_s=origin_s + float(windows.start_s[i]),
                 end_s=origin_s + float(windows.end_s[i]),
@@ -364,8 +371,8 @@ class EmotionClassifier:
                 valence=valence,
                 arousal_label=labels[0],
                 valence_label=labels[1],
-                quality=verdict.reason,
-                quality_detail=verdict.detail,
+                quality=quality,
+                quality_detail=detail,
                 samples_missing=int(windows.samples_missing[i]),
                 conductance_us=median,
             ))

@@ -64,6 +64,8 @@ UnitOption = Annotated[str | None, typer.Option(
     "--unit", help="ASCII protocol or --replay: unit of the numbers (adc for Grove, uS, kOhm, …).")]
 ColumnOption = Annotated[str | None, typer.Option(
     "--column", help="--replay of a multi-column CSV: the column to stream (header name or 1-based number).")]
+NoVerifyOption = Annotated[bool, typer.Option(
+    "--no-verify", help="Load a model whose integrity hash does not match (an edited or damaged file).")]
 RateOption = Annotated[float | None, typer.Option(
     "--rate", help="Sampling rate (Hz) of a --replay file without a time column, or of an ASCII device.")]
 
@@ -143,13 +145,15 @@ def stream(
     unit: UnitOption = None,
     column: ColumnOption = None,
     rate_hz: RateOption = None,
+    no_verify: NoVerifyOption = False,
 ) -> None:
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
+    from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
 
     url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit,
                       column=column, rate_hz=rate_hz)
-    classifier = EmotionClassifier(model, hop_s=hop_s)
+    classifier = EmotionClassifier(OnnxEmotionModel(model or bundled_model_path(), verify=not no_verify), hop_s=hop_s)
     _note_synthetic(classifier)
 
     def open_outputs() -> list[Any]:
@@ -483,13 +487,14 @@ def bench(
 def info(
     model: str = typer.Argument(..., help="An ONNX model written by emotionkd-export."),
     as_json: bool = typer.Option(False, "--json", help="Print the file facts and the full contract as JSON."),
+    no_verify: NoVerifyOption = False,
 ) -> None:
     """Show a model's card: what it expects, what it was trained on, its metrics, INT8 or not."""
     import json
 
     from emotionkd.sdk.model_card import read_model_info, render_model_card
 
-    details = read_model_info(model)
+    details = read_model_info(model, verify=not no_verify)
     typer.echo(json.dumps(details.to_dict(), indent=2, sort_keys=True) if as_json else render_model_card(details))
 
 
