@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from emotionkd.firmware_bridge.bounds import MAX_HOP_S
 from emotionkd.firmware_bridge.errors import ConfigError, ModelError
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 from emotionkd.firmware_bridge.units import normalise_unit
@@ -152,8 +153,8 @@ class EmotionClassifier:
             if target not in self.contract.targets:
                 raise ModelError(f"model {str(self.model.path)!r} has no {target!r} head (targets {self.contract.targets})")
         self.preprocessing = self.contract.preprocessing_config()
-        if not (math.isfinite(hop_s) and hop_s > 0):
-            raise ConfigError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
+        if not (math.isfinite(hop_s) and 0 < hop_s <= MAX_HOP_S):
+            raise ConfigError(f"hop_s must be a positive number of seconds up to {MAX_HOP_S:g}, got {hop_s!r}")
         self.hop_samples = max(1, int(round(hop_s * self.contract.sample_rate_hz)))
         self.quality = quality or QualityConfig()
         self._callbacks: list[PredictionCallback] = [on_prediction] if on_prediction else []

@@ -160,3 +160,49 @@ def test_writers_refuse_non_finite_numbers() -> None:
     for writer in (JsonlOutput(io.StringIO()), CsvOutput(io.StringIO())):
         with pytest.raises(DataError, match="arousal"):
             writer.write(bad, StreamStatus())
+
+
+# --- absurd contracts ----------------------------------------------------------------------------
+
+ABSURD = {
+    "rate 1e308 Hz": {"sample_rate_hz": 1e308, "params": {"rate_hz": 1e308}},
+    "rate 0.001 Hz": {"sample_rate_hz": 0.001, "params": {"rate_hz": 0.001}},
+    "window 10^12 samples": {"window_samples": 10**12, "params": {"window_samples": 10**12}},
+    "hop 10^15 samples": {"train_hop_samples": 10**15},
+}
+
+
+def absurd_model(path: Path, changes: dict) -> Path:
+    """A model file whose contract JSON says something no model can be (written by hand: the
+    contract class refuses to build it)."""
+    import onnx
+
+    good = linear_model(path, 0.001, stamp=False)
+    model = onnx.load(str(good))
+    contract = ModelContract.from_onnx_metadata({p.key: p.value for p in model.metadata_props}).to_dict()
+    params = changes.get("params", {})
+    contract.update({k: v for k, v in changes.items() if k != "params"})
+    contract["preprocessing"]["params"].update(params)
+    for prop in model.metadata_props:
+        if prop.key == "emotionkd.contract":
+            prop.value = json.dumps(contract)
+    path.write_bytes(stamp_integrity(model.SerializeToString()))
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(ABSURD))
+def test_absurd_contracts_are_refused_by_info_and_stream(name: str, tmp_path: Path) -> None:
+    from emotionkd.firmware_bridge.errors import EmotionKDError
+
+    path = absurd_model(tmp_path / "absurd.onnx", ABSURD[name])
+    with pytest.raises(EmotionKDError, match="sample_rate_hz|window_samples|train_hop_samples"):
+        OnnxEmotionModel(path)
+    for args in (["info", str(path)], ["stream", "--simulate", "--speed", "0", "--duration", "3", "--model", str(path)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (name, args[0], result.stdout[-300:])
+        assert result.stderr.splitlines()[-1].startswith("error: ")
+
+
+def test_stream_refuses_an_absurd_hop(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["stream", "--simulate", "--speed", "0", "--duration", "3", "--hop", "1e15"])
+    assert result.exit_code == 2 and "hop" in result.stderr
