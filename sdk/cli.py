@@ -363,10 +363,15 @@ def record(
 
     url = _source_url(port, baud, protocol, ble, ble_name, None, simulate, source, speed, timeout_s, unit)
     writer: RecordingWriter | None = None
+    stale = 0
     with open_source(url) as src:
+        started = time.time()
         typer.echo(f"recording {src.info.device} to {path} (Ctrl-C stops)", err=True)
         try:
             for block in src.blocks():
+                if writer is None and block.host_time_s < started:
+                    stale += len(block)  # arrived before the recording started (probe, OS buffer)
+                    continue
                 if writer is None:
                     info = src.info
                     writer = RecordingWriter(path, device=info.device, protocol=info.protocol, rate_hz=block.rate_hz)
@@ -377,7 +382,8 @@ def record(
             if writer is not None:
                 writer.close()
     count = writer.samples_written if writer else 0
-    typer.echo(f"{count} samples written to {path}", err=True)
+    typer.echo(f"{count} samples written to {path}"
+               + (f" ({stale} that arrived before the recording started were left out)" if stale else ""), err=True)
 
 
 @app.command()
