@@ -214,7 +214,7 @@ class ModelContract:
             return cls(**kwargs)
         except ContractError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as exc:  # e.g. a unit of null
             raise ContractError(f"malformed model contract: {exc}") from exc
 
     def to_json(self) -> str:

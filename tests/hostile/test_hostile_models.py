@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from emotionkd.firmware_bridge.errors import DataError, ModelError
@@ -206,3 +209,90 @@ def test_absurd_contracts_are_refused_by_info_and_stream(name: str, tmp_path: Pa
 def test_stream_refuses_an_absurd_hop(tmp_path: Path) -> None:
     result = runner.invoke(app, ["stream", "--simulate", "--speed", "0", "--duration", "3", "--hop", "1e15"])
     assert result.exit_code == 2 and "hop" in result.stderr
+
+
+# --- fuzzed contracts and model bytes ------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(["sample_rate_hz", "window_samples", "train_hop_samples", "input_unit", "targets",
+                            "class_names", "label_threshold", "label_rule", "provenance", "preprocessing",
+                            "contract_version", "metrics", "export", "model"]),
+       value=JSON_VALUES)
+def test_any_contract_field_value_loads_or_is_a_contract_error(key: str, value: object) -> None:
+    from emotionkd.firmware_bridge.errors import ContractError
+
+    data = ModelContract(provenance=Provenance(data_kind="synthetic", dataset="x", method="t")).to_dict()
+    data[key] = value
+    try:
+        text = json.dumps(data)
+    except ValueError:
+        return
+    try:
+        contract = ModelContract.from_json(text)
+    except ContractError:
+        return
+    assert 2 <= contract.window_samples <= 2**20 and 0.5 <= contract.sample_rate_hz <= 32768
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), flips=st.integers(1, 8))
+def test_mutated_model_bytes_load_or_are_model_errors(tmp_path: Path, seed: int, flips: int) -> None:
+    from emotionkd.firmware_bridge.errors import EmotionKDError
+
+    base = linear_model(tmp_path / "base.onnx", 0.001).read_bytes()
+    rng = random.Random(seed)
+    data = bytearray(base)
+    for _ in range(flips):
+        op = rng.randrange(3)
+        at = rng.randrange(len(data))
+        if op == 0:
+            data[at] ^= 1 << rng.randrange(8)
+        elif op == 1:
+            del data[at : at + rng.randint(1, 64)]
+        else:
+            data[at:at] = rng.randbytes(rng.randint(1, 16))
+    path = tmp_path / "mutated.onnx"
+    path.write_bytes(bytes(data))
+    for verify in (True, False):
+        try:
+            model = OnnxEmotionModel(path, verify=verify)
+        except EmotionKDError:
+            continue
+        assert verify is False or bytes(data) == base  # a verified load is the unaltered file
+        out = model.run(features(2))
+        assert all(v.shape == (2, 2) for v in out.values())
+
+
+def test_external_data_outside_the_model_folder_is_never_read(tmp_path: Path) -> None:
+    """A model may name weight files beside it; the SDK loads only the verified bytes of the
+    .onnx itself, so a file elsewhere (here: absolute path) is never opened."""
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = linear_model(folder / "m.onnx", 0.001, stamp=False)
+    model = onnx.load(str(path))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="w.bin", size_threshold=0)
+    onnx.save(model, str(path))
+    outside = tmp_path / "outside.bin"
+    (folder / "w.bin").rename(outside)
+    model = onnx.load(str(path), load_external_data=False)
+    for init in model.graph.initializer:
+        for entry in init.external_data:
+            if entry.key == "location":
+                entry.value = str(outside)
+    path.write_bytes(stamp_integrity(model.SerializeToString()))
+    before = outside.stat().st_atime_ns
+    with pytest.raises(ModelError):
+        OnnxEmotionModel(path)
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 2
+    assert outside.stat().st_atime_ns == before or os.environ.get("CI_NOATIME_UNRELIABLE")
