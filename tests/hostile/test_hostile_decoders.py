@@ -74,3 +74,51 @@ def test_a_run_without_delimiter_keeps_the_decoder_buffer_bounded(
     _, peak = peak_bytes(run)
     assert len(decoder._buf) <= 4096
     assert peak < 2 * MB
+
+
+def test_stream_cli_survives_the_bomb_on_a_serial_port_in_bounded_memory() -> None:
+    """The tester's run: `stream --port … --protocol ekd` peaked at 1.96 GB before an error.
+    Now the bomb is a counted fault and the stream ends normally; the child's peak RSS is measured."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    hello = Hello(0x0102, 0xFFFFFFFF, 12, 0, 0.0, 0.0, "BOMB")
+    stop = threading.Event()
+
+    def device() -> None:
+        seq = 0
+        while not stop.is_set():
+            burst = [serial_encode(control_frame(FrameType.HELLO, seq, 0, hello.encode()))]
+            burst += [serial_encode(data_frame((seq + k) & 0xFFFF, (k << 30) & 0xFFFFFFFF, [2_000_000] * 8, 2))
+                      for k in range(1, 7)]
+            try:
+                os.write(master, b"".join(burst))
+            except OSError:
+                return
+            seq = (seq + 7) & 0xFFFF
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=device, daemon=True)
+    thread.start()
+    measure = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+               "print(r.stderr[-400:], file=sys.stderr)")
+    cli = [sys.executable, "-c", "from emotionkd.sdk.cli import main; main()", "stream", "--port",
+           os.ttyname(slave), "--protocol", "ekd", "--format", "jsonl", "--duration", "60", "--timeout", "10"]
+    try:
+        result = subprocess.run([sys.executable, "-c", measure, *cli], capture_output=True, text=True, timeout=300)
+    finally:
+        stop.set()
+        thread.join(5)
+        os.close(master)
+        os.close(slave)
+    code, maxrss_kb = (int(x) for x in result.stdout.split())
+    assert code == 0, result.stderr
+    assert "predictions" in result.stderr
+    assert maxrss_kb < 400 * 1024, f"peak RSS {maxrss_kb / 1024:.0f} MB"
