@@ -14,6 +14,9 @@ Each bound, and why it is where it is:
   seconds; a rate outside this range is a corrupt or hostile claim.
 * :data:`MAX_GAP_FILL_SAMPLES` (2^20 ≈ 1 M samples, 8 MB of NaN): the most samples one gap or
   discontinuity may fill. At :data:`MAX_RATE_HZ` the default 10 s fill is 327 680 samples.
+  Fills are also paid for: each real sample earns 4 NaN samples of credit and each second of
+  host time the nominal rate's worth (``SampleAxis.fill_credit`` in ``decoding``), so a device
+  cannot make the host emit more than that, however many jumps its frames claim.
 * :data:`MAX_SIGNAL_SAMPLES` (2^25 ≈ 33.5 M samples, ≈ 300 MB as float64 + flags): the longest
   signal a file may hold in memory (24 h at 128 Hz is 11 M). Split longer files.
 * :data:`MAX_WINDOW_SAMPLES` (2^20) and :data:`MAX_WINDOW_S` / :data:`MAX_HOP_S` (1 h): a model

@@ -86,6 +86,7 @@ class SampleAxis:
         self.next_index = 0
         self._resync_pending = False
         self._fill_credit = MAX_GAP_FILL_SAMPLES
+        self._credit_time_s: float | None = None  # host time the credit was last earned at
 
     @property
     def max_gap_samples(self) -> int:
@@ -95,15 +96,26 @@ class SampleAxis:
     def fill_credit(self) -> int:
         """NaN samples the axis may still fill before the next real sample arrives.
 
-        Real samples earn :data:`FILL_CREDIT_PER_SAMPLE` each (up to ``max_gap_samples``); fills
-        spend it. A stream of frames that each claim a long jump can therefore not make the host
-        emit more than a few NaN per real sample (bounded memory per byte received); a fill cut
-        short by the credit is a discontinuity (resync flag, counted by the decoder).
+        Real samples earn :data:`FILL_CREDIT_PER_SAMPLE` each, and host time earns the nominal
+        rate (a device cannot truly lose more samples than it could have sent meanwhile), up to
+        ``max_gap_samples``; fills spend it. Frames that each claim a long jump can therefore not
+        make the host emit more than a few NaN per real sample plus the rate's worth per second
+        of host time (bounded memory per byte and per second); a fill cut short by the credit is a
+        discontinuity (resync flag, counted by the decoder).
         """
         return min(self._fill_credit, self.max_gap_samples)
 
+    def _earn(self, host_time_s: float) -> None:
+        last = self._credit_time_s
+        if last is not None and host_time_s > last:
+            elapsed = min(host_time_s - last, DEFAULT_MAX_GAP_S)
+            self._fill_credit = min(self.max_gap_samples, self.fill_credit + int(elapsed * self.rate_hz))
+        if last is None or host_time_s > last:
+            self._credit_time_s = host_time_s
+
     def samples(self, values_us: npt.ArrayLike, flags: npt.ArrayLike, host_time_s: float) -> SampleBlock:
         """Real samples (from the device) placed next on the axis."""
+        self._earn(host_time_s)
         block = self._emit(values_us, flags, host_time_s)
         self._fill_credit = min(self.max_gap_samples, self.fill_credit + FILL_CREDIT_PER_SAMPLE * len(block))
         return block
@@ -122,6 +134,7 @@ class SampleAxis:
         return block
 
     def _fill(self, n_samples: int, flags: int, host_time_s: float) -> SampleBlock:
+        self._earn(host_time_s)
         self._fill_credit = max(0, self.fill_credit - n_samples)
         return self._emit(np.full(n_samples, np.nan), np.full(n_samples, flags, dtype=np.uint8), host_time_s)
 
@@ -133,6 +146,7 @@ class SampleAxis:
         """
         if n_samples <= 0:
             return None
+        self._earn(host_time_s)
         if n_samples > self.fill_credit:
             return self.discontinuity(host_time_s, n_samples)
         return self._fill(n_samples, SampleFlag.GAP | extra_flags, host_time_s)
@@ -140,6 +154,7 @@ class SampleAxis:
     def discontinuity(self, host_time_s: float, fill_samples: int | None = None) -> SampleBlock:
         """A bounded NaN fill (``max_gap_samples``, or ``fill_samples`` when smaller, never more than
         the fill credit, at least one sample) marking a jump."""
+        self._earn(host_time_s)
         wanted = self.max_gap_samples if fill_samples is None else fill_samples
         n = max(1, min(wanted, self.fill_credit))
         block = self._fill(n, SampleFlag.GAP, host_time_s)
