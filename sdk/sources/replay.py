@@ -182,7 +182,7 @@ def _column_index(header: list[str] | None, column: str, path: Path) -> int:
     lowered = [n.lower() for n in names]
     if wanted.lower() in lowered:
         return lowered.index(wanted.lower())
-    if wanted.isdigit() and 1 <= int(wanted) <= max(len(names), 1 << 16):
+    if wanted.isdigit() and int(wanted) >= 1:  # 1-based; a row without it is refused by line
         return int(wanted) - 1
     raise DataError(f"{str(path)!r} has no column {column!r}"
                     + (f" (columns: {', '.join(names)})" if names else " (no header line; give a number, column=2)"),
@@ -228,8 +228,9 @@ def _load_generic_csv(rows: list[list[str]], path: Path, unit: str, rate_hz: flo
     times = _numbers([r[0] for r in data], path, first_line)
     values = _numbers([r[value_at] for r in data], path, first_line)
     if not np.isfinite(times).all() or np.any(np.diff(times) <= 0):
-        raise DataError(f"{str(path)!r}: the time column must be finite numbers in increasing order (seconds)",
-                        path=str(path))
+        raise DataError(f"{str(path)!r}: the time column must be finite numbers in increasing order (seconds); "
+                        "a file without a time column needs its column and rate (column=NAME&rate=HZ, "
+                        "--column NAME --rate HZ)", path=str(path))
     if rate_hz is None:
         # Mean interval without the gaps, then a least-squares fit of the times on their grid indices,
         # so that jittery time stamps (and gaps) still give the true mean interval.
