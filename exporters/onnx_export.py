@@ -7,6 +7,8 @@ The graph (the interface the SDK runs, COMMON contract):
 * outputs, one per contract target (``arousal``, ``valence``): float32 ``[batch, 2]`` softmax
   probabilities in ``contract.class_names`` order (index 1 = "high");
 * ``metadata_props["emotionkd.contract"]``: the contract JSON with ``export`` filled in.
+* ``metadata_props["emotionkd.integrity"]``: ``sha256:`` of everything else in the file
+  (:mod:`emotionkd.sdk.integrity`), checked when the SDK loads the model.
 
 Steps: torch.export-based ONNX export (``dynamo=True``, the default exporter since PyTorch 2.9;
 it folds constants and removes dead nodes itself) → onnxruntime *basic* graph optimisation
@@ -44,6 +46,7 @@ from emotionkd.exporters.reference_windows import ReferenceWindows, load_windows
 from emotionkd.exporters.runtime import cpu_session, probabilities
 from emotionkd.firmware_bridge.errors import ConfigError, ContractError, ExportError
 from emotionkd.sdk.contract import ONNX_METADATA_KEY, ModelContract
+from emotionkd.sdk.integrity import stamp_integrity
 from emotionkd.training.atomic_io import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -350,7 +353,8 @@ def export_students(
         raise ExportError(f"cannot store the contract: {exc}") from exc
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the exported graph fails onnx.checker: {exc}") from exc
-    data = final.SerializeToString()
+    # the integrity hash of graph, weights and contract, checked by the SDK at load
+    data = stamp_integrity(final.SerializeToString())
     _write_atomically(data, output)
     logger.info("wrote %s (%d bytes, parity %.3g)", output, len(data), parity)
     return ExportReport(output, stamped_contract, parity, len(windows), len(data),

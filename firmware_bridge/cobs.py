@@ -59,22 +59,47 @@ def cobs_decode(data: bytes | bytearray | memoryview) -> bytes:
     return bytes(out)
 
 
-def cobs_block_boundaries(data: bytes | bytearray) -> list[int]:
-    """Offsets where a COBS code byte starts, walking the code chain from offset 0.
-
-    A frame whose 0x00 delimiter was corrupted merges with the next frame; the first frame's code
-    chain still ends exactly where its delimiter was, so these offsets are the only places where
-    a lost delimiter can be (used by the serial decoder to split such a merge).
-    """
-    points = []
-    i, n = 0, len(data)
-    while i < n:
-        points.append(i)
+def cobs_decode_head(data: bytes | bytearray, start: int, size: int) -> bytes | None:
+    """The first ``size`` decoded bytes of the COBS run starting at ``data[start]``, or None when
+    the code chain breaks (a 0x00 code, a block past the end) before ``size`` bytes."""
+    out = bytearray()
+    i, n = start, len(data)
+    while len(out) < size:
+        if i >= n:
+            return None
         code = data[i]
-        if code == 0:
-            break
+        if code == 0 or i + code > n:
+            return None
+        out += data[i + 1 : i + code]
         i += code
-    return points
+        if code < 0xFF:
+            out.append(0)  # the implied zero (dropped below if it was the run's last block)
+    return bytes(out[:size])
+
+
+def cobs_run_end(data: bytes | bytearray, start: int, decoded_size: int) -> int | None:
+    """Where a COBS run starting at ``data[start]`` that decodes to exactly ``decoded_size``
+    bytes ends (exclusive offset), or None when the code chain cannot end there.
+
+    A frame whose delimiter was deleted or corrupted, or that follows garbage without a 0x00,
+    still has an intact code chain; walking it for the length its header announces finds the
+    frame's end inside a merged run (used by the serial decoder to resynchronise).
+    """
+    decoded = 0
+    i, n = start, len(data)
+    while i < n:
+        code = data[i]
+        if code == 0 or i + code > n:
+            return None
+        decoded += code - 1
+        i += code
+        if decoded > decoded_size:
+            return None
+        if decoded == decoded_size and code < 0xFF:
+            return i
+        if code < 0xFF:
+            decoded += 1  # implied zero between blocks
+    return None
 
 
 def max_encoded_size(raw_size: int) -> int:
@@ -82,4 +107,4 @@ def max_encoded_size(raw_size: int) -> int:
     return raw_size + raw_size // 254 + 1
 
 
-__all__ = ["cobs_block_boundaries", "cobs_decode", "cobs_encode", "max_encoded_size"]
+__all__ = ["cobs_decode", "cobs_decode_head", "cobs_encode", "cobs_run_end", "max_encoded_size"]

@@ -10,7 +10,9 @@ counter, a timestamp wrapped more than once, the link was down for an unknown ti
 *discontinuity*: the axis gets exactly ``max_gap_s`` of NaN (enough to break every window, since
 windows are far shorter) and the first sample after it carries :attr:`SampleFlag.CLOCK_RESYNC`.
 The true number of lost samples, where known, is still counted in ``samples_lost``. So a
-corrupt timestamp can never make the host allocate unbounded memory.
+corrupt timestamp can never make the host allocate unbounded memory: a fill never exceeds
+:data:`~emotionkd.firmware_bridge.bounds.MAX_GAP_FILL_SAMPLES`, and a rate a device claims
+outside :mod:`~emotionkd.firmware_bridge.bounds` is ignored and counted in ``implausible_claims``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from emotionkd.firmware_bridge.bounds import MAX_GAP_FILL_SAMPLES, rate_problem
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 
 #: default longest gap filled sample by sample (s)
 DEFAULT_MAX_GAP_S = 10.0
+#: NaN fill samples each real sample earns (see :attr:`SampleAxis.fill_credit`)
+FILL_CREDIT_PER_SAMPLE = 4
 
 
 @dataclass
@@ -44,6 +49,7 @@ class DecoderCounters:
         duplicates: frames received twice (dropped).
         discontinuities: jumps represented by a bounded ``max_gap_s`` NaN fill.
         samples: samples emitted (including NaN fills).
+        implausible_claims: device claims (a rate) outside the plausibility bounds, ignored.
     """
 
     bytes_received: int = 0
@@ -55,6 +61,7 @@ class DecoderCounters:
     duplicates: int = 0
     discontinuities: int = 0
     samples: int = 0
+    implausible_claims: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -69,20 +76,51 @@ class SampleAxis:
     """
 
     def __init__(self, rate_hz: float, max_gap_s: float = DEFAULT_MAX_GAP_S) -> None:
-        if not (rate_hz > 0 and math.isfinite(rate_hz)):
-            raise ConfigError(f"rate_hz must be positive, got {rate_hz!r}")
+        problem = rate_problem(rate_hz)
+        if problem is not None:
+            raise ConfigError(f"decoder {problem}; give a sampling rate in that range")
         if not (max_gap_s > 0 and math.isfinite(max_gap_s)):
             raise ConfigError(f"max_gap_s must be positive, got {max_gap_s!r}")
         self.rate_hz = float(rate_hz)
         self.max_gap_s = float(max_gap_s)
         self.next_index = 0
         self._resync_pending = False
+        self._fill_credit = MAX_GAP_FILL_SAMPLES
+        self._credit_time_s: float | None = None  # host time the credit was last earned at
 
     @property
     def max_gap_samples(self) -> int:
-        return max(1, int(round(self.max_gap_s * self.rate_hz)))
+        return max(1, min(MAX_GAP_FILL_SAMPLES, int(round(self.max_gap_s * self.rate_hz))))
+
+    @property
+    def fill_credit(self) -> int:
+        """NaN samples the axis may still fill before the next real sample arrives.
+
+        Real samples earn :data:`FILL_CREDIT_PER_SAMPLE` each, and host time earns the nominal
+        rate (a device cannot truly lose more samples than it could have sent meanwhile), up to
+        ``max_gap_samples``; fills spend it. Frames that each claim a long jump can therefore not
+        make the host emit more than a few NaN per real sample plus the rate's worth per second
+        of host time (bounded memory per byte and per second); a fill cut short by the credit is a
+        discontinuity (resync flag, counted by the decoder).
+        """
+        return min(self._fill_credit, self.max_gap_samples)
+
+    def _earn(self, host_time_s: float) -> None:
+        last = self._credit_time_s
+        if last is not None and host_time_s > last:
+            elapsed = min(host_time_s - last, DEFAULT_MAX_GAP_S)
+            self._fill_credit = min(self.max_gap_samples, self.fill_credit + int(elapsed * self.rate_hz))
+        if last is None or host_time_s > last:
+            self._credit_time_s = host_time_s
 
     def samples(self, values_us: npt.ArrayLike, flags: npt.ArrayLike, host_time_s: float) -> SampleBlock:
+        """Real samples (from the device) placed next on the axis."""
+        self._earn(host_time_s)
+        block = self._emit(values_us, flags, host_time_s)
+        self._fill_credit = min(self.max_gap_samples, self.fill_credit + FILL_CREDIT_PER_SAMPLE * len(block))
+        return block
+
+    def _emit(self, values_us: npt.ArrayLike, flags: npt.ArrayLike, host_time_s: float) -> SampleBlock:
         values = np.asarray(values_us, dtype=np.float64)
         flag_array = np.asarray(flags, dtype=np.uint8)
         if flag_array.shape != values.shape:
@@ -95,22 +133,31 @@ class SampleAxis:
         self.next_index += values.size
         return block
 
+    def _fill(self, n_samples: int, flags: int, host_time_s: float) -> SampleBlock:
+        self._earn(host_time_s)
+        self._fill_credit = max(0, self.fill_credit - n_samples)
+        return self._emit(np.full(n_samples, np.nan), np.full(n_samples, flags, dtype=np.uint8), host_time_s)
+
     def gap(self, n_samples: int, host_time_s: float, extra_flags: int = 0) -> SampleBlock | None:
         """NaN fill for ``n_samples`` lost samples, or ``None`` when there are none.
 
-        A gap longer than ``max_gap_samples`` becomes a discontinuity (bounded fill + resync flag).
+        A gap longer than ``max_gap_samples`` (or than the fill credit) becomes a discontinuity
+        (bounded fill + resync flag).
         """
         if n_samples <= 0:
             return None
-        if n_samples > self.max_gap_samples:
-            return self.discontinuity(host_time_s)
-        flags = np.full(n_samples, SampleFlag.GAP | extra_flags, dtype=np.uint8)
-        return self.samples(np.full(n_samples, np.nan), flags, host_time_s)
+        self._earn(host_time_s)
+        if n_samples > self.fill_credit:
+            return self.discontinuity(host_time_s, n_samples)
+        return self._fill(n_samples, SampleFlag.GAP | extra_flags, host_time_s)
 
     def discontinuity(self, host_time_s: float, fill_samples: int | None = None) -> SampleBlock:
-        """A bounded NaN fill (``max_gap_samples``, or ``fill_samples`` when smaller) marking a jump."""
-        n = self.max_gap_samples if fill_samples is None else max(1, min(fill_samples, self.max_gap_samples))
-        block = self.samples(np.full(n, np.nan), np.full(n, SampleFlag.GAP, dtype=np.uint8), host_time_s)
+        """A bounded NaN fill (``max_gap_samples``, or ``fill_samples`` when smaller, never more than
+        the fill credit, at least one sample) marking a jump."""
+        self._earn(host_time_s)
+        wanted = self.max_gap_samples if fill_samples is None else fill_samples
+        n = max(1, min(wanted, self.fill_credit))
+        block = self._fill(n, SampleFlag.GAP, host_time_s)
         self._resync_pending = True
         return block
 

@@ -145,6 +145,19 @@ def _payload_size(frame_type: int, n: int, fmt: int) -> int | None:
     return n
 
 
+def frame_size(header: bytes | bytearray) -> int | None:
+    """Total size (header + payload + CRC) a frame with this 10-byte ``header`` must have, or
+    None when the header cannot start a version-1 frame (version, type or sample format)."""
+    if len(header) < HEADER_SIZE:
+        return None
+    ver_type, _flags, _seq, _t0, n, fmt = _HEADER.unpack_from(header, 0)
+    kind = ver_type & 0x0F
+    if ver_type >> 4 != VERSION or kind > FrameType.ACK:
+        return None
+    payload = _payload_size(kind, n, fmt)
+    return None if payload is None else payload + MIN_FRAME_SIZE
+
+
 def decode_frame(raw: bytes | bytearray | memoryview) -> Frame:
     """Parse and check one frame (CRC, version, type, length).
 
@@ -336,6 +349,7 @@ __all__ = [
     "DATA_CHAR_UUID",
     "HELLO_SIZE",
     "MAX_FRAME_SIZE",
+    "frame_size",
     "NUS_RX_CHAR_UUID",
     "NUS_SERVICE_UUID",
     "NUS_TX_CHAR_UUID",

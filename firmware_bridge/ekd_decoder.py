@@ -19,24 +19,35 @@ per-sample :class:`~emotionkd.firmware_bridge.samples.SampleFlag` s.
   DEVICE_OVERFLOW, which mark the first sample. ELECTRODE_OFF samples are NaN (the reading is
   not skin conductance) with the ELECTRODE_OFF flag; raw samples at the ADC's full scale get
   SATURATED.
-* **Resync (serial).** Bytes are split at 0x00; a chunk that fails COBS, CRC, version or length
-  checks is counted and skipped. When a corrupted delimiter merged two frames, the decoder finds
-  the split on the first frame's COBS code chain, so a flipped bit costs at most the damaged
-  frame.
+* **Resync (serial).** Bytes are split at 0x00. A chunk that fails COBS, CRC, version or length
+  checks is searched for intact frames before anything is dropped: at every offset where a frame
+  header can start, the COBS code chain is walked for the length that header announces, and a
+  run that ends there and passes the CRC is a frame. So a flipped, deleted or inserted delimiter,
+  a lost tail, or garbage without a 0x00 in front of a frame cost at most the damaged frame
+  (PROTOCOL.md, Transports); the bytes no frame claims are counted in ``bytes_skipped``. A run
+  without delimiter longer than two frames keeps only its last two frames' worth of bytes.
 """
 
 from __future__ import annotations
 
-import math
+import re
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-from emotionkd.firmware_bridge.cobs import cobs_block_boundaries, cobs_decode, max_encoded_size
+from emotionkd.firmware_bridge.bounds import is_plausible_rate
+from emotionkd.firmware_bridge.cobs import (
+    cobs_decode,
+    cobs_decode_head,
+    cobs_run_end,
+    max_encoded_size,
+)
 from emotionkd.firmware_bridge.decoding import DEFAULT_MAX_GAP_S, Decoder, DecoderCounters
 from emotionkd.firmware_bridge.ekd import (
+    HEADER_SIZE,
     MAX_FRAME_SIZE,
+    MIN_FRAME_SIZE,
     Ack,
     CalibrationKind,
     Frame,
@@ -49,6 +60,7 @@ from emotionkd.firmware_bridge.ekd import (
     Status,
     command_frame,
     decode_frame,
+    frame_size,
     serial_encode,
 )
 from emotionkd.firmware_bridge.errors import ConfigError, ProtocolError
@@ -59,6 +71,9 @@ from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 _MAX_CHUNK = 2 * max_encoded_size(MAX_FRAME_SIZE) + 1
 _FRAME_FLAG_MASK = 0x1F
 _FIRST_SAMPLE_ONLY = FrameFlag.CLOCK_RESYNC | FrameFlag.DEVICE_OVERFLOW
+#: where an encoded frame can start: a COBS code >= 2 followed by a version-1 ver_type byte of a
+#: known type (lookahead: overlapping matches)
+_FRAME_START = re.compile(rb"(?=[\x02-\xff][\x10-\x14])")
 
 
 @dataclass
@@ -71,7 +86,7 @@ class EkdCounters(DecoderCounters):
         bad_version: frames of another protocol version.
         bad_length: frames whose length disagrees with n/fmt (or unknown format/type).
         cobs_errors: serial chunks that were not valid COBS.
-        oversize_runs: runs of bytes without delimiter longer than any frame (discarded).
+        oversize_runs: runs of bytes without delimiter longer than two frames (front trimmed).
         duplicate_samples: samples received twice (dropped).
         samples_uncalibrated: raw samples emitted as NaN because no calibration arrived in time.
         battery_mv: the last STATUS battery voltage (0 = none yet).
@@ -219,7 +234,10 @@ class _EkdCore(Decoder):
         self.hello = hello
         out: list[SampleBlock] = []
         rate = hello.rate_hz
-        if rate > 0 and math.isfinite(rate) and abs(rate - self.axis.rate_hz) > 1e-9:
+        if not is_plausible_rate(rate):
+            # a corrupt or hostile HELLO: keep the current rate (never size buffers from it)
+            self.counters.implausible_claims += 1
+        elif abs(rate - self.axis.rate_hz) > 1e-9:
             if self.axis.next_index:
                 # The device changed its rate mid-stream: indices before and after are not on one
                 # axis, so mark a discontinuity and continue at the new rate.
@@ -330,7 +348,6 @@ class EkdSerialDecoder(_EkdCore):
                  max_gap_s: float = DEFAULT_MAX_GAP_S) -> None:
         super().__init__(rate_hz, calibration=calibration, max_gap_s=max_gap_s)
         self._buf = bytearray()
-        self._discarding = False
 
     def _wire(self, frame: bytes) -> bytes:
         return serial_encode(frame)
@@ -338,7 +355,6 @@ class EkdSerialDecoder(_EkdCore):
     def link_reset(self, down_s: float | None = None) -> list[SampleBlock]:
         self.counters.bytes_skipped += len(self._buf)
         self._buf.clear()
-        self._discarding = False
         return super().link_reset(down_s)
 
     def _feed(self, data: bytes, now: float) -> list[SampleBlock]:
@@ -350,10 +366,6 @@ class EkdSerialDecoder(_EkdCore):
                 break
             piece = data[start:end]
             start = end + 1
-            if self._discarding:
-                self.counters.bytes_skipped += len(piece)
-                self._discarding = False
-                continue
             if self._buf:
                 self._buf += piece
                 chunk = bytes(self._buf)
@@ -361,43 +373,65 @@ class EkdSerialDecoder(_EkdCore):
             else:
                 chunk = piece
             if len(chunk) > _MAX_CHUNK:
-                self.counters.oversize_runs += 1
-                self.counters.bytes_skipped += len(chunk)
-                continue
+                chunk = self._trim(chunk)
             if chunk:
                 out += self._chunk(chunk, now)
-        rest = data[start:]
-        if self._discarding:
-            self.counters.bytes_skipped += len(rest)
-        else:
-            self._buf += rest
-            if len(self._buf) > _MAX_CHUNK:
-                # no delimiter for longer than any frame: garbage; drop it and skip to the next 0x00
-                self.counters.oversize_runs += 1
-                self.counters.bytes_skipped += len(self._buf)
-                self._buf.clear()
-                self._discarding = True
+        self._buf += data[start:]
+        if len(self._buf) > _MAX_CHUNK:
+            # no delimiter for longer than two frames: garbage in front; keep only the bytes that
+            # can still hold intact frames (bounded memory, and the frame after it survives)
+            self._buf[:] = self._trim(bytes(self._buf))
         return out
+
+    def _trim(self, run: bytes) -> bytes:
+        self.counters.oversize_runs += 1
+        self.counters.bytes_skipped += len(run) - _MAX_CHUNK
+        return run[-_MAX_CHUNK:]
 
     def _chunk(self, chunk: bytes, now: float) -> list[SampleBlock]:
         try:
             frame = decode_frame(cobs_decode(chunk))
         except ProtocolError as error:
-            # A corrupted delimiter merges two frames: the first one's COBS code chain ends
-            # exactly where the delimiter was. Try each point on the chain.
-            for cut in cobs_block_boundaries(chunk)[1:]:
-                try:
-                    first = decode_frame(cobs_decode(chunk[:cut]))
-                except ProtocolError:
-                    continue
-                self.counters.bytes_skipped += 1  # the corrupted delimiter
-                out = self._on_frame(first, now)
-                if cut + 1 < len(chunk):
-                    out += self._chunk(chunk[cut + 1 :], now)
-                return out
-            self._count_rejection(error, len(chunk))
-            return []
+            frames, used = find_frames(chunk)
+            if not frames:
+                self._count_rejection(error, len(chunk))
+                return []
+            self.counters.bytes_skipped += len(chunk) - used
+            out: list[SampleBlock] = []
+            for found in frames:
+                out += self._on_frame(found, now)
+            return out
         return self._on_frame(frame, now)
+
+
+def find_frames(run: bytes) -> tuple[list[Frame], int]:
+    """The intact EKD frames inside a damaged COBS run (between two 0x00), in order, and the
+    number of run bytes they occupy.
+
+    At each offset where a frame can start, the header is decoded, the code chain walked for the
+    length the header announces, and the run there decoded and CRC-checked; the scan goes on after
+    each frame found. Cost: linear in the run for random garbage (offsets are prefiltered).
+    """
+    frames: list[Frame] = []
+    used = 0
+    min_encoded = MIN_FRAME_SIZE + 1
+    position = 0
+    for match in _FRAME_START.finditer(run):
+        at = match.start()
+        if at < position or len(run) - at < min_encoded:
+            continue
+        header = cobs_decode_head(run, at, HEADER_SIZE)
+        size = None if header is None else frame_size(header)
+        end = None if size is None else cobs_run_end(run, at, size)
+        if end is None:
+            continue
+        try:
+            frames.append(decode_frame(cobs_decode(run[at:end])))
+        except ProtocolError:
+            continue
+        used += end - at
+        position = end
+    return frames, used
 
 
 class EkdBleDecoder(_EkdCore):
@@ -427,4 +461,4 @@ def make_ekd_decoder(transport: str, rate_hz: float = 128.0, **kwargs: object) -
     raise ConfigError(f"unknown EKD transport {transport!r}; use 'serial' or 'ble'")
 
 
-__all__ = ["EkdBleDecoder", "EkdCounters", "EkdSerialDecoder", "LinearCalibration", "make_ekd_decoder"]
+__all__ = ["EkdBleDecoder", "EkdCounters", "EkdSerialDecoder", "LinearCalibration", "find_frames", "make_ekd_decoder"]

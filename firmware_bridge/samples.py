@@ -6,11 +6,14 @@ is present as NaN with :attr:`SampleFlag.GAP`, so downstream windows keep a true
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntFlag
 
 import numpy as np
 import numpy.typing as npt
+
+from emotionkd.firmware_bridge.errors import ConfigError
 
 
 class SampleFlag(IntFlag):
@@ -44,6 +47,12 @@ class SampleBlock:
     flags: npt.NDArray[np.uint8]
     rate_hz: float
     host_time_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        # every block's time axis divides by the rate: a rate of 0 or NaN read from a file or a
+        # device must have been refused before a block is made (see bounds.py)
+        if not self.rate_hz > 0 or self.rate_hz == math.inf:
+            raise ConfigError(f"a SampleBlock needs a positive, finite rate_hz, got {self.rate_hz!r}")
 
     def __len__(self) -> int:
         return int(self.conductance_us.size)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from emotionkd.firmware_bridge.bounds import MAX_HOP_S
 from emotionkd.firmware_bridge.errors import ConfigError, ModelError
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 from emotionkd.firmware_bridge.units import normalise_unit
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 #: a gap longer than this (s) starts a new segment instead of being filled with NaN samples
 MAX_FILLED_GAP_S: Final = 60.0
+#: quality of a window the model answered with a non-finite number (a broken or corrupt model)
+MODEL_ERROR: Final = "model_error"
 PredictionCallback = Callable[["Prediction"], None]
 
 
@@ -59,7 +62,8 @@ class Prediction:
         arousal_label, valence_label: the contract's class name (``low``/``high``) at 0.5; None
             when not predicted.
         quality: ``ok`` or why the window was not predicted (``gap``, ``electrode_off``,
-            ``saturation``, ``flat_line``, ``implausible_unit``).
+            ``saturation``, ``flat_line``, ``implausible_unit``, ``model_error``: the model's
+            output was not a finite probability).
         quality_detail: the reason in words (empty when ok).
         samples_missing: model-rate samples missing or bridged in the window.
         conductance_us: median skin conductance level in the window (µS; NaN if none).
@@ -149,8 +153,8 @@ class EmotionClassifier:
             if target not in self.contract.targets:
                 raise ModelError(f"model {str(self.model.path)!r} has no {target!r} head (targets {self.contract.targets})")
         self.preprocessing = self.contract.preprocessing_config()
-        if not (math.isfinite(hop_s) and hop_s > 0):
-            raise ConfigError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
+        if not (math.isfinite(hop_s) and 0 < hop_s <= MAX_HOP_S):
+            raise ConfigError(f"hop_s must be a positive number of seconds up to {MAX_HOP_S:g}, got {hop_s!r}")
         self.hop_samples = max(1, int(round(hop_s * self.contract.sample_rate_hz)))
         self.quality = quality or QualityConfig()
         self._callbacks: list[PredictionCallback] = [on_prediction] if on_prediction else []
@@ -350,13 +354,17 @@ class EmotionClassifier:
         for i, verdict in enumerate(verdicts):
             level = windows.conductance_us[i]
             median = float(np.nanmedian(level)) if np.isfinite(level).any() else math.nan
+            quality, detail = verdict.reason, verdict.detail
+            labels: tuple[str | None, str | None] = (None, None)
+            arousal = valence = None
             if verdict.ok:
-                arousal, valence = float(high["arousal"][row]), float(high["valence"][row])
+                a, v = float(high["arousal"][row]), float(high["valence"][row])
                 row += 1
-                labels: tuple[str | None, str | None] = (names[int(arousal >= 0.5)], names[int(valence >= 0.5)])
-            else:
-                arousal = valence = None
-                labels = (None, None)
+                if math.isfinite(a) and math.isfinite(v):
+                    arousal, valence = a, v
+                    labels = (names[int(arousal >= 0.5)], names[int(valence >= 0.5)])
+                else:  # a broken model: a per-window verdict, never a label taken from NaN
+                    quality, detail = MODEL_ERROR, "the model's output is not a finite probability: a broken model file"
             out.append(Prediction(
                 start_s=origin_s + float(windows.start_s[i]),
                 end_s=origin_s + float(windows.end_s[i]),
@@ -364,8 +372,8 @@ class EmotionClassifier:
                 valence=valence,
                 arousal_label=labels[0],
                 valence_label=labels[1],
-                quality=verdict.reason,
-                quality_detail=verdict.detail,
+                quality=quality,
+                quality_detail=detail,
                 samples_missing=int(windows.samples_missing[i]),
                 conductance_us=median,
             ))

@@ -5,6 +5,7 @@ Errors become one clear line and an exit code here, and only here.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -97,7 +98,13 @@ DurationOption = Annotated[float | None, typer.Option("--duration", help="Stop a
 TimeoutOption = Annotated[float, typer.Option(
     "--timeout", help="Serial/BLE: seconds to wait for the first sample before giving up.")]
 UnitOption = Annotated[str | None, typer.Option(
-    "--unit", help="ASCII protocol: unit of the numbers (adc for Grove, uS, kOhm, …).")]
+    "--unit", help="ASCII protocol or --replay: unit of the numbers (adc for Grove, uS, kOhm, …).")]
+ColumnOption = Annotated[str | None, typer.Option(
+    "--column", help="--replay of a multi-column CSV: the column to stream (header name or 1-based number).")]
+NoVerifyOption = Annotated[bool, typer.Option(
+    "--no-verify", help="Load a model whose integrity hash does not match (an edited or damaged file).")]
+RateOption = Annotated[float | None, typer.Option(
+    "--rate", help="Sampling rate (Hz) of a --replay file without a time column, or of an ASCII device.")]
 
 
 def _require(ok: bool, message: str) -> None:
@@ -127,7 +134,8 @@ def _check_source_options(protocol: str, baud: int | None, speed: float, timeout
 
 def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | None, ble_name: str | None,
                 replay: Path | None, simulate: bool, source: str | None, speed: float,
-                timeout_s: float = 10.0, unit: str | None = None) -> str:
+                timeout_s: float = 10.0, unit: str | None = None, *, column: str | None = None,
+                rate_hz: float | None = None) -> str:
     """The one source URL the options name (exactly one source must be chosen)."""
     from urllib.parse import quote, urlencode
 
@@ -142,7 +150,8 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
             ("choose one source, not " + " and ".join(chosen)) if chosen else
             "choose a source: --port /dev/ttyUSB0, --ble ADDRESS, --ble-name NAME, --replay FILE, "
             "--simulate or --source URL (emotionkd-sdk devices lists what is connected)")
-    device = {"timeout": f"{timeout_s:g}", **({"unit": unit} if unit else {})}
+    device = {"timeout": f"{timeout_s:g}", **({"unit": unit} if unit else {}),
+              **({"rate": f"{rate_hz:g}"} if rate_hz is not None else {})}
     if port:
         return f"serial://{quote(port)}?" + urlencode({"protocol": protocol, **({"baud": baud} if baud else {}), **device})
     if ble:
@@ -150,7 +159,9 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
     if ble_name:
         return "ble://?" + urlencode({"name": ble_name, "protocol": "ekd" if protocol == "auto" else protocol, **device})
     if replay:
-        return f"replay://{quote(str(replay))}?speed={speed:g}"
+        extra = {k: v for k, v in (("unit", unit), ("column", column),
+                                   ("rate", None if rate_hz is None else f"{rate_hz:g}")) if v is not None}
+        return f"replay://{quote(str(replay))}?" + urlencode({"speed": f"{speed:g}", **extra})
     if simulate:
         return f"sim://?rate=128&speed={speed:g}"
     return str(source)
@@ -210,18 +221,24 @@ def stream(
     speed: SpeedOption = 1.0,
     timeout_s: TimeoutOption = 10.0,
     unit: UnitOption = None,
+    column: ColumnOption = None,
+    rate_hz: RateOption = None,
+    no_verify: NoVerifyOption = False,
 ) -> None:
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
+    from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
 
     _check_source_options(protocol, baud, speed, timeout_s, unit, duration_s)
     _require(hop_s > 0, f"--hop must be a positive number of seconds, got {hop_s:g}")
+    _require(rate_hz is None or rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz}")
     if dashboard:
         from emotionkd.sdk.dashboard import parse_bind
 
         host, bind_port = parse_bind(bind, allow_remote=allow_remote)
-    url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit)
-    classifier = EmotionClassifier(model, hop_s=hop_s)
+    url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit,
+                      column=column, rate_hz=rate_hz)
+    classifier = EmotionClassifier(OnnxEmotionModel(model or bundled_model_path(), verify=not no_verify), hop_s=hop_s)
     _note_synthetic(classifier)
     server = _start_dashboard(classifier, host, bind_port) if dashboard else None
 
@@ -453,10 +470,15 @@ def record(
     _check_source_options(protocol, baud, speed, timeout_s, unit, duration_s)
     url = _source_url(port, baud, protocol, ble, ble_name, None, simulate, source, speed, timeout_s, unit)
     writer: RecordingWriter | None = None
+    stale = 0
     with open_source(url) as src:
+        started = time.time()
         _say(f"recording {src.info.device} to {path} (Ctrl-C stops)")
         try:
             for block in src.blocks():
+                if writer is None and block.host_time_s < started:
+                    stale += len(block)  # arrived before the recording started (probe, OS buffer)
+                    continue
                 if writer is None:
                     info = src.info
                     writer = RecordingWriter(path, device=info.device, protocol=info.protocol, rate_hz=block.rate_hz)
@@ -467,7 +489,8 @@ def record(
             if writer is not None:
                 writer.close()
     count = writer.samples_written if writer else 0
-    _say(f"{count} samples written to {path}")
+    _say(f"{count} samples written to {path}"
+         + (f" ({stale} that arrived before the recording started were left out)" if stale else ""))
 
 
 @app.command()
@@ -615,6 +638,7 @@ def bench(
 def info(
     model: str | None = typer.Argument(None, help="An ONNX model written by emotionkd-export (default: the bundled model)."),
     as_json: bool = typer.Option(False, "--json", help="Print the file facts and the full contract as JSON."),
+    no_verify: NoVerifyOption = False,
 ) -> None:
     """Show a model's card: what it expects, what it was trained on, its metrics, INT8 or not."""
     import json
@@ -622,7 +646,7 @@ def info(
     from emotionkd.sdk.model import bundled_model_path
     from emotionkd.sdk.model_card import read_model_info, render_model_card
 
-    details = read_model_info(model if model is not None else bundled_model_path())
+    details = read_model_info(model if model is not None else bundled_model_path(), verify=not no_verify)
     typer.echo(json.dumps(details.to_dict(), indent=2, sort_keys=True) if as_json else render_model_card(details))
 
 
@@ -634,8 +658,20 @@ def version() -> None:
     typer.echo(dist_version("emotionkd"))
 
 
+class _SayHandler(logging.Handler):
+    """The library's warnings (an unverified model, a dropped block) reach the person as
+    :func:`_say` lines: wrapped at word breaks, so a live view below keeps its place."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _say(f"warning: {record.getMessage()}")
+
+
 def main() -> None:
     """Console-script entry point."""
+    package_logger = logging.getLogger("emotionkd")
+    if not package_logger.handlers:
+        package_logger.addHandler(_SayHandler(logging.WARNING))
+        package_logger.propagate = False
     app(prog_name="emotionkd-sdk")
 
 

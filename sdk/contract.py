@@ -16,6 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
+from emotionkd.firmware_bridge.bounds import (
+    MAX_HOP_S,
+    MAX_WINDOW_S,
+    MAX_WINDOW_SAMPLES,
+    rate_problem,
+)
 from emotionkd.firmware_bridge.errors import ContractError
 from emotionkd.firmware_bridge.units import normalise_unit
 from emotionkd.sdk.preprocessing import (
@@ -116,10 +122,7 @@ class ModelContract:
     contract_version: int = CONTRACT_VERSION
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
-            raise ContractError(f"sample_rate_hz must be positive, got {self.sample_rate_hz!r}", field="sample_rate_hz")
-        if self.window_samples < 2 or self.train_hop_samples < 1:
-            raise ContractError("window_samples must be >= 2 and train_hop_samples >= 1", field="window_samples")
+        check_plausible_shape(self.sample_rate_hz, self.window_samples, self.train_hop_samples)
         if normalise_unit(self.input_unit) != "uS":
             raise ContractError(f"input_unit must be uS, got {self.input_unit!r}", field="input_unit")
         if self.label_rule not in LABEL_RULES:
@@ -212,7 +215,7 @@ class ModelContract:
             return cls(**kwargs)
         except ContractError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as exc:  # e.g. a unit of null
             raise ContractError(f"malformed model contract: {exc}") from exc
 
     def to_json(self) -> str:
@@ -242,6 +245,31 @@ class ModelContract:
         return cls.from_json(metadata[ONNX_METADATA_KEY])
 
 
+def check_plausible_shape(sample_rate_hz: float, window_samples: int, train_hop_samples: int) -> None:
+    """Refuse a contract whose rate, window or hop no model can have (bounds in
+    :mod:`emotionkd.firmware_bridge.bounds`), before anything is sized from them.
+
+    Raises:
+        ContractError: naming the field and the allowed range.
+    """
+    if isinstance(sample_rate_hz, bool) or not isinstance(sample_rate_hz, (int, float)):
+        raise ContractError(f"sample_rate_hz must be a number, got {sample_rate_hz!r}", field="sample_rate_hz")
+    problem = rate_problem(sample_rate_hz)
+    if problem is not None:
+        raise ContractError(f"sample_rate_hz must be positive and plausible: {problem}", field="sample_rate_hz")
+    for name, value, low in (("window_samples", window_samples, 2), ("train_hop_samples", train_hop_samples, 1)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ContractError(f"{name} must be an integer, got {value!r}", field=name)
+        if not low <= value <= MAX_WINDOW_SAMPLES:
+            raise ContractError(f"{name} must be >= {low} and at most {MAX_WINDOW_SAMPLES}, got {value}", field=name)
+    if window_samples / sample_rate_hz > MAX_WINDOW_S:
+        raise ContractError(f"a window of {window_samples / sample_rate_hz:g} s is longer than {MAX_WINDOW_S:g} s: "
+                            "not an emotion window", field="window_samples")
+    if train_hop_samples / sample_rate_hz > MAX_HOP_S:
+        raise ContractError(f"a hop of {train_hop_samples / sample_rate_hz:g} s is longer than {MAX_HOP_S:g} s",
+                            field="train_hop_samples")
+
+
 def _plain(value: Any) -> Any:
     """Deep copy into JSON's types (mappings → dict, sequences → list)."""
     if isinstance(value, Mapping):
@@ -263,4 +291,5 @@ __all__ = [
     "ModelContract",
     "PreprocessingSpec",
     "Provenance",
+    "check_plausible_shape",
 ]

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ContractError, ModelError
 from emotionkd.sdk.contract import ModelContract
+from emotionkd.sdk.integrity import IntegrityStatus, check_integrity
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +62,19 @@ class OnnxEmotionModel:
         memory_arena: keep onnxruntime's CPU memory arena. Off by default (the arena holds on
             to its peak, which a wearable cannot spare); a gateway running large batches turns
             it on: without it every batch maps and faults in megabytes of fresh pages.
+        verify: check the file's integrity hash (:mod:`emotionkd.sdk.integrity`) before loading;
+            a mismatch is a :class:`ModelError`, a file without a hash (an older export) loads
+            with a logged warning. ``False`` (``--no-verify``) skips the check.
 
     Attributes:
         contract: the :class:`ModelContract` from the file's metadata.
         path: the file.
         targets: the heads run, in the contract's order.
+        integrity: ``verified``, ``unstamped`` (no hash in the file) or ``not checked``.
     """
 
-    def __init__(self, path: str | Path, threads: int = 1, *, memory_arena: bool = False) -> None:
+    def __init__(self, path: str | Path, threads: int = 1, *, memory_arena: bool = False,
+                 verify: bool = True) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file {str(self.path)!r} does not exist (pass an .onnx file from emotionkd-export)")
@@ -86,7 +92,16 @@ class OnnxEmotionModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read model {str(self.path)!r}: {exc.strerror or exc}") from exc
+        self.integrity: IntegrityStatus = check_integrity(data, str(self.path)) if verify else "not checked"
+        if self.integrity == "unstamped":
+            logger.warning("model %s carries no integrity hash (exported before emotionkd-export stamped one): "
+                           "loaded unverified; export it again to protect it", self.path)
+        try:
+            # from the bytes just verified (and never from files beside it: no external data)
+            self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ModelError(f"cannot load model {str(self.path)!r}: {exc}") from exc
         metadata = self._session.get_modelmeta().custom_metadata_map

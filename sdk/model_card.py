@@ -7,6 +7,7 @@ it runs on the device: no onnx or torch import.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ import onnxruntime as ort
 
 from emotionkd.firmware_bridge.errors import ContractError, ModelError
 from emotionkd.sdk.contract import ModelContract
+from emotionkd.sdk.integrity import check_integrity
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,17 +77,22 @@ def _signature(arg: Any) -> TensorSignature:
     return TensorSignature(arg.name, dtype, shape)
 
 
-def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
+def read_model_info(path: str | os.PathLike[str], *, verify: bool = True) -> ModelInfo:
     """Open an emotionkd ONNX model and read its contract and signature.
 
+    ``verify``: check the integrity hash first (see :class:`~emotionkd.sdk.model.OnnxEmotionModel`).
+
     Raises:
-        ModelError: the file is missing or not a loadable ONNX model (corrupt, truncated).
+        ModelError: the file is missing, not a loadable ONNX model (corrupt, truncated), or
+            fails its integrity check.
         ContractError: it carries no emotionkd contract, or one from a newer version.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist; export one with `emotionkd-export student.pt`")
     data = path.read_bytes()
+    if verify and check_integrity(data, str(path)) == "unstamped":
+        logger.warning("model %s carries no integrity hash (an older export): shown unverified", path)
     options = ort.SessionOptions()
     # Reading the card needs the graph parsed, not compiled.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

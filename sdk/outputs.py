@@ -20,6 +20,7 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
+from emotionkd.firmware_bridge.errors import DataError
 from emotionkd.sdk.classifier import Prediction
 
 CSV_COLUMNS = ("start_s", "end_s", "arousal", "valence", "arousal_label", "valence_label",
@@ -113,7 +114,7 @@ class JsonlOutput:
         self.stream = stream
 
     def write(self, prediction: Prediction, status: StreamStatus) -> None:
-        self.stream.write(json.dumps(prediction.to_dict(), allow_nan=False) + "\n")
+        self.stream.write(json.dumps(_finite(prediction.to_dict()), allow_nan=False) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
@@ -129,12 +130,21 @@ class CsvOutput:
         self._writer.writerow(CSV_COLUMNS)
 
     def write(self, prediction: Prediction, status: StreamStatus) -> None:
-        data = prediction.to_dict()
+        data = _finite(prediction.to_dict())
         self._writer.writerow(["" if data[c] is None else _fmt(data[c]) for c in CSV_COLUMNS])
         self.stream.flush()
 
     def close(self) -> None:
         self.stream.flush()
+
+
+def _finite(data: dict[str, object]) -> dict[str, object]:
+    """``data`` unchanged, or a DataError naming the first non-finite number (programs reading
+    JSON lines or CSV must never meet ``NaN``/``inf`` where a probability belongs)."""
+    for key, value in data.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DataError(f"refusing to write prediction field {key}={value}: not a finite number")
+    return data
 
 
 def _fmt(value: object) -> str:

@@ -32,6 +32,7 @@ from typing import Final, TextIO
 import numpy as np
 import numpy.typing as npt
 
+from emotionkd.firmware_bridge.bounds import MAX_FLAGS, rate_problem
 from emotionkd.firmware_bridge.errors import DataError, TransportError
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 
@@ -91,7 +92,8 @@ class RecordingWriter:
             raise TransportError(f"cannot write recording {str(self.path)!r}: {exc.strerror or exc}") from exc
         self.rate_hz = float(rate_hz)
         self.flush_every_s = float(flush_every_s)
-        self._next_index = 0  # first sample not yet written
+        self._next_index: int | None = None  # first sample not yet written (None: nothing yet)
+        self._origin_index = 0  # the axis index of the recording's first sample (time_s 0)
         self.samples_written = 0
         self.start_time = _dt.datetime.now(_dt.UTC)
         meta = {"device": device, "protocol": protocol, "rate_hz": f"{self.rate_hz:g}", "unit": "uS",
@@ -105,13 +107,19 @@ class RecordingWriter:
         self._last_flush = time.monotonic()
 
     def write(self, block: SampleBlock) -> None:
-        """Append one block (a block that skips ahead is written with GAP rows in between)."""
+        """Append one block (a block that skips ahead is written with GAP rows in between).
+
+        The first block written starts the recording (``time_s`` 0): samples a source delivered
+        before it (e.g. before ``record`` started) are not padded in as a gap.
+        """
         if self._file.closed:
             raise DataError(f"recording {str(self.path)!r} is closed", path=str(self.path))
         if block.rate_hz != self.rate_hz:
             raise DataError(f"block at {block.rate_hz} Hz cannot go into a {self.rate_hz} Hz recording")
         values, flags = block.conductance_us, block.flags.astype(np.uint8)
         start = block.first_index
+        if self._next_index is None:
+            self._origin_index = self._next_index = start
         if start > self._next_index:  # the source skipped samples: keep the time axis true
             missing = start - self._next_index
             values = np.concatenate([np.full(missing, np.nan), values])
@@ -123,7 +131,7 @@ class RecordingWriter:
         if values.size == 0:
             return
         buffer = io.StringIO()
-        times = (start + np.arange(values.size)) / self.rate_hz
+        times = (start - self._origin_index + np.arange(values.size)) / self.rate_hz
         for t, v, f in zip(times.tolist(), values.tolist(), flags.tolist(), strict=True):
             buffer.write(f"{t:.6f},{'' if math.isnan(v) else format(v, '.6g')},{f}\n")
         self._file.write(buffer.getvalue())
@@ -183,6 +191,9 @@ def read_recording(path: str | Path) -> Recording:
         rate_hz = float(metadata["rate_hz"])
     except (KeyError, ValueError) as exc:
         raise DataError(f"{str(p)!r}: metadata line '# rate_hz: …' missing or not a number", path=str(p)) from exc
+    problem = rate_problem(rate_hz)
+    if problem is not None:
+        raise DataError(f"{str(p)!r}: metadata '# rate_hz': {problem}", path=str(p))
     body = lines[row + 1 :]
     if body and not text.endswith("\n"):
         body = body[:-1]  # the writer was killed mid-line
@@ -195,7 +206,10 @@ def read_recording(path: str | Path) -> Recording:
                 raise ValueError(f"{len(parts)} fields")
             if parts[1]:
                 values[i] = float(parts[1])
-            flags[i] = int(parts[2])
+            flag = int(parts[2])
+            if not 0 <= flag <= MAX_FLAGS:
+                raise ValueError(f"flags {flag} outside 0 … {MAX_FLAGS}")
+            flags[i] = flag
         except ValueError as exc:
             raise DataError(f"{str(p)!r} line {row + 2 + i}: malformed row {line!r} ({exc})", path=str(p)) from exc
     if metadata.get("unit", "uS") not in ("uS", "µS"):

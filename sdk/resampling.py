@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from emotionkd.firmware_bridge.bounds import rate_problem
 from emotionkd.firmware_bridge.errors import ConfigError
 
 #: largest up/down factor accepted when a rate ratio is approximated by a fraction
@@ -41,12 +42,14 @@ def rational_ratio(rate_in_hz: float, rate_out_hz: float) -> tuple[int, int]:
     """Return ``(up, down)`` with ``rate_out_hz / rate_in_hz == up / down`` (to 1e-7).
 
     Raises:
-        ConfigError: a rate is not positive and finite, or no fraction with terms up to 4096 is
+        ConfigError: a rate is outside the plausibility bounds
+            (:mod:`~emotionkd.firmware_bridge.bounds`), or no fraction with terms up to 4096 is
             close enough (an exotic rate: resample it yourself first).
     """
     for name, value in (("rate_in_hz", rate_in_hz), ("rate_out_hz", rate_out_hz)):
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{name} must be a positive number of hertz, got {value!r}")
+        problem = rate_problem(value)
+        if problem is not None:  # also keeps Fraction() away from 1e-308 and 1e308 (OverflowError)
+            raise ConfigError(f"{name} must be a positive, plausible rate: {problem}")
     exact = Fraction(rate_out_hz) / Fraction(rate_in_hz)
     frac = exact.limit_denominator(_MAX_RATIO_TERM)
     while frac.numerator > _MAX_RATIO_TERM and frac.denominator > 1:

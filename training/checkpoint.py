@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,7 +188,11 @@ def _safe_load(path: Path, fmt: str, version: int) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `emotionkd-train`")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns (to its own developers) about the pickle protocol of a foreign file; the
+            # file is judged below and refused with one line, so the warning is noise to a user
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses any global that is not a tensor or plain type, before running it.
         # torch's message goes on to suggest an unsafe load; never pass that advice on.

@@ -11,12 +11,15 @@ stream and the longest silence tolerated, default 10).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from emotionkd.firmware_bridge.bounds import MAX_GAP_FILL_SAMPLES, rate_problem
+from emotionkd.firmware_bridge.decoding import DEFAULT_MAX_GAP_S
 from emotionkd.firmware_bridge.errors import ConfigError, TransportError
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
@@ -42,7 +45,7 @@ class LslSource(Source):
             raise ConfigError("lsl:// needs a stream name (lsl://NAME) or a type (lsl://?type=EDA)")
         self._inlet: Any = None
         self._device = self.name or f"type {self.stream_type}"
-        self._counters = {"samples": 0, "gap_samples": 0}
+        self._counters = {"samples": 0, "gap_samples": 0, "discontinuities": 0}
 
     def open(self) -> None:
         if self._inlet is not None:
@@ -60,6 +63,9 @@ class LslSource(Source):
         if rate <= 0 and not self.rate_hz:
             raise ConfigError(f"LSL stream {info.name()!r} has an irregular rate: give one, lsl://{info.name()}?rate=32")
         self.rate_hz = float(self.rate_hz or rate)
+        problem = rate_problem(self.rate_hz)
+        if problem is not None:  # a stream may claim anything; nothing is sized from it unchecked
+            raise ConfigError(f"LSL stream {info.name()!r}: {problem}; give the true one, lsl://{info.name()}?rate=32")
         self._inlet = pylsl.StreamInlet(info, max_buflen=60, recover=True)
         full = self._inlet.info(timeout=self.timeout_s)  # with the metadata (desc)
         if self.unit is None:
@@ -88,6 +94,7 @@ class LslSource(Source):
         next_index = 0
         # A jump in time stamps larger than this is lost samples, not jitter.
         tolerance = max(2, int(round(0.1 * rate)))
+        max_gap = max(tolerance + 1, min(MAX_GAP_FILL_SAMPLES, int(round(DEFAULT_MAX_GAP_S * rate))))
         last_data = time.monotonic()
         while not self.closed:
             inlet = self._inlet
@@ -103,15 +110,23 @@ class LslSource(Source):
             stamps_arr = np.asarray(stamps, dtype=np.float64)
             if first_stamp is None:
                 first_stamp = float(stamps_arr[0])
-            position = int(round((stamps_arr[0] - first_stamp) * rate))
+            ahead = (stamps_arr[0] - first_stamp) * rate - next_index  # float: a 1e300 s jump stays a number
             blocks = []
-            if position - next_index > tolerance:
-                missing = position - next_index
+            flags = np.where(np.isnan(values), SampleFlag.GAP, 0).astype(np.uint8)
+            if not math.isfinite(ahead) or ahead > max_gap:
+                # a jump longer than a gap (or a clock reset): a bounded discontinuity, then the
+                # axis continues from here (as the decoders do)
+                missing = max_gap
+                first_stamp = float(stamps_arr[0]) - (next_index + missing) / rate
+                flags[:1] |= np.uint8(SampleFlag.CLOCK_RESYNC)
+                self._counters["discontinuities"] += 1
+            else:
+                missing = int(round(ahead)) if ahead > tolerance else 0
+            if missing:
                 blocks.append(SampleBlock(next_index, np.full(missing, np.nan),
                                           np.full(missing, SampleFlag.GAP, np.uint8), rate, time.time()))
                 self._counters["gap_samples"] += missing
-                next_index = position
-            flags = np.where(np.isnan(values), SampleFlag.GAP, 0).astype(np.uint8)
+                next_index += missing
             blocks.append(SampleBlock(next_index, values, flags, rate, time.time()))
             next_index += values.size
             self._counters["samples"] += values.size

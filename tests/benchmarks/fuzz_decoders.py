@@ -1,20 +1,29 @@
 """Fuzz every firmware_bridge decoder with random and mutated inputs.
 
     python tests/benchmarks/fuzz_decoders.py                # 10^6 inputs through every decoder
+    python tests/benchmarks/fuzz_decoders.py --inputs 10000000          # the issue's 10^7
     python tests/benchmarks/fuzz_decoders.py --inputs 20000 --seed 3
+    nice -n 10 python tests/benchmarks/fuzz_decoders.py --inputs 10000000 --cpu-seconds 600
+
+``--cpu-seconds`` stops early when the process has used that much CPU time and reports how many
+inputs it ran (the figure docs/reliability.md quotes).
 
 Each input (random bytes, or a valid stream of the protocol with bit flips, inserted garbage,
 deleted/duplicated/truncated runs) is fed to a long-lived decoder of every protocol (stateful,
 split at random points) and, every 1000 inputs, to fresh ones. The only errors allowed are the
 documented ones: ``feed`` raises nothing; ``decode_frame``/``cobs_decode`` raise
 :class:`ProtocolError`. Invariants checked: blocks are contiguous on the sample axis, arrays
-have matching shapes and dtypes, internal buffers stay bounded. Prints counts and time.
+have matching shapes and dtypes, internal buffers stay bounded, and no feed emits more than
+``5 × bytes + 2 × max_gap_samples`` samples (a claimed rate or jump is never an allocation). The
+EKD seeds include hostile HELLOs (rates of 0, 1 mHz, 4.3 MHz) and t0 jumps of up to 2^31.
+Prints counts, rate and peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import resource
 import struct
 import sys
 import time
@@ -43,7 +52,9 @@ MAX_BUFFERED = 8192  # no decoder may hold more than this many undecoded bytes
 
 
 def _ekd_corpus(rng: random.Random) -> list[bytes]:
-    hello = Hello(0x0102, 128000, 12, 1, 0.01, -0.5, "FUZZ")
+    # mostly a sane HELLO; sometimes one a hostile device sends (absurd or zero rates)
+    rate_mhz = rng.choice([128000, 128000, 128000, 0, 1, 0xFFFFFFFF, 32768000])
+    hello = Hello(0x0102, rate_mhz, 12, 1, 0.01, -0.5, "FUZZ")
     frames = [control_frame(FrameType.HELLO, 0, 0, hello.encode())]
     t0 = rng.randrange(2**32)
     for seq in range(1, 40):
@@ -51,7 +62,8 @@ def _ekd_corpus(rng: random.Random) -> list[bytes]:
         n = rng.choice([1, 4, 8, 30])
         top = {0: 2**16, 1: 2**24, 2: 2**32}[fmt]
         frames.append(data_frame(seq, t0, [rng.randrange(top) for _ in range(n)], fmt, flags=rng.randrange(32)))
-        t0 = (t0 + n) & 0xFFFFFFFF
+        jump = rng.choice([0, 0, 0, 0, 1, 1000, 2**20, 2**30, 2**31])  # lost samples, claimed or real
+        t0 = (t0 + n + jump) & 0xFFFFFFFF
     return frames
 
 
@@ -114,10 +126,16 @@ def _buffered(decoder: Decoder) -> int:
     return sum(len(getattr(decoder, name, b"")) for name in ("_buf", "_partial"))
 
 
-def run_fuzz(n_inputs: int, seed: int = 0) -> dict[str, int | float]:
-    """Fuzz ``n_inputs`` inputs through every decoder; returns counts (raises AssertionError on a
-    violated invariant, lets any undocumented exception propagate)."""
+def _emitted_bound(decoder: Decoder, size: int) -> int:
+    return 5 * size + 2 * decoder.axis.max_gap_samples
+
+
+def run_fuzz(n_inputs: int, seed: int = 0, cpu_seconds: float | None = None) -> dict[str, int | float]:
+    """Fuzz ``n_inputs`` inputs through every decoder (or until ``cpu_seconds`` of process CPU
+    time); returns counts (raises AssertionError on a violated invariant, lets any undocumented
+    exception propagate)."""
     rng = random.Random(seed)
+    cpu_start = time.process_time()
     seeds = corpus(rng)
     factories = make_decoders()
     live = {name: make() for name, make in factories.items()}
@@ -125,6 +143,8 @@ def run_fuzz(n_inputs: int, seed: int = 0) -> dict[str, int | float]:
     stats: dict[str, int | float] = {"inputs": 0, "bytes": 0, "samples": 0, "frame_errors": 0, "cobs_errors": 0}
     started = time.perf_counter()
     for i in range(n_inputs):
+        if cpu_seconds is not None and i % 1000 == 0 and time.process_time() - cpu_start > cpu_seconds:
+            break
         kind = rng.random()
         if kind < 0.3:
             data = rng.randbytes(rng.randint(0, 96))
@@ -151,7 +171,9 @@ def run_fuzz(n_inputs: int, seed: int = 0) -> dict[str, int | float]:
                 cut = rng.randint(0, len(data))
                 blocks = decoder.feed(data[:cut], host_time_s=0.0) + decoder.feed(data[cut:], host_time_s=0.0)
             next_index[name] = _check(blocks, next_index[name])
-            stats["samples"] += sum(len(b) for b in blocks)
+            emitted = sum(len(b) for b in blocks)
+            assert emitted <= _emitted_bound(decoder, len(data)), f"{name} emitted {emitted} samples for {len(data)} bytes"
+            stats["samples"] += emitted
             assert _buffered(decoder) <= MAX_BUFFERED, f"{name} buffers {_buffered(decoder)} bytes"
         if i % 1000 == 999:
             for name, make in factories.items():
@@ -164,6 +186,7 @@ def run_fuzz(n_inputs: int, seed: int = 0) -> dict[str, int | float]:
                     live[name].link_reset(rng.random() * 20)
                     next_index[name] = live[name].axis.next_index
     stats["seconds"] = time.perf_counter() - started
+    stats["cpu_seconds"] = time.process_time() - cpu_start
     return stats
 
 
@@ -171,14 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu-seconds", type=float, default=None,
+                        help="stop after this much process CPU time (reports the inputs run)")
     args = parser.parse_args(argv)
-    stats = run_fuzz(args.inputs, args.seed)
+    stats = run_fuzz(args.inputs, args.seed, args.cpu_seconds)
     decoders = len(make_decoders())
-    print(f"fuzzed {stats['inputs']:,} inputs ({stats['bytes']:,} bytes) through {decoders} decoders "
-          f"+ decode_frame + cobs_decode in {stats['seconds']:.1f} s "
-          f"({stats['inputs'] / stats['seconds']:,.0f} inputs/s)")
+    print(f"fuzzed {stats['inputs']:,} of {args.inputs:,} inputs ({stats['bytes']:,} bytes) through {decoders} "
+          f"decoders + decode_frame + cobs_decode in {stats['seconds']:.1f} s wall, {stats['cpu_seconds']:.1f} s CPU "
+          f"({stats['inputs'] / max(stats['cpu_seconds'], 1e-9):,.0f} inputs per CPU second)")
     print(f"samples out: {stats['samples']:,}; rejected frames: {stats['frame_errors']:,}; "
-          f"COBS errors: {stats['cobs_errors']:,}; undocumented errors: 0")
+          f"COBS errors: {stats['cobs_errors']:,}; undocumented errors: 0; invariant violations: 0")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 

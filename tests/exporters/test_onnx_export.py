@@ -72,6 +72,16 @@ def test_graph_interface_and_checker(fp32_export: ExportReport) -> None:
     assert str(Path.cwd()) not in model.SerializeToString().decode("latin-1")
 
 
+def test_export_stamps_an_integrity_hash_the_sdk_verifies(fp32_export: ExportReport, int8_export: ExportReport) -> None:
+    from emotionkd.sdk.integrity import INTEGRITY_KEY, check_integrity
+
+    for report in (fp32_export, int8_export):
+        data = report.path.read_bytes()
+        assert check_integrity(data, str(report.path)) == "verified"
+        keys = [p.key for p in onnx.load_from_string(data).metadata_props]
+        assert keys.count(INTEGRITY_KEY) == 1
+
+
 def test_contract_round_trips_with_export_filled(fp32_export: ExportReport, checkpoint: Path) -> None:
     info = read_model_info(fp32_export.path)
     assert info.contract == fp32_export.contract

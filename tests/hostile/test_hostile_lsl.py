@@ -1,0 +1,72 @@
+"""A hostile LSL stream: an absurd nominal rate is refused, a time-stamp jump of 10^6 s is a
+bounded discontinuity (not 32 M NaN samples)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.firmware_bridge.samples import SampleFlag
+
+pylsl = pytest.importorskip("pylsl", reason="pylsl (the lsl extra) is not installed")
+try:
+    pylsl.local_clock()
+except Exception as exc:  # pragma: no cover - liblsl missing on this platform
+    pytest.skip(f"liblsl cannot be loaded: {exc}", allow_module_level=True)
+
+from emotionkd.sdk.sources.lsl import LslSource  # noqa: E402
+
+
+def _outlet(name: str, rate: float) -> object:
+    info = pylsl.StreamInfo(name, "GSR", 1, rate, "float32", f"{name}-id")
+    return pylsl.StreamOutlet(info)
+
+
+def test_a_stream_claiming_1e9_hz_is_refused() -> None:
+    outlet = _outlet("ekd-hostile-rate", 1e9)
+    time.sleep(0.3)
+    source = LslSource("lsl://ekd-hostile-rate?timeout=5")
+    with pytest.raises(ConfigError, match="outside"):
+        source.open()
+    del outlet
+
+
+def test_a_time_stamp_jump_is_a_bounded_discontinuity() -> None:
+    rate = 32.0
+    stop = threading.Event()
+
+    def send() -> None:
+        outlet = _outlet("ekd-hostile-jump", rate)
+        outlet.wait_for_consumers(10.0)  # type: ignore[attr-defined]
+        time.sleep(0.3)
+        start = pylsl.local_clock()
+        for i in range(0, 96, 8):
+            if stop.is_set():
+                return
+            jump = 1e6 if i >= 48 else 0.0
+            outlet.push_chunk([[5.0]] * 8, start + jump + (i + 7) / rate)
+            time.sleep(0.4)  # one pull per chunk: the jump falls between two pulls
+        time.sleep(1.0)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    blocks = []
+    try:
+        with LslSource("lsl://ekd-hostile-jump?timeout=5&unit=uS") as source:
+            for block in source.blocks():
+                blocks.append(block)
+                if block.flags.size and block.flags[0] & SampleFlag.CLOCK_RESYNC:
+                    break  # the first samples after the jump
+            counters = source.counters()
+    finally:
+        stop.set()
+        sender.join()
+    total = sum(len(b) for b in blocks)
+    assert counters["discontinuities"] == 1
+    assert total <= 96 + 10 * 32 + 8, total  # before: 32,000,000 NaN samples
+    flags = np.concatenate([b.flags for b in blocks])
+    assert np.count_nonzero(flags & SampleFlag.CLOCK_RESYNC) == 1
