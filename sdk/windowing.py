@@ -64,7 +64,7 @@ class Windower:
         v = v.reshape(-1) if v.ndim <= 1 else v
         f = np.zeros(v.shape, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(v.shape[:-1] + (-1,))
         if f.shape != v.shape:
-            raise ConfigError(f"flagged has {f.shape[-1]} entries for {v.shape[-1]} samples")
+            raise ConfigError(f"flagged has shape {f.shape} for samples of shape {v.shape}")
         if self._values.shape[:-1] != v.shape[:-1]:
             if self._values.shape[-1] or self._next_start:
                 raise ConfigError(f"this windower cuts {self._values.shape[:-1] or 'one'} stream(s); "
