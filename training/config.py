@@ -11,7 +11,10 @@ file's own values:
 * ``paper``: the authors' optimiser settings (teacher lr 5e-5, student lr 1e-6, 100 epochs)
   and their input (``data.preprocessing = "paper"``: 4 s of GSR at 128 Hz, per-window z-score);
 * ``pipeline``: a small synthetic set and few epochs, for ``make pipeline`` (~3 minutes);
-* ``experiment``: the LOSO experiment of docs/results.md, sized for a 2-core machine.
+* ``experiment``: the LOSO experiment of docs/results.md, sized for a 2-core machine;
+* ``compact``: ``tuned`` with the compact student for the edge
+  (:data:`~emotionkd.training.models.COMPACT_STUDENT_OPTIONS`: 2 heads × 32, one block; see
+  docs/performance.md); combine with another preset's sizes via ``--set student.blocks=1`` etc.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PAPER_PREPROCESSI
 from emotionkd.training.datasets.config import DatasetConfig
 from emotionkd.training.distillation import DistillConfig
 from emotionkd.training.feedback import FeedbackConfig
-from emotionkd.training.models import StudentConfig, TeacherConfig
+from emotionkd.training.models import COMPACT_STUDENT_OPTIONS, StudentConfig, TeacherConfig
 
 PROTOCOLS: Final = ("loso", "kfold")
 DEVICES: Final = ("cpu", "cuda")
@@ -247,6 +250,7 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
         "feedback": {"period": 3},
         "evaluation": {"protocol": "loso"},
     },
+    "compact": {"name": "compact", "student": dict(COMPACT_STUDENT_OPTIONS)},
 }
 
 
