@@ -14,8 +14,9 @@ STAMP := $(VENV)/.installed-stamp
 all: test
 
 # System packages for the end-to-end tests: D-Bus headers to build dbus-python (python-dbusmock,
-# the mocked BlueZ), dbus-daemon for a private bus, gcc for the C firmware library test.
-SYSTEM_DEPS := libdbus-1-dev libglib2.0-dev pkg-config dbus gcc
+# the mocked BlueZ), dbus-daemon for a private bus, gcc for the C firmware library test, mosquitto
+# (an MQTT broker on 127.0.0.1) for the gateway sharding test.
+SYSTEM_DEPS := libdbus-1-dev libglib2.0-dev pkg-config dbus gcc mosquitto
 
 $(STAMP): pyproject.toml constraints.txt | system-deps
 	$(PYTHON) -m venv $(VENV)
