@@ -8,15 +8,19 @@ PIP := $(PY) -m pip
 # torch is pinned here (constraints.txt), not in pyproject.toml, so users keep a free choice.
 INSTALL := $(PIP) install --quiet --constraint constraints.txt
 STAMP := $(VENV)/.installed-stamp
+# apt's chatter goes here, not into `make test` (shown when an install fails)
+SYSTEM_DEPS_LOG := build/system-deps.log
 
-.PHONY: all demo test lint install clean bench pipeline bundled-model system-deps
+.PHONY: all demo test lint install clean bench pipeline bundled-model system-deps results
 
 all: test
 
 # System packages for the end-to-end tests: D-Bus headers to build dbus-python (python-dbusmock,
-# the mocked BlueZ), dbus-daemon for a private bus, gcc for the C firmware library test, mosquitto
-# (an MQTT broker on 127.0.0.1) for the gateway sharding test.
-SYSTEM_DEPS := libdbus-1-dev libglib2.0-dev pkg-config dbus gcc mosquitto
+# the mocked BlueZ), dbus-daemon for a private bus, gcc for the C firmware library test, tmux for
+# the live view at 80x24, chromium for the dashboard in a real browser (driven over its DevTools
+# pipe: no chromedriver needed), mosquitto (an MQTT broker on 127.0.0.1) for the gateway
+# sharding test.
+SYSTEM_DEPS := libdbus-1-dev libglib2.0-dev pkg-config dbus gcc tmux chromium mosquitto
 
 $(STAMP): pyproject.toml constraints.txt | system-deps
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +46,10 @@ demo: $(SDK_STAMP)
 pipeline: $(STAMP)
 	$(PY) examples/pipeline.py --out runs/pipeline
 
+## make results: regenerate docs/results.md (and its curves) from the LOSO experiment (<= 60 min on 2 cores)
+results: $(STAMP)
+	$(VENV)/bin/emotionkd-train evaluate --preset experiment --no-progress --report docs/results.md
+
 ## make bundled-model: rebuild the bundled model (fixed seeds: synthetic data, teacher, KD + feedback, INT8).
 ## Its recipe is pinned here, so that tuning the pipeline preset does not silently change it.
 BUNDLED_MODEL := sdk/models/emotionkd-student.onnx
@@ -57,8 +65,9 @@ system-deps:
 	missing=""; for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "system-deps: missing$$missing; run 'sudo make system-deps'"; exit 1; fi; \
-	echo "system-deps: installing$$missing"; \
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+	echo "system-deps: installing$$missing (log: $(SYSTEM_DEPS_LOG))"; mkdir -p $(dir $(SYSTEM_DEPS_LOG)); \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
+		>$(SYSTEM_DEPS_LOG) 2>&1 || { tail -n 20 $(SYSTEM_DEPS_LOG); exit 1; }
 
 ## make test: lint, the import-layer rules, and the test suite
 test: system-deps $(STAMP) lint
