@@ -14,7 +14,8 @@ The measurements:
 * :func:`streaming` — real-time factor of a replayed 128 Hz recording at 1 s hop, live (1 s
   pushes, one model call per window) and batched (one minute per push);
 * :func:`startup` — import time, time to the first prediction, peak RSS;
-* :func:`gateway_capacity` — concurrent 128 Hz streams a :class:`Gateway` keeps real time;
+* :func:`gateway_capacity` — concurrent 128 Hz streams a :class:`Gateway` keeps real time,
+  pushed one by one and as cohorts (``Gateway.push_cohort``: preprocessing vectorised across streams);
 * :func:`gemm_gflops` — the CPU's FP32 matrix-multiply rate on one core (numpy/BLAS), the
   yardstick for "how far is the model from what this CPU can do".
 """
