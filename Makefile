@@ -18,8 +18,9 @@ all: test
 # System packages for the end-to-end tests: D-Bus headers to build dbus-python (python-dbusmock,
 # the mocked BlueZ), dbus-daemon for a private bus, gcc for the C firmware library test, tmux for
 # the live view at 80x24, chromium for the dashboard in a real browser (driven over its DevTools
-# pipe: no chromedriver needed).
-SYSTEM_DEPS := libdbus-1-dev libglib2.0-dev pkg-config dbus gcc tmux chromium
+# pipe: no chromedriver needed), mosquitto (an MQTT broker on 127.0.0.1) for the gateway
+# sharding test.
+SYSTEM_DEPS := libdbus-1-dev libglib2.0-dev pkg-config dbus gcc tmux chromium mosquitto
 
 $(STAMP): pyproject.toml constraints.txt | system-deps
 	$(PYTHON) -m venv $(VENV)

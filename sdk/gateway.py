@@ -19,6 +19,15 @@ predictions::
 
 Each stream gets exactly the predictions an :class:`EmotionClassifier` fed the same samples
 would give (same windows, verdicts and probabilities; tested), only later: at the next tick.
+
+**Cohorts** (for thousands of wearers): streams of one rate and unit that arrive at the same
+pace -- a hub assembling one tick of every wearer, NaN where a sample did not arrive -- are
+pushed together as one ``(S, n)`` array; their preprocessing and quality gate then run
+vectorised across the streams (:mod:`emotionkd.sdk.batch_pipeline`), with the same results::
+
+    gateway.add_cohort("ward-2", ["bed-1", "bed-2", "bed-3"], sample_rate_hz=16.0)
+    gateway.push_cohort("ward-2", samples)   # (3, n) µS, one row per stream
+    gateway.run_batch()                      # predictions keyed by stream id, as for lanes
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.samples import SampleBlock
+from emotionkd.sdk.batch_pipeline import LockstepBatch, LockstepStreams, assemble
 from emotionkd.sdk.classifier import EmotionClassifier, Prediction, _StreamState
 from emotionkd.sdk.preprocessing import Windows
 from emotionkd.sdk.quality import QualityConfig, QualityVerdict
@@ -75,6 +85,23 @@ class _Lane(EmotionClassifier):
 
     def take(self) -> list[_Queued]:
         with self._lock:
+            queued, self.queue = self.queue, []
+        return queued
+
+
+class _Cohort:
+    """Streams pushed together (:meth:`Gateway.push_cohort`): one :class:`LockstepStreams`."""
+
+    def __init__(self, gateway: Gateway, stream_ids: list[str], sample_rate_hz: float, unit: str) -> None:
+        config = gateway.contract.preprocessing_config()
+        hop = max(1, int(round(gateway.hop_s * gateway.contract.sample_rate_hz)))
+        self.stream_ids = stream_ids
+        self.streams = LockstepStreams(len(stream_ids), sample_rate_hz, unit, config, hop, gateway.quality)
+        self.queue: list[LockstepBatch] = []
+        self.lock = threading.Lock()
+
+    def take(self) -> list[LockstepBatch]:
+        with self.lock:
             queued, self.queue = self.queue, []
         return queued
 
@@ -126,14 +153,56 @@ class Gateway:
         self.workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._lanes: dict[str, _Lane] = {}
+        self._cohorts: dict[str, _Cohort] = {}
         self._callbacks: list[GatewayCallback] = []
         self._lock = threading.Lock()  # guards the lane table and serialises run_batch
 
     # -- streams ----------------------------------------------------------------------------
     @property
     def streams(self) -> list[str]:
-        """The ids of the open streams."""
-        return list(self._lanes)
+        """The ids of the open streams (cohorts' included)."""
+        return list(self._lanes) + [sid for c in list(self._cohorts.values()) for sid in c.stream_ids]
+
+    def add_cohort(self, cohort_id: str, stream_ids: list[str], *, sample_rate_hz: float, unit: str = "uS") -> None:
+        """Open streams that are pushed together (:meth:`push_cohort`), one row each.
+
+        Raises:
+            ConfigError: the cohort or one of the stream ids is already open, or ids repeat.
+        """
+        ids = [str(s) for s in stream_ids]
+        with self._lock:
+            taken = set(self._lanes) | {s for c in self._cohorts.values() for s in c.stream_ids}
+            clash = sorted(set(ids) & taken)
+            if cohort_id in self._cohorts or clash or len(set(ids)) != len(ids):
+                raise ConfigError(f"cohort {cohort_id!r}: the cohort or streams {clash or 'repeated ids'} are "
+                                  "already open; give each stream one id")
+            self._cohorts[cohort_id] = _Cohort(self, ids, sample_rate_hz, unit)
+
+    def push_cohort(self, cohort_id: str, samples: npt.ArrayLike, flags: npt.ArrayLike | None = None) -> int:
+        """Feed the next ``(S, n)`` samples of a cohort (row ``s`` = stream ``stream_ids[s]``; NaN
+        where a sample did not arrive) and optional ``(S, n)`` :class:`SampleFlag` bits.
+
+        Returns:
+            how many windows of the cohort now wait for :meth:`run_batch`.
+        """
+        cohort = self._cohorts.get(cohort_id)
+        if cohort is None:
+            raise ConfigError(f"no cohort {cohort_id!r} in this gateway (add_cohort it first)")
+        with cohort.lock:
+            cohort.queue.append(cohort.streams.push(samples, flags))
+            return sum(b.windows.features.shape[0] * len(b.windows) for b in cohort.queue)
+
+    def remove_cohort(self, cohort_id: str) -> dict[str, list[Prediction]]:
+        """Close a cohort: its last windows (flushed) and anything queued, predicted now."""
+        cohort = self._cohorts.get(cohort_id)
+        if cohort is None:
+            raise ConfigError(f"no cohort {cohort_id!r} in this gateway")
+        with cohort.lock:
+            cohort.queue.append(cohort.streams.flush())
+        predictions = self._run({}, {cohort_id: cohort.take()})
+        with self._lock:
+            self._cohorts.pop(cohort_id, None)
+        return predictions
 
     def add_stream(self, stream_id: str) -> None:
         """Open a stream (its rate and unit come with its first push, as for ``push``).
@@ -177,7 +246,9 @@ class Gateway:
     @property
     def pending_windows(self) -> int:
         """Windows queued across all streams."""
-        return sum(len(q.windows) for lane in list(self._lanes.values()) for q in lane.queue)
+        lanes = sum(len(q.windows) for lane in list(self._lanes.values()) for q in lane.queue)
+        return lanes + sum(b.windows.features.shape[0] * len(b.windows)
+                           for c in list(self._cohorts.values()) for b in c.queue)
 
     # -- callbacks --------------------------------------------------------------------------
     def add_callback(self, callback: GatewayCallback) -> None:
@@ -199,10 +270,15 @@ class Gateway:
         """
         with self._lock:
             lanes = list(self._lanes.items())
-        return self._run({stream_id: lane.take() for stream_id, lane in lanes})
+            cohorts = list(self._cohorts.items())
+        return self._run({stream_id: lane.take() for stream_id, lane in lanes},
+                         {cohort_id: cohort.take() for cohort_id, cohort in cohorts})
 
-    def _run(self, queued: dict[str, list[_Queued]]) -> dict[str, list[Prediction]]:
+    def _run(self, queued: dict[str, list[_Queued]],
+             cohort_queued: dict[str, list[LockstepBatch]] | None = None) -> dict[str, list[Prediction]]:
+        cohort_queued = cohort_queued or {}
         parts = [q.windows.features[q.good] for items in queued.values() for q in items if q.good.any()]
+        parts += [b.good_features() for batches in cohort_queued.values() for b in batches if b.good.any()]
         probabilities = self._model_run(parts)
         results: dict[str, list[Prediction]] = {}
         row = 0
@@ -217,6 +293,18 @@ class Gateway:
                 row += n
                 predictions += lane._assemble(q.origin_s, q.windows, q.verdicts, rows)
             results[stream_id] = predictions
+        names = tuple(self.contract.class_names)
+        for cohort_id, batches in cohort_queued.items():
+            cohort = self._cohorts.get(cohort_id)
+            if cohort is None:
+                continue
+            for batch in batches:
+                n = int(batch.good.sum())
+                rows = {t: p[row:row + n] for t, p in probabilities.items()}
+                row += n
+                for stream_id, predictions in zip(cohort.stream_ids, assemble(batch, rows, names), strict=True):
+                    if predictions:
+                        results.setdefault(stream_id, []).extend(predictions)
         for stream_id, predictions in results.items():
             for prediction in predictions:
                 for callback in list(self._callbacks):

@@ -195,6 +195,9 @@ class Windows:
     samples_missing: npt.NDArray[np.int64]
     usable: npt.NDArray[np.bool_]
 
+    # Streams in lockstep (``GsrPreprocessor(streams=S)``): the per-window fields get a leading
+    # stream axis, ``(S, N, W)`` and ``(S, N)``; the time fields stay ``(N,)`` (shared).
+
     def __len__(self) -> int:
         return int(self.start_index.size)
 
@@ -206,26 +209,28 @@ class Windows:
         return Windows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Windows)))
 
 
-def _empty_windows(window_samples: int) -> Windows:
+def _empty_windows(window_samples: int, streams: tuple[int, ...] = ()) -> Windows:
     return Windows(
         np.zeros(0, np.int64),
         np.zeros(0),
         np.zeros(0),
-        np.zeros((0, window_samples)),
-        np.zeros((0, window_samples), np.float32),
-        np.zeros(0, np.int64),
-        np.zeros(0, bool),
+        np.zeros(streams + (0, window_samples)),
+        np.zeros(streams + (0, window_samples), np.float32),
+        np.zeros(streams + (0,), np.int64),
+        np.zeros(streams + (0,), bool),
     )
 
 
 def normalise_windows(conductance_us: npt.NDArray[np.float64], config: PreprocessingConfig) -> npt.NDArray[np.float32]:
-    """Apply the configured per-window normalisation to ``(N, W)`` µS; returns float32 ``(N, W)``."""
+    """Apply the configured per-window normalisation to ``(N, W)`` (or ``(S, N, W)``) µS; returns float32 of that shape."""
     x = np.asarray(conductance_us, dtype=np.float64)
     if config.normalisation == "none":
         return x.astype(np.float32)
+    shape = x.shape
+    x = x.reshape(-1, shape[-1])  # (S, N, W) in lockstep: reduced row by row exactly as (N, W)
     mean = x.mean(axis=-1, keepdims=True)
     std = x.std(axis=-1, keepdims=True)
-    return ((x - mean) / np.maximum(std, config.zscore_floor_us)).astype(np.float32)
+    return ((x - mean) / np.maximum(std, config.zscore_floor_us)).astype(np.float32).reshape(shape)
 
 
 class LogBaseline:
@@ -235,41 +240,53 @@ class LogBaseline:
     for valid ``y[k] > 0``; invalid samples (NaN, non-positive) leave ``b`` unchanged and give NaN
     features. ``b`` starts at ``ln(initial_baseline_us)`` or, without one, at the first valid
     sample. Output ``log_scale * (ln y[k] - b[k])``. Vectorised in closed form block by block
-    (any chunking gives the same values to rounding).
+    (any chunking gives the same values to rounding). With ``streams=S`` it runs S streams in
+    lockstep: push ``(S, n)``, the state is ``(S,)``, each row as its own baseline would be.
     """
 
-    def __init__(self, config: PreprocessingConfig, initial_baseline_us: float | None = None) -> None:
+    def __init__(self, config: PreprocessingConfig, initial_baseline_us: float | None = None,
+                 streams: int | None = None) -> None:
         self.decay = math.exp(-1.0 / (config.baseline_tau_s * config.rate_hz))
         self.scale = float(config.log_scale)
         # Blocks short enough that decay**-count stays far from overflow.
         self._block = max(1, int(_EMA_LOG_RANGE / -math.log(self.decay)))
-        self.state = math.nan
+        start = math.nan
         if initial_baseline_us is not None:
             if not (math.isfinite(initial_baseline_us) and initial_baseline_us > 0):
                 raise ConfigError(
                     f"initial_baseline_us must be a positive conductance in µS, got {initial_baseline_us!r}")
-            self.state = math.log(initial_baseline_us)
+            start = math.log(initial_baseline_us)
+        #: ln-conductance baseline now, () or (S,) (NaN before the first valid sample)
+        self.states: npt.NDArray[np.float64] = np.full(() if streams is None else (streams,), start)
+
+    @property
+    def state(self) -> float:
+        """The baseline (ln µS) of a single stream (NaN before its first valid sample)."""
+        return float(self.states)
 
     def push(self, conductance_us: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Features (same shape) for the next samples (µS, NaN = missing)."""
+        """Features (same shape: ``(n,)``, or ``(S, n)`` in lockstep) for the next samples (µS, NaN = missing)."""
         y = np.asarray(conductance_us, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             x = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
         out = np.full(x.shape, np.nan)
-        for start in range(0, x.size, self._block):
-            seg = x[start : start + self._block]
+        state = self.states
+        for start in range(0, x.shape[-1], self._block):
+            seg = x[..., start : start + self._block]
             valid = np.isfinite(seg)
             if not valid.any():
                 continue
-            if math.isnan(self.state):
-                self.state = float(seg[np.argmax(valid)])
+            # A stream's baseline starts at its first valid sample.
+            first = np.take_along_axis(seg, np.argmax(valid, axis=-1)[..., None], axis=-1)[..., 0]
+            state = np.where(np.isnan(state) & valid.any(axis=-1), first, state)
             # b[k] = a^m[k] * (b0 + (1-a) * sum_{j<=k valid} a^-m[j] x[j]), m = valid count so far.
-            count = np.cumsum(valid)
-            offset = self.state
+            count = np.cumsum(valid, axis=-1)
+            offset = state[..., None]
             weighted = np.where(valid, (seg - offset) * self.decay ** -count.astype(np.float64), 0.0)
-            base = offset + self.decay ** count * (1.0 - self.decay) * np.cumsum(weighted)
-            out[start : start + seg.size] = np.where(valid, self.scale * (seg - base), np.nan)
-            self.state = float(base[-1])
+            base = offset + self.decay ** count * (1.0 - self.decay) * np.cumsum(weighted, axis=-1)
+            out[..., start : start + seg.shape[-1]] = np.where(valid, self.scale * (seg - base), np.nan)
+            state = base[..., -1]  # a stream without a valid sample here keeps its state exactly
+        self.states = np.asarray(state, dtype=np.float64)
         return out
 
 
@@ -285,6 +302,10 @@ class GsrPreprocessor:
         initial_baseline_us: ``log_baseline`` only: start the causal baseline at this
             conductance (µS), e.g. :func:`rest_baseline_us` of a rest recording, instead of at
             the first valid sample.
+        streams: run this many streams in lockstep (same rate, unit and chunk sizes): every
+            push is ``(S, n)`` and the windows carry a leading stream axis (see
+            :class:`Windows`); each row is exactly what a preprocessor of its own would give.
+            None (default): one stream, pushes of shape ``(n,)``.
 
     Feed :meth:`push` chunks of any size (missing samples as NaN in place) and call
     :meth:`flush` at the end of a recording; the windows are the same for every chunking.
@@ -297,8 +318,12 @@ class GsrPreprocessor:
         config: PreprocessingConfig | None = None,
         hop_samples: int | None = None,
         initial_baseline_us: float | None = None,
+        streams: int | None = None,
     ) -> None:
+        if streams is not None and not (isinstance(streams, int) and streams >= 1):
+            raise ConfigError(f"streams must be a positive integer or None, got {streams!r}")
         self.config = config or PreprocessingConfig()
+        self._streams: tuple[int, ...] = () if streams is None else (streams,)
         self.unit = normalise_unit(unit)
         self.sample_rate_hz = float(sample_rate_hz)
         self.hop_samples = int(hop_samples or self.config.window_samples)
@@ -308,18 +333,19 @@ class GsrPreprocessor:
         self._windower = Windower(self.config.window_samples, self.hop_samples)
         self._baseline: LogBaseline | None = None
         if self.config.normalisation == "log_baseline":
-            self._baseline = LogBaseline(self.config, initial_baseline_us)
+            self._baseline = LogBaseline(self.config, initial_baseline_us, streams)
             self._feature_windower = Windower(self.config.window_samples, self.hop_samples)
         self._hold_max = int(round(self.config.hold_max_s * self.sample_rate_hz))
-        self._last_valid = math.nan
-        self._run = 0  # length of the current run of missing samples
-        self._flags_in = np.zeros(0, dtype=bool)  # source flags not yet mapped to outputs
+        # per stream, () or (S,): the last valid sample and the length of the current missing run
+        self._last_valid = np.full(self._streams, np.nan)
+        self._run = np.zeros(self._streams, dtype=np.int64)
+        self._flags_in = np.zeros(self._streams + (0,), dtype=bool)  # source flags not yet mapped to outputs
         self._flags_start = 0  # input index of _flags_in[0]
 
     @property
     def baseline_us(self) -> float | None:
         """The causal baseline now (µS); None before the first valid sample or without ``log_baseline``."""
-        if self._baseline is None or math.isnan(self._baseline.state):
+        if self._baseline is None or self._streams or math.isnan(self._baseline.state):
             return None
         return math.exp(self._baseline.state)
 
@@ -331,26 +357,27 @@ class GsrPreprocessor:
     def _hold(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         missing = np.isnan(x)
         if not missing.any():
-            self._last_valid, self._run = float(x[-1]), 0
+            self._last_valid, self._run = x[..., -1].copy(), np.zeros(self._streams, dtype=np.int64)
             return x
-        position = np.arange(x.size)
-        last_valid_index = np.maximum.accumulate(np.where(missing, -1, position))
+        position = np.arange(x.shape[-1])
+        last_valid_index = np.maximum.accumulate(np.where(missing, -1, position), axis=-1)
         seen = last_valid_index >= 0  # a valid sample occurred earlier in this chunk
-        fill = np.where(seen, x[np.maximum(last_valid_index, 0)], self._last_valid)
+        held = np.take_along_axis(x, np.maximum(last_valid_index, 0), axis=-1)
+        fill = np.where(seen, held, self._last_valid[..., None])
         # Length of the missing run each sample is in (runs may continue from the last chunk).
-        run = np.where(seen, position - last_valid_index, self._run + position + 1)
+        run = np.where(seen, position - last_valid_index, self._run[..., None] + position + 1)
         out = np.where(missing & (run <= self._hold_max), fill, x)
-        if seen[-1]:
-            self._last_valid = float(x[last_valid_index[-1]])
-        self._run = int(run[-1]) if missing[-1] else 0
+        self._last_valid = np.where(seen[..., -1], held[..., -1], self._last_valid)
+        self._run = np.where(missing[..., -1], run[..., -1], 0)
         return out
 
     def push(self, samples: npt.ArrayLike) -> Windows:
-        """Feed samples (shape ``(n,)``, in ``unit``; NaN = missing); return completed windows."""
-        conductance = to_conductance_us(np.asarray(samples, dtype=np.float64).reshape(-1), self.unit)
-        if conductance.size == 0:
-            return _empty_windows(self.config.window_samples)
-        self._flags_in = np.concatenate([self._flags_in, np.isnan(conductance)])
+        """Feed samples (shape ``(n,)``, or ``(S, n)`` in lockstep; in ``unit``; NaN = missing);
+        return completed windows."""
+        conductance = to_conductance_us(np.asarray(samples, dtype=np.float64).reshape(self._streams + (-1,)), self.unit)
+        if conductance.shape[-1] == 0:
+            return _empty_windows(self.config.window_samples, self._streams)
+        self._flags_in = np.concatenate([self._flags_in, np.isnan(conductance)], axis=-1)
         held = self._hold(conductance)
         return self._emit(self._resampler.push(held))
 
@@ -363,25 +390,26 @@ class GsrPreprocessor:
         return Windows.concatenate([self.push(samples), self.flush()], self.config.window_samples)
 
     def _emit(self, resampled: npt.NDArray[np.float64]) -> Windows:
-        if resampled.size == 0:
-            return _empty_windows(self.config.window_samples)
-        k = np.arange(self._resampler.samples_out - resampled.size, self._resampler.samples_out)
+        if resampled.shape[-1] == 0:
+            return _empty_windows(self.config.window_samples, self._streams)
+        held = self._flags_in.shape[-1]
+        k = np.arange(self._resampler.samples_out - resampled.shape[-1], self._resampler.samples_out)
         source = self._resampler.output_to_input_index(k) - self._flags_start
-        source = np.clip(source, 0, max(self._flags_in.size - 1, 0))
-        flagged = self._flags_in[source] if self._flags_in.size else np.zeros(k.size, bool)
+        source = np.clip(source, 0, max(held - 1, 0))
+        flagged = self._flags_in[..., source] if held else np.zeros(resampled.shape, bool)
         # Source flags older than the next output's source sample are no longer needed.
         keep_from = int(source[-1])
-        self._flags_in = self._flags_in[keep_from:]
+        self._flags_in = self._flags_in[..., keep_from:]
         self._flags_start += keep_from
         raw = self._windower.push(resampled, flagged)
         if self._baseline is not None:
             features = self._feature_windower.push(self._baseline.push(resampled)).values.astype(np.float32)
         if len(raw) == 0:
-            return _empty_windows(self.config.window_samples)
+            return _empty_windows(self.config.window_samples, self._streams)
         cfg = self.config
         nan = np.isnan(raw.values)
-        missing = (nan | raw.flagged).sum(axis=1).astype(np.int64)
-        usable = ~nan.any(axis=1) & (raw.flagged.sum(axis=1) <= cfg.max_missing_fraction * cfg.window_samples)
+        missing = (nan | raw.flagged).sum(axis=-1).astype(np.int64)
+        usable = ~nan.any(axis=-1) & (raw.flagged.sum(axis=-1) <= cfg.max_missing_fraction * cfg.window_samples)
         if self._baseline is None:
             features = normalise_windows(raw.values, cfg)
         features[~usable] = np.nan

@@ -27,6 +27,7 @@ window's span ``[start_s, end_s)``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Final
 
@@ -157,39 +158,123 @@ class FlagTracker:
 
     Args:
         sample_rate_hz: the source rate.
+        streams: track this many streams in lockstep (pushes of shape ``(S, n)``; see
+            :meth:`count_streams`); None for one stream.
 
     Push the flags of every source sample in order (:meth:`push`), then ask :meth:`count` for a
     window's span; windows must be asked for in increasing start time (as a stream emits them).
     """
 
-    def __init__(self, sample_rate_hz: float) -> None:
+    def __init__(self, sample_rate_hz: float, streams: int | None = None) -> None:
         self.sample_rate_hz = float(sample_rate_hz)
-        self._flags = np.zeros(0, dtype=np.uint8)
-        self._start = 0  # source index of _flags[0]
+        self._flags = np.zeros((0,) if streams is None else (streams, 0), dtype=np.uint8)
+        self._start = 0  # source index of _flags[..., 0]
 
     def push(self, flags: npt.ArrayLike) -> None:
-        """Append the flags (shape ``(n,)``, :class:`SampleFlag` bits) of the next samples."""
-        self._flags = np.concatenate([self._flags, np.asarray(flags, dtype=np.uint8).reshape(-1)])
+        """Append the flags (shape ``(n,)``, or ``(S, n)`` in lockstep; :class:`SampleFlag`
+        bits) of the next samples."""
+        new = np.asarray(flags, dtype=np.uint8).reshape(self._flags.shape[:-1] + (-1,))
+        self._flags = np.concatenate([self._flags, new], axis=-1)
 
-    def count(self, start_s: float, end_s: float) -> WindowFlags:
-        """Count the flags of the source samples whose time lies in ``[start_s, end_s)``, and
-        forget the samples before ``start_s`` (no later window can need them)."""
+    def _span(self, start_s: float, end_s: float) -> npt.NDArray[np.uint8]:
+        """The flags of the source samples whose time lies in ``[start_s, end_s)``; forgets the
+        samples before ``start_s`` (no later window can need them)."""
         rate = self.sample_rate_hz
         first = math.ceil(start_s * rate - 1e-9)
         stop = math.ceil(end_s * rate - 1e-9)
         lo = max(first - self._start, 0)
-        hi = max(min(stop - self._start, self._flags.size), lo)
-        span = self._flags[lo:hi]
-        counts = WindowFlags(
+        hi = max(min(stop - self._start, self._flags.shape[-1]), lo)
+        span = self._flags[..., lo:hi]
+        if lo > 0:
+            self._flags = self._flags[..., lo:]
+            self._start += lo
+        return span
+
+    def count(self, start_s: float, end_s: float) -> WindowFlags:
+        """Count the flags of the source samples whose time lies in ``[start_s, end_s)``, and
+        forget the samples before ``start_s`` (no later window can need them)."""
+        span = self._span(start_s, end_s)
+        return WindowFlags(
             source_samples=int(span.size),
             electrode_off=int(np.count_nonzero(span & SampleFlag.ELECTRODE_OFF)),
             saturated=int(np.count_nonzero(span & SampleFlag.SATURATED)),
             gap=int(np.count_nonzero(span & SampleFlag.GAP)),
         )
-        if lo > 0:
-            self._flags = self._flags[lo:]
-            self._start += lo
-        return counts
+
+    def count_streams(self, start_s: float, end_s: float) -> StreamFlags:
+        """:meth:`count` for every stream in lockstep: the counts as ``(S,)`` arrays."""
+        span = self._span(start_s, end_s)
+        return StreamFlags(
+            source_samples=int(span.shape[-1]),
+            electrode_off=np.count_nonzero(span & SampleFlag.ELECTRODE_OFF, axis=-1),
+            saturated=np.count_nonzero(span & SampleFlag.SATURATED, axis=-1),
+            gap=np.count_nonzero(span & SampleFlag.GAP, axis=-1),
+        )
+
+
+@dataclass(frozen=True)
+class StreamFlags:
+    """:class:`WindowFlags` of one window span for S streams in lockstep (counts ``(S,)``)."""
+
+    source_samples: int
+    electrode_off: npt.NDArray[np.intp]
+    saturated: npt.NDArray[np.intp]
+    gap: npt.NDArray[np.intp]
+
+    def of(self, stream: int) -> WindowFlags:
+        """The counts of one stream."""
+        return WindowFlags(self.source_samples, int(self.electrode_off[stream]), int(self.saturated[stream]),
+                           int(self.gap[stream]))
+
+
+def window_levels_us(conductance_us: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Median conductance of each window (µS) over its last axis, NaN samples ignored (NaN for
+    a window without a valid sample): ``(..., W)`` → ``(...)``."""
+    x = np.asarray(conductance_us, dtype=np.float64)
+    nan = np.isnan(x)
+    if not nan.any():
+        return np.median(x, axis=-1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows are NaN, as documented
+        return np.nanmedian(x, axis=-1)
+
+
+def windows_pass(
+    conductance_us: npt.NDArray[np.float64],
+    usable: npt.NDArray[np.bool_],
+    electrode_off: npt.NDArray[np.integer],
+    saturated: npt.NDArray[np.integer],
+    source_samples: npt.ArrayLike,
+    config: QualityConfig | None = None,
+    levels_us: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.bool_]:
+    """Which windows :func:`judge_window` passes, for many windows at once (no reasons).
+
+    Args:
+        conductance_us: ``(..., W)`` smoothed conductance (µS, NaN where missing).
+        usable, electrode_off, saturated: ``(...)`` per window, as for :func:`judge_window`.
+        source_samples: source samples per window span, broadcast to ``(...)``.
+        levels_us: the windows' :func:`window_levels_us` when already computed.
+
+    Returns:
+        ``(...)`` bool, True exactly where ``judge_window(...).ok`` is (each check in the same
+        form); ask :func:`judge_window` for the reason of a window that fails.
+    """
+    cfg = config or QualityConfig()
+    total = np.maximum(np.asarray(source_samples), 1)
+    low, high = cfg.plausible_conductance_us
+    level = window_levels_us(conductance_us) if levels_us is None else levels_us
+    with np.errstate(invalid="ignore"):
+        lowest = np.fmin.reduce(conductance_us, axis=-1)  # nanmin/nanmax without their warnings
+        highest = np.fmax.reduce(conductance_us, axis=-1)
+        return (
+            ~(electrode_off > cfg.max_electrode_off_fraction * total)
+            & ~(saturated > cfg.max_saturated_fraction * total)
+            & usable
+            & (low <= level) & (level <= high)
+            & ~(lowest < low) & ~(highest > high)
+            & ~(highest - lowest < cfg.flat_peak_to_peak_us)
+        )
 
 
 __all__ = [
@@ -203,6 +288,9 @@ __all__ = [
     "FlagTracker",
     "QualityConfig",
     "QualityVerdict",
+    "StreamFlags",
     "WindowFlags",
     "judge_window",
+    "window_levels_us",
+    "windows_pass",
 ]

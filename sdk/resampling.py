@@ -156,7 +156,7 @@ class StreamingResampler:
         self._history_start = 0
         self._n_in = 0
         self._next_out = 0
-        self._first_value: float | None = None
+        self._first_value: npt.NDArray[np.float64] | None = None  # per stream
         self._flushed = False
 
     @property
@@ -179,20 +179,29 @@ class StreamingResampler:
         return (k * self._down + self._up // 2) // self._up
 
     def push(self, chunk: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Feed input samples (shape ``(n,)``, NaN = missing); return the outputs now complete."""
-        x = np.asarray(chunk, dtype=np.float64).reshape(-1)
+        """Feed input samples (shape ``(n,)``, NaN = missing); return the outputs now complete.
+
+        Streams in lockstep (same rates, same number of samples per push) may be resampled
+        together: push shape ``(S, n)`` every time and get ``(S, m)`` back, each row exactly what
+        a resampler of its own would give (see :mod:`emotionkd.sdk.batch_pipeline`).
+        """
+        x = np.asarray(chunk, dtype=np.float64)
+        x = x.reshape(-1) if x.ndim <= 1 else x
         if self._flushed:
             raise ConfigError("this resampler was flushed; create a new one for a new stream")
-        if x.size == 0:
-            return np.zeros(0)
+        if x.shape[-1] == 0:
+            return np.zeros(x.shape)
         if self._first_value is None:
             # Before the stream start the filter sees the first sample (no start-up transient).
-            self._first_value = float(x[0])
+            self._first_value = x[..., 0].copy()
             width = self._branches.shape[1]
-            self._history = np.full(width, self._first_value)
+            self._history = np.repeat(self._first_value[..., None], width, axis=-1)
             self._history_start = -width
-        self._history = np.concatenate([self._history, x])
-        self._n_in += x.size
+        elif x.shape[:-1] != self._history.shape[:-1]:
+            raise ConfigError(f"this resampler runs {self._history.shape[:-1] or 'one'} stream(s); "
+                              f"a push of shape {x.shape} does not match")
+        self._history = np.concatenate([self._history, x], axis=-1)
+        self._n_in += x.shape[-1]
         return self._produce(available_until=self._n_in - 1)
 
     def flush(self) -> npt.NDArray[np.float64]:
@@ -204,13 +213,14 @@ class StreamingResampler:
         """
         if self._flushed or self._n_in == 0:
             self._flushed = True
-            return np.zeros(0)
+            return np.zeros(self._history.shape[:-1] + (0,))
         self._flushed = True
         last_time_out = (self._n_in * self._up - 1) // self._down  # last output before the end
         last_needed = (last_time_out * self._down + self._delay_up) // self._up
         extra = max(0, last_needed - (self._n_in - 1))
         if extra:
-            self._history = np.concatenate([self._history, np.full(extra, self._history[-1])])
+            pad = np.repeat(self._history[..., -1:], extra, axis=-1)
+            self._history = np.concatenate([self._history, pad], axis=-1)
         return self._produce(available_until=self._n_in - 1 + extra, last_output=last_time_out)
 
     def _produce(self, available_until: int, last_output: int | None = None) -> npt.NDArray[np.float64]:
@@ -222,10 +232,11 @@ class StreamingResampler:
         if last_output is not None:
             k_end = min(k_end, last_output + 1)
         k = np.arange(self._next_out, max(k_end, self._next_out), dtype=np.int64)
+        streams = self._history.shape[:-1]  # () for one stream, (S,) for streams in lockstep
         if k.size == 0:
-            return np.zeros(0)
+            return np.zeros(streams + (0,))
         width = self._branches.shape[1]
-        out = np.empty(k.size)
+        out = np.empty(streams + (k.size,))
         # Blocks keep the gathered (outputs × taps) matrix in cache for long offline chunks.
         for b in range(0, k.size, _BLOCK_OUTPUTS):
             kb = k[b : b + _BLOCK_OUTPUTS]
@@ -235,17 +246,23 @@ class StreamingResampler:
                 # Integer decimation (or none): the inputs of consecutive outputs are evenly spaced
                 # windows of the history, so a strided view and one matrix-vector product do it.
                 first = int(newest[0]) - width + 1
-                rows = sliding_window_view(self._history, width)[first : first + kb.size * down : down]
-                out[b : b + kb.size] = rows @ self._reversed_taps
+                rows = sliding_window_view(self._history, width, axis=-1)[..., first : first + kb.size * down : down, :]
+                out[..., b : b + kb.size] = rows @ self._reversed_taps
             else:
                 idx = newest[:, None] - np.arange(width)[None, :]
-                out[b : b + kb.size] = np.einsum("ij,ij->i", self._branches[pos % up], self._history[idx])
+                taps = self._branches[pos % up]
+                if streams:  # rows of all streams in one (S·k, taps) product, each row summed as for one stream
+                    rows2 = self._history[..., idx].reshape(-1, width)
+                    taps = np.broadcast_to(taps, streams + taps.shape).reshape(-1, width)
+                    out[..., b : b + kb.size] = np.einsum("ij,ij->i", taps, rows2).reshape(streams + (kb.size,))
+                else:
+                    out[b : b + kb.size] = np.einsum("ij,ij->i", taps, self._history[idx])
         self._next_out = int(k[-1]) + 1
         # Keep only the history the next outputs can still need.
         oldest_needed = (self._next_out * down + delay) // up - (width - 1)
-        drop = min(max(0, oldest_needed - self._history_start), self._history.size)
+        drop = min(max(0, oldest_needed - self._history_start), self._history.shape[-1])
         if drop:
-            self._history = self._history[drop:]
+            self._history = self._history[..., drop:]
             self._history_start += drop
         return out
 

@@ -27,7 +27,7 @@ class RawWindows:
     """
 
     start_index: npt.NDArray[np.int64]
-    values: npt.NDArray[np.float64]
+    values: npt.NDArray[np.float64]  # (N, W), or (S, N, W) for streams in lockstep
     flagged: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
@@ -55,24 +55,35 @@ class Windower:
         self._next_start = 0  # stream index of the next window's first sample
 
     def push(self, values: npt.ArrayLike, flagged: npt.ArrayLike | None = None) -> RawWindows:
-        """Append samples (shape ``(n,)``) and their source flags; return windows now complete."""
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-        f = np.zeros(v.size, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(-1)
-        if f.size != v.size:
-            raise ConfigError(f"flagged has {f.size} entries for {v.size} samples")
-        self._values = np.concatenate([self._values, v])
-        self._flags = np.concatenate([self._flags, f])
-        end = self._buffer_start + self._values.size  # one past the last sample held
+        """Append samples (shape ``(n,)``) and their source flags; return windows now complete.
+
+        Streams in lockstep push ``(S, n)`` every time and get windows ``(S, N, W)`` (the
+        start indices, the same for every stream, stay ``(N,)``).
+        """
+        v = np.asarray(values, dtype=np.float64)
+        v = v.reshape(-1) if v.ndim <= 1 else v
+        f = np.zeros(v.shape, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(v.shape[:-1] + (-1,))
+        if f.shape != v.shape:
+            raise ConfigError(f"flagged has shape {f.shape} for samples of shape {v.shape}")
+        if self._values.shape[:-1] != v.shape[:-1]:
+            if self._values.shape[-1] or self._next_start:
+                raise ConfigError(f"this windower cuts {self._values.shape[:-1] or 'one'} stream(s); "
+                                  f"a push of shape {v.shape} does not match")
+            self._values = np.zeros(v.shape[:-1] + (0,))
+            self._flags = np.zeros(v.shape[:-1] + (0,), dtype=bool)
+        self._values = np.concatenate([self._values, v], axis=-1)
+        self._flags = np.concatenate([self._flags, f], axis=-1)
+        end = self._buffer_start + self._values.shape[-1]  # one past the last sample held
         w, h = self.window_samples, self.hop_samples
         count = (end - w - self._next_start) // h + 1 if end - self._next_start >= w else 0
         starts = self._next_start + h * np.arange(count, dtype=np.int64)
         idx = (starts - self._buffer_start)[:, None] + np.arange(w)[None, :]
-        windows = RawWindows(starts, self._values[idx], self._flags[idx])
+        windows = RawWindows(starts, self._values[..., idx], self._flags[..., idx])
         self._next_start += h * count
-        drop = min(self._next_start - self._buffer_start, self._values.size)
+        drop = min(self._next_start - self._buffer_start, self._values.shape[-1])
         if drop > 0:
-            self._values = self._values[drop:]
-            self._flags = self._flags[drop:]
+            self._values = self._values[..., drop:]
+            self._flags = self._flags[..., drop:]
             self._buffer_start += drop
         return windows
 

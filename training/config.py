@@ -14,7 +14,10 @@ file's own values:
   (``data.preprocessing = "paper"``: 4 s of GSR at 128 Hz, per-window z-score);
 * ``pipeline``: a small synthetic set and few epochs, for ``make pipeline`` (~3 minutes);
 * ``experiment``: the LOSO experiment of docs/results.md (``make results``), sized for <= 60 min
-  on a 2-core machine (8 subjects x 40 trials, 2 fold processes x 1 thread).
+  on a 2-core machine (8 subjects x 40 trials, 2 fold processes x 1 thread);
+* ``compact``: ``tuned`` with the compact student for the edge
+  (:data:`~emotionkd.training.models.COMPACT_STUDENT_OPTIONS`: 2 heads × 32, one block; see
+  docs/performance.md); with another preset's sizes: ``--set student.heads=2`` etc.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PAPER_PREPROCESSI
 from emotionkd.training.datasets.config import DatasetConfig
 from emotionkd.training.distillation import DistillConfig
 from emotionkd.training.feedback import FeedbackConfig
-from emotionkd.training.models import StudentConfig, TeacherConfig
+from emotionkd.training.models import COMPACT_STUDENT_OPTIONS, StudentConfig, TeacherConfig
 
 PROTOCOLS: Final = ("loso", "kfold")
 DEVICES: Final = ("cpu", "cuda")
@@ -297,6 +300,7 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
         "feedback": {"period": 8},
         "evaluation": {"protocol": "loso", "validation_fraction": 0.15, "fold_workers": 2},
     },
+    "compact": {"name": "compact", "student": dict(COMPACT_STUDENT_OPTIONS)},
 }
 
 

@@ -23,6 +23,7 @@ Every forward is free of data-dependent Python control flow (all choices are mad
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
@@ -181,6 +182,21 @@ class TeacherConfig(_EncoderConfig):
         """The student whose shapes match this teacher's GSR branch."""
         shared = {f.name: getattr(self, f.name) for f in fields(StudentConfig)}
         return StudentConfig(**shared)
+
+
+#: The compact student for the edge (``emotionkd-train ... --preset compact``, or these options
+#: under ``[student]``): the faithful student with 2 heads of 32 dims (Q/K/V 64 → 64 instead of
+#: 64 → 512) and one encoder block (multi-depth fusion over that block). Chosen by measurement
+#: (docs/performance.md): 6.8 MFLOP per target instead of 78.6, and ~6× less onnxruntime INT8
+#: time per window pair at batch 1; two blocks were only 3.5-4× faster (per-op overhead, not
+#: FLOPs, is what remains at this size). Same input, tokens, feature size (3904, so the same
+#: distillation matches it) and contract.
+COMPACT_STUDENT_OPTIONS: Final[Mapping[str, int]] = types.MappingProxyType({"heads": 2, "head_dim": 32, "blocks": 1})
+
+
+def compact_student_config(**overrides: Any) -> StudentConfig:
+    """:data:`COMPACT_STUDENT_OPTIONS` on the faithful defaults (``overrides`` on top)."""
+    return StudentConfig(**{**COMPACT_STUDENT_OPTIONS, **overrides})
 
 
 # --- building blocks ------------------------------------------------------------------------
@@ -404,11 +420,13 @@ def describe(model: EmotionNetStudent | EmotionNetTeacher) -> dict[str, Any]:
 
 __all__ = [
     "ACTIVATIONS",
+    "COMPACT_STUDENT_OPTIONS",
     "FUSIONS",
     "EmotionNetStudent",
     "EmotionNetTeacher",
     "StudentConfig",
     "TeacherConfig",
+    "compact_student_config",
     "conv_kernels",
     "count_parameters",
     "describe",

@@ -68,7 +68,9 @@ def test_bench_measures_every_figure(test_model: Path, int8_flagged: Path) -> No
     fp32, int8 = (m["latency_batch1"]["1"]["p50_ms"] for m in data["models"])
     assert speedup == pytest.approx(fp32 / int8)
     assert data["machine"]["cores"] >= 1 and data["machine"]["fp32_gemm_gflops_one_core"] > 0
-    assert data["targets"]["gateway_streams_real_time_2_cores"] == 1000
+    assert data["targets"]["gateway_streams_real_time_2_cores"] == 2000 and data["targets"]["peak_rss_mb"] == 64
+    for entry in data["models"]:  # the cohort path measured beside the per-stream one
+        assert entry["gateway"]["cohort"]["windows_per_tick"] > 0 and entry["gateway"]["capacity_streams_by_cpu_cohort"] > 0
     text = render(report)
     assert text.count("latency batch 1") == 2 and text.count("x real time") == 2 and "int8_vs_fp32" in text
 
