@@ -74,32 +74,61 @@ def prepare(
     file_format: str = typer.Option("auto", help="deap: auto, python or matlab."),
     content_hash: bool = typer.Option(False, help="Key the cache on file contents (slower, exact)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes (subjects in parallel)."),
+    subjects: str | None = typer.Option(None, "--subjects", help="Only these subject ids, e.g. 2,3,7."),
+    label_target: str = typer.Option("arousal", help="recordings: the target a plain 'label' column labels."),
+    label_source: str | None = typer.Option(
+        None, help="recordings: where the labels come from, in words (goes into the model card), e.g. "
+                   "'binary stress label: stress task = high arousal'."),
 ) -> None:
     """Prepare (window, label, cache) a dataset and print a summary."""
     import time
 
-    import numpy as np
-
     from emotionkd.training.datasets import DatasetConfig, load_dataset
+    from emotionkd.training.windowed import TARGETS
 
     config = DatasetConfig(label_threshold=label_threshold, label_rule=label_rule,
-                           eeg_normalisation=eeg_normalisation, hop_samples=hop_samples)
+                           eeg_normalisation=eeg_normalisation, hop_samples=hop_samples,
+                           subjects=parse_subjects(subjects))
     options: dict[str, str] = {}
     if kind == "deap":
         options["file_format"] = file_format
+    if kind == "recordings":
+        options["label_target"] = label_target
+        if label_source:
+            options["label_source"] = label_source
     if gsr_unit is not None:
         options["gsr_unit"] = gsr_unit
     started = time.perf_counter()
     data = load_dataset(kind, root, config, cache_dir, workers=workers, content_hash=content_hash, **options)
     elapsed = time.perf_counter() - started
-    high = data.labels.mean(axis=0) if len(data) else np.zeros(2)
     typer.echo(f"{kind}: {len(data)} windows, {data.meta['n_subjects']} subjects, {data.meta['n_trials']} trials, "
                f"EEG {'yes' if data.eeg is not None else 'no'}, {data.meta['windows_dropped']} windows dropped "
                f"({data.meta['data_kind']}) in {elapsed:.1f} s")
-    typer.echo(f"high-class rate: arousal {high[0]:.2f}, valence {high[1]:.2f}; cache key {data.meta['cache_key']}")
+    labelled = data.meta.get("targets", list(TARGETS))
+    rates = ", ".join(f"{t} {data.labels[:, i].mean():.2f}" if t in labelled else f"{t} (no labels)"
+                      for i, t in enumerate(TARGETS))
+    typer.echo(f"high-class rate: {rates}; cache key {data.meta['cache_key']}")
+    for target, text in (data.meta.get("label_provenance") or {}).items():
+        if text:
+            typer.echo(f"{target} labels: {text}")
+    for item in data.meta.get("skipped") or []:
+        typer.echo(f"skipped {item['path']}: {item['reason']}")
     if out is not None:
         data.save_npz(out)
         typer.echo(f"wrote {out}")
+
+
+def parse_subjects(text: str | None) -> tuple[int, ...] | None:
+    """``"2,3,7"`` → (2, 3, 7); None or empty → None (all)."""
+    if not text:
+        return None
+    from emotionkd.firmware_bridge.errors import ConfigError
+
+    try:
+        ids = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--subjects must be comma-separated subject ids such as 2,3,7, got {text!r}") from exc
+    return ids or None
 
 
 # --- training: teacher, student, distill, finetune, evaluate (issue 4) ------------------------
@@ -119,13 +148,14 @@ def _experiment(config_path: Path | None, preset: str | None, overrides: list[st
 def _start(config: Any) -> tuple[Any, Any]:
     """Join torchrun's process group (if any) and load the data (rank 0 first: it may generate
     synthetic files that the other ranks then read from the cache)."""
-    from emotionkd.training.experiment import load_windows
+    import os
+
+    import torch
+
+    from emotionkd.training.experiment import default_threads, load_windows
     from emotionkd.training.trainer import Parallel
 
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(default_threads(config.threads, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     parallel = Parallel.from_environment(config.device)
     if not parallel.is_main:
         parallel.barrier()
@@ -204,7 +234,8 @@ def _fit_on_training_subjects(config: Any, method: str, teachers: dict[str, Any]
     from emotionkd.training.experiment import fit_methods, subject_holdout
 
     parallel, data = _start(config)
-    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
+    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed,
+                                  config.evaluation.holdout_ids)
     models = {t: fit_methods(train, t, config, [method], parallel=parallel, state_dir=config.run_dir / "state",
                              teacher=(teachers or {}).get(t))[method].model for t in config.targets}
     return parallel, data, train, held, models
@@ -278,7 +309,8 @@ def finetune(checkpoint: Path = _CHECKPOINT,
     base = load_student_checkpoint(checkpoint)
     config = _experiment(config_path, preset, overrides, device, seed, out, progress)
     parallel, data = _start(config)
-    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
+    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed,
+                                  config.evaluation.holdout_ids)
     students = {}
     for target in config.targets:
         options = LoopOptions(seed=config.seed, parallel=parallel, progress=config.progress and parallel.is_main,
