@@ -49,6 +49,7 @@ BUNDLED_RECIPE := --seed 0 --set data.subjects=5 --set data.trials=16 --set data
 bundled-model: $(STAMP)
 	$(PY) examples/pipeline.py --out runs/bundled-model --stages synth,teacher,distill,export \
 		$(BUNDLED_RECIPE) --bundle $(BUNDLED_MODEL)
+	$(VENV)/bin/emotionkd-train bundle-checkpoint runs/bundled-model/run/student.pt
 
 ## make system-deps: apt-get the system packages above, only the missing ones, only as root
 system-deps:

@@ -55,7 +55,8 @@ class Prediction:
 
     Attributes:
         start_s, end_s: the window's span on the stream's time axis (s since its first sample).
-        arousal, valence: probability of "high" (0–1); None when the window failed the gate.
+        arousal, valence: probability of "high" (0–1); None when the window failed the gate or
+            the model has no such head (an arousal-only model: ``valence`` is always None).
         arousal_label, valence_label: the contract's class name (``low``/``high``) at 0.5; None
             when not predicted.
         quality: ``ok`` or why the window was not predicted (``gap``, ``electrode_off``,
@@ -145,9 +146,10 @@ class EmotionClassifier:
         else:
             self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads)
         self.contract: ModelContract = self.model.contract
-        for target in ("arousal", "valence"):
-            if target not in self.contract.targets:
-                raise ModelError(f"model {str(self.model.path)!r} has no {target!r} head (targets {self.contract.targets})")
+        # serve the heads the model has (an arousal-only fine-tune is a valid model)
+        if not {"arousal", "valence"} & set(self.contract.targets):
+            raise ModelError(f"model {str(self.model.path)!r} has neither an 'arousal' nor a 'valence' head "
+                             f"(targets {self.contract.targets})")
         self.preprocessing = self.contract.preprocessing_config()
         if not (math.isfinite(hop_s) and hop_s > 0):
             raise ConfigError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
@@ -351,9 +353,13 @@ class EmotionClassifier:
             level = windows.conductance_us[i]
             median = float(np.nanmedian(level)) if np.isfinite(level).any() else math.nan
             if verdict.ok:
-                arousal, valence = float(high["arousal"][row]), float(high["valence"][row])
+                # a head the model lacks stays None (see Prediction)
+                arousal = float(high["arousal"][row]) if "arousal" in high else None
+                valence = float(high["valence"][row]) if "valence" in high else None
                 row += 1
-                labels: tuple[str | None, str | None] = (names[int(arousal >= 0.5)], names[int(valence >= 0.5)])
+                labels: tuple[str | None, str | None] = (
+                    None if arousal is None else names[int(arousal >= 0.5)],
+                    None if valence is None else names[int(valence >= 0.5)])
             else:
                 arousal = valence = None
                 labels = (None, None)

@@ -159,6 +159,8 @@ def _note_synthetic(classifier: Any) -> None:
     if classifier.trained_on_synthetic_data:
         typer.echo(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
                    "its outputs demonstrate the pipeline, they do not measure emotion", err=True)
+    elif classifier.contract.provenance_note():  # heads of mixed origin: say which met real skin
+        typer.echo(f"note: model {classifier.model.path.name}: {classifier.contract.provenance_note()}", err=True)
 
 
 def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[], list[Any]], *,
@@ -305,8 +307,9 @@ def _demo_summary(predictions: list[Any], status: Any, change_s: float, device: 
     """The demo's closing lines: windows, quality, mean probabilities before/after the change."""
     from collections import Counter
 
-    def mean(values: list[float]) -> str:
-        return f"{sum(values) / len(values):.2f}" if values else "-"
+    def mean(values: list[float | None]) -> str:
+        present = [v for v in values if v is not None]  # None: a head the model lacks
+        return f"{sum(present) / len(present):.2f}" if present else "-"
 
     ok = [p for p in predictions if p.ok]
     flagged = Counter(p.quality for p in predictions if not p.ok)

@@ -145,9 +145,10 @@ def _experiment(config_path: Path | None, preset: str | None, overrides: list[st
     return load_config(config_path, preset=preset, overrides=changes)
 
 
-def _start(config: Any) -> tuple[Any, Any]:
+def _start(config: Any, preprocessing: Any = None) -> tuple[Any, Any]:
     """Join torchrun's process group (if any) and load the data (rank 0 first: it may generate
-    synthetic files that the other ranks then read from the cache)."""
+    synthetic files that the other ranks then read from the cache), prepared with
+    ``preprocessing`` (default: this emotionkd's)."""
     import os
 
     import torch
@@ -159,7 +160,7 @@ def _start(config: Any) -> tuple[Any, Any]:
     parallel = Parallel.from_environment(config.device)
     if not parallel.is_main:
         parallel.barrier()
-    data = load_windows(config, progress=config.progress and parallel.is_main)
+    data = load_windows(config, progress=config.progress and parallel.is_main, preprocessing=preprocessing)
     if parallel.is_main:
         parallel.barrier()
         from emotionkd.training.config import save_config
@@ -221,7 +222,6 @@ _SEED = typer.Option(None, "--seed", help="Seed of initialisation, shuffling and
 _OUT = typer.Option(None, "--out", help="Output folder (config output_dir; the run goes to OUT/NAME).")
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
 _TEACHER = typer.Option(None, "--teacher", help="teacher.pt to distil from (default: train the teachers first).")
-_CHECKPOINT = typer.Option(..., "--checkpoint", help="student.pt to start from.")
 
 
 def _fit_on_training_subjects(config: Any, method: str, teachers: dict[str, Any] | None = None,
@@ -296,32 +296,77 @@ def distill(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, ov
 
 @app.command()
 @friendly_errors
-def finetune(checkpoint: Path = _CHECKPOINT,
+def finetune(checkpoint: str = typer.Option(..., "--checkpoint", "--from",
+                                            help="student.pt to start from, or 'bundled' (the bundled model's student)."),
              config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
              device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
-             progress: bool = _PROGRESS) -> None:
+             progress: bool = _PROGRESS,
+             holdout: str | None = typer.Option(None, "--holdout", help="Hold out these subject ids, e.g. 3,7 "
+                                                "(default: evaluation.holdout_subjects random ones).")) -> None:
     """Fine-tune a student on labelled GSR recordings (data.source=recordings or prepared):
-    GSR-only CE with the student optimiser; writes RUN/student-finetuned.pt."""
-    from emotionkd.training.checkpoint import load_student_checkpoint
+    GSR-only CE with the student optimiser, only the heads the data labels (the others are kept
+    with their provenance); writes RUN/student-finetuned.pt."""
+    import json
+
     from emotionkd.training.experiment import subject_holdout
+    from emotionkd.training.finetune import (
+        check_compatible,
+        finetune_targets,
+        finetuned_checkpoint,
+        load_start,
+    )
     from emotionkd.training.trainer import LoopOptions, TensorSet, train_student
 
-    base = load_student_checkpoint(checkpoint)
+    base = load_start(checkpoint)
+    ids = parse_subjects(holdout)
+    if ids:
+        overrides = [*overrides, f"evaluation.holdout_ids={json.dumps(list(ids))}"]
     config = _experiment(config_path, preset, overrides, device, seed, out, progress)
-    parallel, data = _start(config)
+    parallel, data = _start(config, base.contract.preprocessing_config())
+    check_compatible(base, data)
     train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed,
                                   config.evaluation.holdout_ids)
     students = {}
-    for target in config.targets:
+    for target in finetune_targets(config.targets, data, base):
         options = LoopOptions(seed=config.seed, parallel=parallel, progress=config.progress and parallel.is_main,
                               state_path=config.run_dir / "state" / f"{target}-finetune.state.pt")
         students[target] = train_student(TensorSet.from_dataset(train, target, need_eeg=False), base.student_config,
                                          config.student_optim, config.distill.l2, options,
                                          initial=base.build(target).train(), desc=f"finetune {target}").model
-    method = f"{base.contract.provenance.method}+finetune"
-    _write_student(config, data, train, held, students, method, parallel, config.run_dir / "student-finetuned.pt",
-                   notes=f"fine-tuned from {checkpoint}")
+    metrics = _holdout_metrics(students, train, held, parallel)
+    if parallel.is_main:
+        from emotionkd.training.checkpoint import save_student_checkpoint
+
+        result = finetuned_checkpoint(
+            base, data, students, metrics, protocol="holdout-subjects" if held is not None else "none",
+            subjects=len(set(train.subject.tolist())), notes=f"fine-tuned from {checkpoint}",
+            train_config=config.to_dict())
+        path = save_student_checkpoint(result, config.run_dir / "student-finetuned.pt")
+        typer.echo(f"wrote {path} ({result.contract.provenance.method})")
+        for target in result.contract.targets:
+            origin = result.contract.origin(target)
+            tuned = "fine-tuned" if target in students else "kept"
+            typer.echo(f"  {target}: {tuned}, {origin.data_kind} data ({origin.dataset}); labels: {origin.labels or '-'}")
+            m = metrics.get(target)
+            if m:
+                typer.echo(f"    held-out accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} "
+                           f"(majority rate {m['majority_rate']:.3f})")
     _finish(parallel)
+
+
+@app.command("bundle-checkpoint")
+@friendly_errors
+def bundle_checkpoint(
+    student_pt: Annotated[Path, typer.Argument(help="The student.pt behind the bundled model.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the installed bundled "
+                                                           "checkpoint).")] = None,
+) -> None:
+    """Write a weights-only (float16) copy of a student checkpoint where `finetune --from bundled` finds it."""
+    from emotionkd.training.checkpoint import load_student_checkpoint
+    from emotionkd.training.finetune import bundled_checkpoint_path, save_weights_only
+
+    path = save_weights_only(load_student_checkpoint(student_pt), out or bundled_checkpoint_path())
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command()

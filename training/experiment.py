@@ -44,14 +44,27 @@ NEEDS_TEACHER = ("teacher", "kd", "kd+feedback")
 
 
 # --- data --------------------------------------------------------------------------------------
-def load_windows(config: ExperimentConfig, *, progress: bool = False) -> WindowedDataset:
-    """The dataset ``config.data`` names (synthetic files are generated on first use)."""
+def load_windows(config: ExperimentConfig, *, progress: bool = False,
+                 preprocessing: PreprocessingConfig | None = None) -> WindowedDataset:
+    """The dataset ``config.data`` names (synthetic files are generated on first use), prepared
+    with ``preprocessing`` (default: this emotionkd's; a fine-tune passes its base model's).
+
+    Raises:
+        DataError: a prepared ``.npz`` was made with other preprocessing than ``preprocessing``.
+    """
     from emotionkd.training.datasets import DatasetConfig, SynthConfig, generate, load_dataset
 
     data = config.data
     if data.source == "prepared":
-        return WindowedDataset.load_npz(data.path)
+        prepared = WindowedDataset.load_npz(data.path)
+        made = (prepared.meta.get("preprocessing") or {}).get("params")
+        if (preprocessing is not None and made is not None
+                and PreprocessingConfig.from_params(dict(made)).to_params() != preprocessing.to_params()):
+            raise DataError(f"{data.path} was prepared with preprocessing {made}, the model needs "
+                            f"{preprocessing.to_params()}; prepare it again from the recordings")
+        return prepared
     dataset_config = DatasetConfig(
+        preprocessing=preprocessing or PreprocessingConfig(),
         label_threshold=data.label_threshold, label_rule=data.label_rule,
         hop_samples=data.hop_samples or None, subjects=tuple(data.only_subjects) or None)
     root = Path(data.path)

@@ -627,11 +627,34 @@ def _plan(root: Path, config: DatasetConfig, options: dict[str, Any]) -> Any:
     jobs = [(prepare_recordings_subject, (s, ps, config, gsr_unit, table, label_target, [own_labels[p] for p in ps]))
             for s, ps in sorted(by_subject.items())]
     provenance = _provenance(described, label_source)
-    meta = {"dataset": "recordings", "subjects_from": {str(p): ids[p] for p in paths},
+    meta = {"dataset": "recordings", "dataset_name": root.resolve().name, "licence": licence_of(root),
+            "subjects_from": {str(p): ids[p] for p in paths},
             "trial_ids": "labelled segment number within the subject's recordings",
             "label_provenance": provenance, "skipped": skipped,
             "labels_table": None if table is None else str(table.path)}
     return Plan(inputs, jobs, meta, False)
+
+
+LICENCE_FILES: Final = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENCE", "LICENCE.txt", "COPYING")
+
+
+def licence_of(root: Path) -> str:
+    """The licence and attribution of a dataset folder in one line, from a ``LICENSE`` file at
+    its root (its title and copyright lines), or "" when there is none."""
+    folder = root if root.is_dir() else root.parent
+    for name in LICENCE_FILES:
+        path = folder / name
+        if path.is_file() and _inside(path, folder.resolve()):
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    text = f.read(4096)
+            except OSError:
+                return ""
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            title = lines[0] if lines else ""
+            copyright_line = next((line for line in lines if line.lower().startswith("copyright")), "")
+            return ", ".join(part for part in (title, copyright_line) if part)[:300]
+    return ""
 
 
 def labelled_targets(labels: npt.NDArray[np.int64]) -> list[str]:
