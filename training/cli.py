@@ -407,6 +407,54 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
     _finish(parallel)
 
 
+@app.command("evaluate-real")
+@friendly_errors
+def evaluate_real(
+    root: Annotated[Path, typer.Argument(help="Labelled recordings (e.g. ../shared/data/stress-predict).")],
+    start: str = typer.Option("bundled", "--from", help="student.pt the fine-tuned arm starts from, or 'bundled'."),
+    shipped: str = typer.Option("bundled", "--shipped", help="ONNX model scored as shipped: 'bundled', a path, or 'none'."),
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/real"),
+    folds: int = typer.Option(6, "--folds", help="Groups of participants (0: leave one participant out)."),
+    epochs: int = typer.Option(3, "--epochs", help="Training passes (fine-tuned and scratch)."),
+    train_windows: int = typer.Option(4000, "--train-windows", help="Training windows sampled per fold."),
+    seed: int = typer.Option(0, "--seed", help="Seed of sampling, initialisation, shuffling, bootstrap."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Folds run in parallel (processes)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per process."),
+    label_target: str = typer.Option("arousal", help="The target a plain 'label' column labels."),
+    label_source: str | None = typer.Option(None, help="What the labels mean, in words."),
+) -> None:
+    """Fine-tuned vs scratch vs shipped model vs baselines on real people (grouped k-fold by
+    participant); writes OUT/results.json, OUT/results.md and OUT/per-person-auc.png."""
+    import json
+
+    from emotionkd.training.finetune import resolve_checkpoint
+    from emotionkd.training.real_eval import RealEvalConfig, plot, results_markdown
+    from emotionkd.training.real_eval import evaluate_real as run
+
+    config = RealEvalConfig(folds=folds, epochs=epochs, train_windows=train_windows, seed=seed, workers=workers,
+                            threads=threads)
+    shipped_path = None
+    if shipped != "none":
+        from emotionkd.sdk.model import bundled_model_path
+
+        shipped_path = bundled_model_path() if shipped == "bundled" else Path(shipped)
+    options = {"label_target": label_target, **({"label_source": label_source} if label_source else {})}
+    results = run(root, resolve_checkpoint(start), shipped_path, config, dataset_options=options,
+                  on_fold=lambda r: typer.echo(f"fold {r['done']}/{r['folds']} done", err=True))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    table = results_markdown(results)
+    (out / "results.md").write_text(table + "\n", encoding="utf-8")
+    d = results["data"]
+    plot({a: {int(p): m for p, m in t.items()} for a, t in results["per_person"].items()}, out / "per-person-auc.png",
+         f"{d['participants']} participants, {d['decision_points']} decision points, "
+         f"{'LOPO' if folds == 0 else f'{folds} folds by person'}")
+    typer.echo(table)
+    t = results["time"]
+    typer.echo(f"wall {t['wall_s']:.0f} s, CPU {t['cpu_s']:.0f} s; wrote {out / 'results.json'}, "
+               f"{out / 'results.md'}, {out / 'per-person-auc.png'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="emotionkd-train")

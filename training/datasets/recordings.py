@@ -530,26 +530,50 @@ def _trial_windows(rec: Recording, seg: Segment, config: DatasetConfig) -> Trial
     return TrialWindows(tw.gsr[finite], None, tw.start_s[finite], tw.dropped + int((~finite).sum()))
 
 
-def prepare_recordings_subject(subject: int, paths: list[Path], config: DatasetConfig, gsr_unit: str | None,
-                               table: LabelTable | None = None, label_target: str = "arousal",
-                               own: list[bool] | None = None) -> SubjectWindows:
-    """Window the labelled segments of one subject's recordings (trials numbered 1…).
+def read_subject_recordings(subject: int, paths: list[Path], config: DatasetConfig, gsr_unit: str | None,
+                            table: LabelTable | None = None, label_target: str = "arousal",
+                            own: list[bool] | None = None) -> list[Recording]:
+    """One subject's recordings with their labelled segments.
 
     ``table``: a labels table at the dataset root whose rows for ``subject`` label the
     recordings whose ``own`` flag is False (default: all when a table is given); the others
     carry their own labels (columns or label file). Spans outside a recording are cut off.
     """
-    out = SubjectWindows(subject, info={"recordings": [str(p) for p in paths]})
     flags = own if own is not None else [table is None] * len(paths)
-    trial = 0
+    out = []
     for path, has_own in zip(paths, flags, strict=True):
         labels = (table, table.spans.get(subject, [])) if table is not None and not has_own else None
-        rec = (read_e4_recording(path, config, labels, label_target) if path.is_dir()
-               else read_csv_recording(path, config, gsr_unit, labels, label_target))
+        out.append(read_e4_recording(path, config, labels, label_target) if path.is_dir()
+                   else read_csv_recording(path, config, gsr_unit, labels, label_target))
+    return out
+
+
+def prepare_recordings_subject(subject: int, paths: list[Path], config: DatasetConfig, gsr_unit: str | None,
+                               table: LabelTable | None = None, label_target: str = "arousal",
+                               own: list[bool] | None = None) -> SubjectWindows:
+    """Window the labelled segments of one subject's recordings (trials numbered 1…); the
+    arguments are those of :func:`read_subject_recordings`."""
+    out = SubjectWindows(subject, info={"recordings": [str(p) for p in paths]})
+    trial = 0
+    for rec in read_subject_recordings(subject, paths, config, gsr_unit, table, label_target, own):
         for seg in rec.segments:
             trial += 1
             out.add(trial, seg.ratings, seg.labels, _trial_windows(rec, seg, config))
     return out
+
+
+def read_labelled_recordings(root: Path, config: DatasetConfig | None = None,
+                             **options: Any) -> tuple[dict[int, list[Recording]], dict[str, Any]]:
+    """Every labelled recording under ``root`` by subject, unwindowed (for evaluations that
+    stream whole recordings), and the dataset's meta (label provenance, licence, skipped).
+
+    ``options`` as for ``load_dataset("recordings", …)``: ``gsr_unit``, ``label_target``,
+    ``label_source``.
+    """
+    config = config or DatasetConfig()
+    plan = _plan(Path(root), config, options)
+    by_subject = {args[0]: read_subject_recordings(*args) for _, args in plan.jobs}
+    return by_subject, dict(plan.meta)
 
 
 def _own_labels(path: Path, label_target: str) -> tuple[Path | None, LabelColumns | None]:
@@ -672,5 +696,5 @@ _register()
 
 __all__ = ["E4_EDA", "LABELS_FILE", "MAX_CONDUCTANCE_US", "MAX_SUBJECT_DIGITS", "LabelColumns", "LabelTable",
            "Recording", "Segment", "Span", "find_recordings", "label_columns", "labelled_targets",
-           "prepare_recordings_subject", "read_csv_recording", "read_e4_eda", "read_e4_recording",
+           "prepare_recordings_subject", "read_csv_recording", "read_labelled_recordings", "read_subject_recordings", "read_e4_eda", "read_e4_recording",
            "read_label_table", "subject_ids"]
