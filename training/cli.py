@@ -416,7 +416,7 @@ def evaluate_real(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/real"),
     folds: int = typer.Option(6, "--folds", help="Groups of participants (0: leave one participant out)."),
     epochs: int = typer.Option(3, "--epochs", help="Training passes (fine-tuned and scratch)."),
-    train_windows: int = typer.Option(4000, "--train-windows", help="Training windows sampled per fold."),
+    train_windows: int = typer.Option(3000, "--train-windows", help="Training windows sampled per fold."),
     seed: int = typer.Option(0, "--seed", help="Seed of sampling, initialisation, shuffling, bootstrap."),
     workers: int = typer.Option(1, "--workers", min=1, help="Folds run in parallel (processes)."),
     threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per process."),

@@ -70,7 +70,7 @@ class RealEvalConfig:
     hop_s: float = 4.0
     context_s: float = 32.0
     epochs: int = 3
-    train_windows: int = 4000
+    train_windows: int = 3000
     finetune_lr: float = 3e-4
     scratch_lr: float = 1e-3
     batch_size: int = 32
@@ -426,8 +426,9 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
         xs, oks = model_inputs(recordings, decisions, model.contract.preprocessing_config(), config.hop_s)
         usable &= oks
         shipped_scores = np.zeros(len(xs))
-        if oks.any():
-            shipped_scores[oks] = model.run(xs[oks])["arousal"][:, 1]
+        rows = np.flatnonzero(oks)
+        for i in range(0, rows.size, 256):  # batches: memory stays bounded (attention per window)
+            shipped_scores[rows[i:i + 256]] = model.run(xs[rows[i:i + 256]])["arousal"][:, 1]
     decisions = decisions.subset(usable)
     inputs = {k: v[usable] for k, v in inputs.items()}
     if shipped_scores is not None:

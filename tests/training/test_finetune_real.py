@@ -56,7 +56,8 @@ def base_student(tmp_path: Path) -> Path:
 
 
 def test_finetune_from_bundled_trains_only_the_labelled_head(tmp_path: Path, base_student: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     bundled = tmp_path / "pretrained" / "bundled-student.pt"
     monkeypatch.setattr(finetune_module, "bundled_checkpoint_path", lambda: bundled)
     with pytest.raises(CheckpointError, match="no bundled student checkpoint"):
@@ -87,6 +88,21 @@ def test_finetune_from_bundled_trains_only_the_labelled_head(tmp_path: Path, bas
     changed = [k for k, v in tuned.state_dicts["arousal"].items()
                if v.is_floating_point() and not torch.allclose(v, base.state_dicts["arousal"][k].float())]
     assert changed
+    # the exported model's card and the stream's start-up note say which head met real skin
+    from emotionkd.exporters.onnx_export import export_students
+    from emotionkd.sdk.cli import _note_synthetic
+    from emotionkd.sdk.classifier import EmotionClassifier
+    from emotionkd.sdk.model_card import read_model_info, render_model_card
+
+    export_students(tuned.build_all(), c, tmp_path / "tuned.onnx")
+    card = render_model_card(read_model_info(tmp_path / "tuned.onnx"))
+    assert "Head 'arousal': met REAL skin" in card and "Head 'valence': SYNTHETIC data only" in card
+    assert "MIT License, Copyright (c) 2022 Talha Iqbal" in card and SOURCE in card
+    assert "contract v2" in card
+    capsys.readouterr()
+    _note_synthetic(EmotionClassifier(model=tmp_path / "tuned.onnx"))
+    note = capsys.readouterr().err
+    assert "arousal head met real skin (stress (recordings)" in note and "valence head trained on synthetic" in note
 
 
 def test_an_arousal_only_model_exports_and_the_sdk_serves_its_one_head(tmp_path: Path) -> None:
