@@ -90,8 +90,8 @@ def test_finetune_from_bundled_trains_only_the_labelled_head(tmp_path: Path, bas
     assert changed
     # the exported model's card and the stream's start-up note say which head met real skin
     from emotionkd.exporters.onnx_export import export_students
-    from emotionkd.sdk.cli import _note_synthetic
     from emotionkd.sdk.classifier import EmotionClassifier
+    from emotionkd.sdk.cli import _note_synthetic
     from emotionkd.sdk.model_card import read_model_info, render_model_card
 
     export_students(tuned.build_all(), c, tmp_path / "tuned.onnx")
