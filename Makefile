@@ -8,14 +8,18 @@ PIP := $(PY) -m pip
 # torch is pinned here (constraints.txt), not in pyproject.toml, so users keep a free choice.
 INSTALL := $(PIP) install --quiet --constraint constraints.txt
 STAMP := $(VENV)/.installed-stamp
+# apt's chatter goes here, not into `make test` (shown when an install fails)
+SYSTEM_DEPS_LOG := build/system-deps.log
 
 .PHONY: all demo test lint install clean bench pipeline bundled-model system-deps
 
 all: test
 
 # System packages for the end-to-end tests: D-Bus headers to build dbus-python (python-dbusmock,
-# the mocked BlueZ), dbus-daemon for a private bus, gcc for the C firmware library test.
-SYSTEM_DEPS := libdbus-1-dev libglib2.0-dev pkg-config dbus gcc
+# the mocked BlueZ), dbus-daemon for a private bus, gcc for the C firmware library test, tmux for
+# the live view at 80x24, chromium for the dashboard in a real browser (driven over its DevTools
+# pipe: no chromedriver needed).
+SYSTEM_DEPS := libdbus-1-dev libglib2.0-dev pkg-config dbus gcc tmux chromium
 
 $(STAMP): pyproject.toml constraints.txt | system-deps
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +48,7 @@ pipeline: $(STAMP)
 ## make bundled-model: rebuild the bundled model (fixed seeds: synthetic data, teacher, KD + feedback, INT8).
 ## Its recipe is pinned here, so that tuning the pipeline preset does not silently change it.
 BUNDLED_MODEL := sdk/models/emotionkd-student.onnx
-BUNDLED_RECIPE := --seed 0 --set data.subjects=5 --set data.trials=16 --set data.trial_s=12.0 \
+BUNDLED_RECIPE := --seed 0 --set data.subjects=5 --set data.trials=16 --set data.trial_s=36.0 \
 	--set teacher_optim.epochs=6 --set student_optim.epochs=6 --set feedback.period=2
 bundled-model: $(STAMP)
 	$(PY) examples/pipeline.py --out runs/bundled-model --stages synth,teacher,distill,export \
@@ -57,8 +61,9 @@ system-deps:
 	missing=""; for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "system-deps: missing$$missing; run 'sudo make system-deps'"; exit 1; fi; \
-	echo "system-deps: installing$$missing"; \
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+	echo "system-deps: installing$$missing (log: $(SYSTEM_DEPS_LOG))"; mkdir -p $(dir $(SYSTEM_DEPS_LOG)); \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
+		>$(SYSTEM_DEPS_LOG) 2>&1 || { tail -n 20 $(SYSTEM_DEPS_LOG); exit 1; }
 
 ## make test: lint, the import-layer rules, and the test suite
 test: system-deps $(STAMP) lint

@@ -3,16 +3,16 @@
 Reads a recording (the SDK's own ``emotionkd-sdk record`` CSV, an Empatica E4 ``EDA.csv`` or a
 ``time,value`` CSV), runs the model over it exactly as the live stream would
 (:meth:`EmotionClassifier.predict`, same preprocessing), detects skin-conductance responses
-(SCRs) with a classic trough-to-peak rule, and saves a figure with three panels (signal with
-SCR onsets and peaks; SCR rate per minute; arousal and valence probabilities with the windows
-that failed the quality gate shaded) plus the predictions as CSV.
+(SCRs) with NeuroKit2 (``eda_clean``, ``eda_phasic``, ``eda_peaks``), and saves a figure with
+three panels (signal with SCR onsets and peaks; SCR rate per minute; arousal and valence
+probabilities with the windows that failed the quality gate shaded) plus the predictions as CSV.
 
     python examples/offline_analysis.py session.csv --out analysis/
     python examples/offline_analysis.py            # no file: records 120 s of sim:// first
                                                    # (arousal rises at 60 s, electrodes off at 80 s)
 
-Needs matplotlib and scipy (``pip install "emotionkd[train]"``); plots use the Agg backend
-(no display needed).
+Needs matplotlib, scipy and neurokit2 (``pip install "emotionkd[train]"``); plots use the Agg
+backend (no display needed).
 """
 
 from __future__ import annotations
@@ -74,26 +74,25 @@ def smooth(values_us: npt.NDArray[np.float64], rate_hz: float, cutoff_hz: float)
 
 
 def detect_scrs(values_us: npt.NDArray[np.float64], rate_hz: float, *, min_amplitude_us: float = 0.02,
-                rise_s: tuple[float, float] = (0.5, 5.0)) -> list[Scr]:
-    """SCRs by the trough-to-peak rule: a rise of at least ``min_amplitude_us`` (µS) from a local
-    minimum to the next maximum within ``rise_s`` seconds, on the 1 Hz low-passed signal."""
-    from scipy.signal import find_peaks
+                min_stretch_s: float = 10.0) -> list[Scr]:
+    """SCRs found by NeuroKit2: ``eda_clean`` (low-pass), ``eda_phasic`` (high-pass split into
+    tonic and phasic), ``eda_peaks`` (onset, peak, amplitude), kept when the amplitude is at least
+    ``min_amplitude_us`` (µS). Each stretch of valid samples of at least ``min_stretch_s`` is
+    analysed on its own, so no response is ever found across missing samples."""
+    import neurokit2 as nk
 
-    s = smooth(values_us, rate_hz, 1.0)
-    filled = np.where(np.isfinite(s), s, -np.inf)
-    peaks, _ = find_peaks(filled, prominence=min_amplitude_us)
     found: list[Scr] = []
-    longest = int(rise_s[1] * rate_hz)
-    for peak in peaks:
-        start = max(0, peak - longest)
-        segment = s[start : peak + 1]
-        if not np.isfinite(segment).all():
-            continue  # never across missing samples
-        onset = start + int(np.argmin(segment))
-        rise = (peak - onset) / rate_hz
-        amplitude = float(s[peak] - s[onset])
-        if rise_s[0] <= rise <= rise_s[1] and amplitude >= min_amplitude_us:
-            found.append(Scr(onset / rate_hz, peak / rate_hz, amplitude))
+    valid = np.concatenate(([False], np.isfinite(values_us), [False]))
+    edges = np.flatnonzero(np.diff(valid.astype(np.int8)))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start < min_stretch_s * rate_hz:
+            continue
+        clean = nk.eda_clean(values_us[start:stop], sampling_rate=rate_hz)
+        phasic = nk.eda_phasic(clean, sampling_rate=rate_hz, method="highpass")["EDA_Phasic"].to_numpy()
+        _, info = nk.eda_peaks(phasic, sampling_rate=rate_hz, method="neurokit")
+        for onset, peak, amplitude in zip(info["SCR_Onsets"], info["SCR_Peaks"], info["SCR_Amplitude"], strict=True):
+            if np.isfinite([onset, peak, amplitude]).all() and amplitude >= min_amplitude_us:
+                found.append(Scr((start + onset) / rate_hz, (start + peak) / rate_hz, float(amplitude)))
     return found
 
 

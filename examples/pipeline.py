@@ -62,6 +62,10 @@ def stream_stage(model: Path, seconds: float) -> dict[str, Any]:
     from emotionkd.sdk import EmotionClassifier
 
     clf = EmotionClassifier(model)
+    # The first prediction needs one whole window (32 s for an ekd-gsr v2 model): stream at
+    # least that plus a few hops, so the report always has predictions to show.
+    window_s = clf.contract.window_samples / clf.contract.sample_rate_hz
+    seconds = max(seconds, window_s + 6.0)
     rows: list[Any] = []
     with EkdEmulator(EmulatorConfig(rate_hz=128, seed=7, arousal=0.1), name="EKD-PIPELINE") as emu:
         url = f"serial://{emu.pts_path}?protocol=ekd"
@@ -159,7 +163,8 @@ def main() -> None:
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     parser.add_argument("--loso-folds", type=int, default=0,
                         help="evaluate: also run this many leave-one-subject-out folds of all four methods")
-    parser.add_argument("--stream-s", type=float, default=12.0, help="seconds to stream at the end")
+    parser.add_argument("--stream-s", type=float, default=12.0,
+                        help="seconds to stream at the end (at least one model window + 6 s)")
     parser.add_argument("--bundle", type=Path, default=None, help="copy the INT8 model here (the bundled model)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],

@@ -399,10 +399,14 @@ def run_bench(models: list[str | Path], config: BenchConfig | None = None,
     return report
 
 
+def _load(load_average: float | None) -> str:
+    return "unknown" if load_average is None else f"{load_average:.2f}"
+
+
 def render(report: BenchReport) -> str:
     """The report as a few aligned tables for a terminal."""
     m = report.machine
-    lines = [f"{m['cpu']}, {m['cores']} cores, load {m['load_average_1m']}, onnxruntime {m['onnxruntime']}, "
+    lines = [f"{m['cpu']}, {m['cores']} cores, load {_load(m['load_average_1m'])}, onnxruntime {m['onnxruntime']}, "
              f"FP32 GEMM {m['fp32_gemm_gflops_one_core']:.0f} GFLOP/s on one core"]
     for e in report.models:
         lines.append("")

@@ -26,6 +26,27 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _flags_without_metavar() -> None:
+    """Show flags in ``--help`` without a value placeholder: typer 0.2x labels every option,
+    flags included, with its type (``--simulate <bool>``), which reads as if a flag took a value.
+    Applied once, to typer's option class, so every emotionkd CLI gets it."""
+    from typer import core
+
+    option = getattr(core, "TyperOption", None)
+    original = getattr(option, "display_type_rich", None)
+    if option is None or original is None or getattr(original, "flags_plain", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich.flags_plain = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_flags_without_metavar()
+
+
 def friendly_errors(func: F) -> F:
     """Turn emotionkd errors into one line on stderr and exit code 2 (KeyboardInterrupt: 130)."""
 
@@ -40,6 +61,21 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _say(text: str) -> None:
+    """A message for the person on stderr; on a terminal, wrapped to its width at word breaks
+    (so that the terminal never wraps it mid-word and a live view below keeps its place)."""
+    import shutil
+    import textwrap
+
+    stream = sys.stderr
+    if stream.isatty():
+        width = shutil.get_terminal_size().columns
+        text = "\n".join(textwrap.fill(line, width=max(20, width - 1),
+                                        subsequent_indent=" " * (len(line) - len(line.lstrip()) + 2))
+                          for line in text.splitlines())
+    typer.echo(text, err=True)
 
 
 # --- stream, record, devices (the SDK as a person at a terminal meets it) ---------------------
@@ -64,11 +100,38 @@ UnitOption = Annotated[str | None, typer.Option(
     "--unit", help="ASCII protocol: unit of the numbers (adc for Grove, uS, kOhm, …).")]
 
 
+def _require(ok: bool, message: str) -> None:
+    """Refuse a bad option value before anything opens (one line, exit code 2)."""
+    if not ok:
+        from emotionkd.firmware_bridge.errors import ConfigError
+
+        raise ConfigError(message)
+
+
+def _check_source_options(protocol: str, baud: int | None, speed: float, timeout_s: float, unit: str | None,
+                          duration_s: float | None) -> None:
+    """The options every source takes, checked before a port, file or model is touched."""
+    from emotionkd.firmware_bridge.sources import PROTOCOLS
+    from emotionkd.firmware_bridge.units import normalise_unit
+
+    known = ("auto", *PROTOCOLS)
+    _require(protocol.lower() in known, f"unknown --protocol {protocol!r}; use one of {', '.join(known)}")
+    _require(baud is None or baud > 0, f"--baud must be a positive number of bits per second, got {baud}")
+    _require(speed >= 0, f"--speed must be 0 (as fast as possible) or positive, got {speed:g}")
+    _require(timeout_s > 0, f"--timeout must be a positive number of seconds, got {timeout_s:g}")
+    _require(duration_s is None or duration_s > 0,
+             f"--duration must be a positive number of seconds, got {duration_s:g}" if duration_s is not None else "")
+    if unit is not None:
+        normalise_unit(unit)  # raises a ConfigError naming the known units
+
+
 def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | None, ble_name: str | None,
                 replay: Path | None, simulate: bool, source: str | None, speed: float,
                 timeout_s: float = 10.0, unit: str | None = None) -> str:
     """The one source URL the options name (exactly one source must be chosen)."""
     from urllib.parse import quote, urlencode
+
+    protocol = protocol.lower()
 
     chosen = [name for name, given in (("--port", port), ("--ble", ble), ("--ble-name", ble_name),
                                        ("--replay", replay), ("--simulate", simulate), ("--source", source)) if given]
@@ -93,12 +156,12 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
     return str(source)
 
 
-def _open_output(fmt: str, output: Path | None, header: str) -> Any:
+def _open_output(fmt: str, output: Path | None, header: str, status: Any = None, window_s: float = 4.0) -> Any:
     from emotionkd.sdk import outputs
 
     stream = sys.stdout if output is None else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
     if fmt == "table":
-        return outputs.TableOutput(stream, header=header)
+        return outputs.TableOutput(stream, header=header, status=status, window_s=window_s)
     if fmt == "jsonl":
         return outputs.JsonlOutput(stream)
     if fmt == "csv":
@@ -106,6 +169,17 @@ def _open_output(fmt: str, output: Path | None, header: str) -> Any:
     from emotionkd.firmware_bridge.errors import ConfigError
 
     raise ConfigError(f"unknown --format {fmt!r}; use table, jsonl or csv")
+
+
+def _source_label(url: str, device: str) -> str:
+    """What the live view calls the source: a replay names its file (and what recorded it), not
+    the serial port the recording once came from."""
+    from emotionkd.sdk.sources import SourceUrl
+
+    parsed = SourceUrl.parse(url)
+    if parsed.scheme == "replay":
+        return f"replay of {Path(parsed.location).name} (recorded from {device})"
+    return device
 
 
 def _reached(block: Any, duration_s: float | None) -> bool:
@@ -129,6 +203,9 @@ def stream(
     output: Annotated[Path | None, typer.Option("--output", help="Write predictions to this file instead of stdout.")] = None,
     record: Annotated[Path | None, typer.Option("--record", help="Also record the raw samples to this CSV file.")] = None,
     lsl: Annotated[bool, typer.Option("--lsl", help="Publish predictions as an LSL stream (needs pylsl).")] = False,
+    dashboard: Annotated[bool, typer.Option("--dashboard", help="Serve a live web page: GSR trace, arousal/valence history, model card.")] = False,
+    bind: Annotated[str, typer.Option("--bind", help="Dashboard address HOST:PORT (port 0: any free one).")] = "127.0.0.1:8765",
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Let --bind name an address other than loopback.")] = False,
     duration_s: DurationOption = None,
     speed: SpeedOption = 1.0,
     timeout_s: TimeoutOption = 10.0,
@@ -137,36 +214,62 @@ def stream(
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
 
+    _check_source_options(protocol, baud, speed, timeout_s, unit, duration_s)
+    _require(hop_s > 0, f"--hop must be a positive number of seconds, got {hop_s:g}")
+    if dashboard:
+        from emotionkd.sdk.dashboard import parse_bind
+
+        host, bind_port = parse_bind(bind, allow_remote=allow_remote)
     url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit)
     classifier = EmotionClassifier(model, hop_s=hop_s)
     _note_synthetic(classifier)
+    server = _start_dashboard(classifier, host, bind_port) if dashboard else None
 
-    def open_outputs() -> list[Any]:
-        outputs = [_open_output(fmt, output, header="")]
+    def open_outputs(status: Any) -> list[Any]:
+        outputs = [_open_output(fmt, output, header="", status=status, window_s=classifier.window_s)]
         if lsl:
             from emotionkd.sdk.lsl import PredictionOutlet
 
             outputs.append(PredictionOutlet(classifier.contract, hop_s=classifier.hop_s))
+        if server is not None:
+            outputs.append(server.hub)
         return outputs
 
-    status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, record=record)
-    typer.echo(f"{status.predictions} predictions ({status.not_ok} failed the quality gate) from "
-               f"{status.samples} samples", err=True)
+    try:
+        status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, record=record,
+                                     on_block=server.hub.add_block if server is not None else None)
+    finally:
+        if server is not None:
+            server.stop()
+    _say(f"{status.predictions} predictions ({status.not_ok} failed the quality gate) from "
+               f"{status.samples} samples")
+
+
+def _start_dashboard(classifier: Any, host: str, port: int) -> Any:
+    """Serve the dashboard for ``classifier``'s stream; says where (the caller stops it)."""
+    from emotionkd.sdk.dashboard import DashboardHub, DashboardServer
+    from emotionkd.sdk.model_card import read_model_info, render_model_card
+
+    details = read_model_info(classifier.model.path)
+    hub = DashboardHub({"text": render_model_card(details), "facts": details.to_dict()})
+    server = DashboardServer(hub, host, port).start()
+    _say(f"dashboard: {server.url} (open it in a browser; it stops with the stream)")
+    return server
 
 
 def _note_synthetic(classifier: Any) -> None:
     """Say once, at start, that a model trained on synthetic data measures nothing."""
     if classifier.trained_on_synthetic_data:
-        typer.echo(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
-                   "its outputs demonstrate the pipeline, they do not measure emotion", err=True)
+        _say(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
+             "its outputs demonstrate the pipeline, they do not measure emotion")
     elif classifier.contract.provenance_note():  # heads of mixed origin: say which met real skin
-        typer.echo(f"note: model {classifier.model.path.name}: {classifier.contract.provenance_note()}", err=True)
+        _say(f"note: model {classifier.model.path.name}: {classifier.contract.provenance_note()}")
 
 
-def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[], list[Any]], *,
+def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any], list[Any]], *,
                         duration_s: float | None = None, record: Path | None = None,
                         on_block: Callable[[Any, Any], None] | None = None) -> Any:
-    """Stream ``url`` through ``classifier`` into the outputs ``open_outputs()`` makes once the
+    """Stream ``url`` through ``classifier`` into the outputs ``open_outputs(status)`` makes once the
     source is open (closed at the end): the loop of ``stream`` and ``demo``. ``on_block(block,
     status)`` runs before each block is classified.
 
@@ -189,19 +292,21 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[], li
 
     try:
         with open_source(url) as src:
-            outputs.extend(open_outputs())
+            status.source = _source_label(url, src.info.device)
+            outputs.extend(open_outputs(status))
             for block in src.blocks():
                 if status.samples == 0:  # said now: a device names itself in its first frames
-                    status.started = time.monotonic()
                     info = src.info
-                    typer.echo(f"streaming {info.device} ({info.protocol}, {block.rate_hz:g} Hz) -> "
-                               f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s", err=True)
+                    status.source = _source_label(url, info.device)
+                    status.nominal_rate_hz = block.rate_hz
+                    _say(f"streaming {status.source} ({info.protocol}, {block.rate_hz:g} Hz) -> "
+                               f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s")
                 if record is not None and recorder is None:
                     recorder = RecordingWriter(record, device=src.info.device, protocol=src.info.protocol,
                                                rate_hz=block.rate_hz)
                 if recorder is not None:
                     recorder.write(block)
-                status.samples += len(block)
+                status.received(len(block))
                 status.counters = src.counters()
                 if on_block is not None:
                     on_block(block, status)
@@ -245,10 +350,8 @@ def demo(
     from emotionkd.firmware_bridge.emulators import EkdEmulator, EmulatorConfig, require_pty
     from emotionkd.sdk.classifier import EmotionClassifier
 
-    if not duration_s > 0:
-        from emotionkd.firmware_bridge.errors import ConfigError
-
-        raise ConfigError(f"--duration must be positive, got {duration_s:g}")
+    _require(duration_s > 0, f"--duration must be positive, got {duration_s:g}")
+    _require(rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz:g}")
     require_pty()
     started = time.monotonic()
     classifier = EmotionClassifier(model)
@@ -266,9 +369,10 @@ def demo(
         events.append((duration_s * 0.25, "-- line noise: 48 garbage bytes --", lambda: emulator.inject_garbage(48)))
     events.sort(key=lambda event: event[0])
 
-    def open_outputs() -> list[Any]:
+    def open_outputs(status: Any) -> list[Any]:
         out = _open_output(fmt, None, header=f"EKD sensor emulated on {emulator.pts_path} at {rate_hz:g} Hz "
-                           f"({classifier.window_s:g} s windows every {classifier.hop_s:g} s)")
+                           f"({classifier.window_s:g} s windows every {classifier.hop_s:g} s)",
+                           status=status, window_s=classifier.window_s)
         table.append(out)
         return [out, _Collect(predictions)]
 
@@ -279,15 +383,15 @@ def demo(
             if hasattr(table[0], "note"):
                 table[0].note(text)
             else:
-                typer.echo(text, err=True)
+                _say(text)
 
     with emulator:
-        typer.echo(f"EKD sensor emulator on {emulator.pts_path}; streaming it as "
-                   f"`emotionkd-sdk stream --port {emulator.pts_path} --protocol ekd` would", err=True)
+        _say(f"EKD sensor emulator on {emulator.pts_path}; streaming it as "
+                   f"`emotionkd-sdk stream --port {emulator.pts_path} --protocol ekd` would")
         url = _source_url(emulator.pts_path, None, "ekd", None, None, None, False, None, 1.0, timeout_s=10.0)
         status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, on_block=on_block)
         sent = emulator.counters
-    typer.echo(_demo_summary(predictions, status, change_s, sent, time.monotonic() - started), err=True)
+    _say(_demo_summary(predictions, status, change_s, sent, time.monotonic() - started))
 
 
 class _Collect:
@@ -349,10 +453,11 @@ def record(
     from emotionkd.sdk.recording import RecordingWriter
     from emotionkd.sdk.sources import open_source
 
+    _check_source_options(protocol, baud, speed, timeout_s, unit, duration_s)
     url = _source_url(port, baud, protocol, ble, ble_name, None, simulate, source, speed, timeout_s, unit)
     writer: RecordingWriter | None = None
     with open_source(url) as src:
-        typer.echo(f"recording {src.info.device} to {path} (Ctrl-C stops)", err=True)
+        _say(f"recording {src.info.device} to {path} (Ctrl-C stops)")
         try:
             for block in src.blocks():
                 if writer is None:
@@ -365,7 +470,43 @@ def record(
             if writer is not None:
                 writer.close()
     count = writer.samples_written if writer else 0
-    typer.echo(f"{count} samples written to {path}", err=True)
+    _say(f"{count} samples written to {path}")
+
+
+@app.command()
+@friendly_errors
+def plot(
+    recording: Annotated[Path, typer.Argument(help="A recording (emotionkd-sdk record), an E4 EDA.csv or a time,value CSV.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Image to write (.png, .svg or .pdf).")] = Path("session.png"),
+    predictions: Annotated[Path | None, typer.Option("--predictions", help="Predictions from stream --format jsonl/csv (default: predict the recording now).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model for predicting when --predictions is not given (default: the bundled model).")] = None,
+    unit: UnitOption = None,
+    rate_hz: Annotated[float | None, typer.Option("--rate", help="Sampling rate of a one-column CSV (Hz).")] = None,
+) -> None:
+    """Plot a session: conductance with gaps and flags shaded, arousal/valence P(high) underneath."""
+    from emotionkd.sdk.session_plot import plot_session, read_predictions
+    from emotionkd.sdk.sources.replay import load_signal
+
+    _require(output.suffix.lower() in (".png", ".svg", ".pdf"), f"-o {output}: write a .png, .svg or .pdf")
+    _require(rate_hz is None or rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz}")
+    if unit is not None:
+        _check_source_options("auto", None, 0.0, 1.0, unit, None)
+    signal = load_signal(recording, unit=unit or "uS", rate_hz=rate_hz)
+    if predictions is not None:
+        rows = read_predictions(predictions)
+        source = f"predictions from {predictions.name}"
+    else:
+        from emotionkd.sdk.classifier import EmotionClassifier
+
+        classifier = EmotionClassifier(model)
+        _note_synthetic(classifier)
+        rows = [p.to_dict() for p in classifier.predict(signal.conductance_us, signal.rate_hz, flags=signal.flags)]
+        source = f"predicted by {classifier.model.path.name}"
+    title = (f"{recording.name} · {signal.device} · {signal.conductance_us.size / signal.rate_hz:.0f} s at "
+             f"{signal.rate_hz:g} Hz · {source}")
+    written = plot_session(signal.conductance_us, signal.flags, signal.rate_hz, rows, output, title=title)
+    flagged = sum(r["quality"] != "ok" for r in rows)
+    _say(f"wrote {written} ({len(rows)} windows, {flagged} failed the quality gate)")
 
 
 @app.command()
@@ -411,6 +552,8 @@ def simulate(
     autostart: bool = typer.Option(False, help="Stream without waiting for the host's start command."),
 ) -> None:
     """Emulate a GSR device on a pseudo-terminal; prints the /dev/pts/N to connect to."""
+    _require(duration_s >= 0, f"--duration must be 0 (until Ctrl-C) or a positive number of seconds, got {duration_s:g}")
+    _require(rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz:g}")
     from emotionkd.firmware_bridge.emulators import (
         EmulatorConfig,
         make_emulator,
@@ -449,7 +592,7 @@ def bench(
     threads: Annotated[list[int] | None, typer.Option(
         "--threads", help="onnxruntime threads for the latency figures; repeat for several (default 1 and 2). "
                           "The gateway runs as many one-thread workers as the largest.")] = None,
-    hours: float = typer.Option(0.1, "--hours", help="Hours of 128 Hz GSR replayed for the real-time factor (the issue's figure: 1)."),
+    hours: float = typer.Option(0.1, "--hours", help="Hours of 128 Hz GSR replayed for the real-time factor (1 gives the figure in docs/performance.md)."),
     runs: int = typer.Option(200, "--runs", help="Timed batch-1 runs per model and thread count."),
     batch: int = typer.Option(8, "--batch", help="Windows per call for the throughput figure."),
     streams: int = typer.Option(200, "--streams", help="Streams the gateway capacity is first measured with."),
@@ -473,15 +616,16 @@ def bench(
 @app.command()
 @friendly_errors
 def info(
-    model: str = typer.Argument(..., help="An ONNX model written by emotionkd-export."),
+    model: str | None = typer.Argument(None, help="An ONNX model written by emotionkd-export (default: the bundled model)."),
     as_json: bool = typer.Option(False, "--json", help="Print the file facts and the full contract as JSON."),
 ) -> None:
     """Show a model's card: what it expects, what it was trained on, its metrics, INT8 or not."""
     import json
 
+    from emotionkd.sdk.model import bundled_model_path
     from emotionkd.sdk.model_card import read_model_info, render_model_card
 
-    details = read_model_info(model)
+    details = read_model_info(model if model is not None else bundled_model_path())
     typer.echo(json.dumps(details.to_dict(), indent=2, sort_keys=True) if as_json else render_model_card(details))
 
 
@@ -499,4 +643,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

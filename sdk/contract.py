@@ -39,7 +39,7 @@ class PreprocessingSpec:
     """Which preprocessing, which version, which parameters."""
 
     name: str = PREPROCESSING_NAME
-    version: int = PREPROCESSING_VERSION
+    version: int = 1
     params: Mapping[str, Any] = field(default_factory=lambda: PreprocessingConfig().to_params())
 
     def to_config(self) -> PreprocessingConfig:
@@ -52,11 +52,12 @@ class PreprocessingSpec:
             raise ContractError(
                 f"model needs {self.name} version {self.version}, this emotionkd has version "
                 f"{PREPROCESSING_VERSION}; upgrade emotionkd", field="preprocessing.version")
-        return PreprocessingConfig.from_params(dict(self.params))
+        return PreprocessingConfig.from_params(dict(self.params), self.version)
 
     @classmethod
     def from_config(cls, config: PreprocessingConfig) -> PreprocessingSpec:
-        return cls(PREPROCESSING_NAME, PREPROCESSING_VERSION, config.to_params())
+        """The spec of ``config``, written as the oldest version that runs it (v1 stays v1)."""
+        return cls(PREPROCESSING_NAME, config.version, config.to_params())
 
 
 @dataclass(frozen=True)

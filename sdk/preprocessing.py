@@ -1,6 +1,6 @@
 """The one GSR preprocessing implementation, shared by training and the device.
 
-Pipeline (``ekd-gsr`` version 1), stateful and causal, identical offline and streaming:
+Pipeline (``ekd-gsr`` version 2), stateful and causal, identical offline and streaming:
 
 1. **Unit conversion** to skin conductance in µS (resistance inverted; invalid → NaN).
 2. **Short-gap hold**: the first ``hold_max_s`` of a run of missing samples repeat the last
@@ -11,7 +11,19 @@ Pipeline (``ekd-gsr`` version 1), stateful and causal, identical offline and str
    smoothing low-pass; delay compensated, so samples keep their true time.
 4. **Windowing**: ``window_samples`` every ``hop_samples`` on the true time axis. A window is
    *usable* when it holds no NaN and at most ``max_missing_fraction`` flagged samples.
-5. **Normalisation** (``window_zscore``): ``(x − mean(x)) / max(std(x), zscore_floor_us)`` per
+5. **Normalisation**, one of
+
+   ``log_baseline`` (version 2, the default for new models, :data:`DEFAULT_PREPROCESSING`):
+   ``feature = log_scale * (ln(conductance_us) - b)`` where ``b`` is a causal exponential moving
+   average of ln conductance at the model rate with time constant ``baseline_tau_s`` (90 s),
+   initialised from the first valid sample (or from a rest recording, see
+   :func:`rest_baseline_us`); NaN samples do not update it. It keeps what carries arousal in
+   EDA -- the tonic level and the skin-conductance-response amplitudes -- relative to the
+   wearer's own baseline, so it is free of electrode gain (a gain multiplies conductance, i.e.
+   adds to ln conductance, and the baseline subtracts it) yet not of the response size. The
+   state is one number, so a device computes it from the stream alone.
+
+   ``window_zscore`` (version 1, :data:`PAPER_PREPROCESSING`): ``(x − mean(x)) / max(std(x), zscore_floor_us)`` per
    window. Chosen because it needs nothing but the window itself: a device computes it from the
    stream alone, it removes the between-person differences in tonic level and electrode gain
    that a model meeting new users cannot know, and the floor keeps sensor noise in a flat window
@@ -31,14 +43,21 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from emotionkd.firmware_bridge.errors import ConfigError, ContractError
+from emotionkd.firmware_bridge.errors import ConfigError, ContractError, DataError
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.resampling import StreamingResampler
 from emotionkd.sdk.windowing import Windower
 
 PREPROCESSING_NAME: Final = "ekd-gsr"
-PREPROCESSING_VERSION: Final = 1
-NORMALISATIONS: Final = ("window_zscore", "none")
+PREPROCESSING_VERSION: Final = 2
+SUPPORTED_VERSIONS: Final = (1, 2)
+NORMALISATIONS: Final = ("window_zscore", "none", "log_baseline")
+#: normalisations that version 1 of ``ekd-gsr`` knows; a config using only these is written as v1
+V1_NORMALISATIONS: Final = ("window_zscore", "none")
+#: parameters added in version 2 (absent from v1 contracts; their values do not matter in v1)
+V2_FIELDS: Final = ("baseline_tau_s", "log_scale")
+#: ln conductance range the EMA's closed form may span inside one block (exp(25) ~ 7e10)
+_EMA_LOG_RANGE = 25.0
 
 
 @dataclass(frozen=True)
@@ -52,8 +71,16 @@ class PreprocessingConfig:
         attenuation_db: stopband attenuation of the resampling filter (dB).
         hold_max_s: longest run of missing samples bridged by holding the last value (s).
         max_missing_fraction: most flagged samples a usable window may hold (0–1).
-        normalisation: ``window_zscore`` or ``none``.
-        zscore_floor_us: smallest standard deviation divided by (µS).
+        normalisation: ``window_zscore`` (v1), ``none`` (v1) or ``log_baseline`` (v2).
+        zscore_floor_us: smallest standard deviation divided by (µS), ``window_zscore`` only.
+        baseline_tau_s: time constant of the causal ln-conductance baseline (s),
+            ``log_baseline`` only. 90 s: long against one skin-conductance response (~10 s), so
+            a response stands out from it, short against a session, so slow drift is followed.
+        log_scale: factor on ``ln(conductance / baseline)`` (dimensionless), ``log_baseline``
+            only; 10 maps a 10 % rise (a large response) to about 1.
+
+    The bare defaults are the version-1 values (so a v1 parameter dict means what it always
+    meant); new models use :data:`DEFAULT_PREPROCESSING`.
     """
 
     rate_hz: float = 128.0
@@ -64,6 +91,8 @@ class PreprocessingConfig:
     max_missing_fraction: float = 0.05
     normalisation: str = "window_zscore"
     zscore_floor_us: float = 0.05
+    baseline_tau_s: float = 90.0
+    log_scale: float = 10.0
 
     def __post_init__(self) -> None:
         def positive(name: str, value: float) -> None:
@@ -73,6 +102,8 @@ class PreprocessingConfig:
         positive("rate_hz", self.rate_hz)
         positive("attenuation_db", self.attenuation_db)
         positive("zscore_floor_us", self.zscore_floor_us)
+        positive("baseline_tau_s", self.baseline_tau_s)
+        positive("log_scale", self.log_scale)
         if self.lowpass_hz is not None:
             positive("lowpass_hz", self.lowpass_hz)
         if not (isinstance(self.window_samples, int) and self.window_samples >= 2):
@@ -91,21 +122,55 @@ class PreprocessingConfig:
         """Window length in seconds."""
         return self.window_samples / self.rate_hz
 
+    @property
+    def version(self) -> int:
+        """The oldest ``ekd-gsr`` version that runs this configuration (1 unless ``log_baseline``)."""
+        return 1 if self.normalisation in V1_NORMALISATIONS else 2
+
     def to_params(self) -> dict[str, Any]:
-        """Plain-type parameters for a model contract."""
-        return asdict(self)
+        """Plain-type parameters for a model contract (a v1 configuration omits the v2 fields,
+        so an emotionkd that only knows version 1 still runs it)."""
+        params = asdict(self)
+        if self.version == 1:
+            for name in V2_FIELDS:
+                params.pop(name)
+        return params
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> PreprocessingConfig:
-        """Inverse of :meth:`to_params`; unknown parameters are refused (a newer preprocessing)."""
-        known = {f.name for f in fields(cls)}
+    def from_params(cls, params: dict[str, Any], version: int = PREPROCESSING_VERSION) -> PreprocessingConfig:
+        """Inverse of :meth:`to_params`; unknown parameters are refused (a newer preprocessing).
+
+        ``version`` is the contract's preprocessing version: a v1 dict may not use v2 fields or
+        normalisations; missing parameters take the bare (v1) defaults, so a v1 dict behaves
+        exactly as it did under version 1.
+        """
+        if version not in SUPPORTED_VERSIONS:
+            raise ContractError(
+                f"{PREPROCESSING_NAME} version {version} is not implemented here (known: "
+                f"{', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade emotionkd", field="preprocessing.version")
+        known = {f.name for f in fields(cls)} - (set(V2_FIELDS) if version == 1 else set())
         unknown = sorted(set(params) - known)
         if unknown:
             raise ContractError(
-                f"preprocessing parameters {unknown} are unknown to this emotionkd; upgrade emotionkd",
+                f"preprocessing parameters {unknown} are unknown to {PREPROCESSING_NAME} version {version}; "
+                "upgrade emotionkd",
                 field="preprocessing.params",
             )
-        return cls(**params)
+        config = cls(**params)
+        if config.version > version:
+            raise ContractError(
+                f"normalisation {config.normalisation!r} needs {PREPROCESSING_NAME} version {config.version}, "
+                f"the contract says version {version}", field="preprocessing.params")
+        return config
+
+
+#: The faithful EmotionKD configuration (``ekd-gsr`` v1): 4 s at 128 Hz, per-window z-score.
+PAPER_PREPROCESSING: Final = PreprocessingConfig()
+#: The default for new models (``ekd-gsr`` v2): 32 s at 16 Hz (512 samples, so the models'
+#: shapes are unchanged: a 32-sample kernel is 2 s), a 2 Hz low-pass (EDA has no content above
+#: ~1 Hz) and the causal log-baseline normalisation.
+DEFAULT_PREPROCESSING: Final = PreprocessingConfig(
+    rate_hz=16.0, window_samples=512, lowpass_hz=2.0, normalisation="log_baseline")
 
 
 @dataclass(frozen=True)
@@ -163,6 +228,51 @@ def normalise_windows(conductance_us: npt.NDArray[np.float64], config: Preproces
     return ((x - mean) / np.maximum(std, config.zscore_floor_us)).astype(np.float32)
 
 
+class LogBaseline:
+    """Causal ``log_baseline`` normalisation of a stream at the model rate (state: one number).
+
+    ``b[k] = a * b[k-1] + (1 - a) * ln(y[k])`` with ``a = exp(-1 / (baseline_tau_s * rate_hz))``
+    for valid ``y[k] > 0``; invalid samples (NaN, non-positive) leave ``b`` unchanged and give NaN
+    features. ``b`` starts at ``ln(initial_baseline_us)`` or, without one, at the first valid
+    sample. Output ``log_scale * (ln y[k] - b[k])``. Vectorised in closed form block by block
+    (any chunking gives the same values to rounding).
+    """
+
+    def __init__(self, config: PreprocessingConfig, initial_baseline_us: float | None = None) -> None:
+        self.decay = math.exp(-1.0 / (config.baseline_tau_s * config.rate_hz))
+        self.scale = float(config.log_scale)
+        # Blocks short enough that decay**-count stays far from overflow.
+        self._block = max(1, int(_EMA_LOG_RANGE / -math.log(self.decay)))
+        self.state = math.nan
+        if initial_baseline_us is not None:
+            if not (math.isfinite(initial_baseline_us) and initial_baseline_us > 0):
+                raise ConfigError(
+                    f"initial_baseline_us must be a positive conductance in µS, got {initial_baseline_us!r}")
+            self.state = math.log(initial_baseline_us)
+
+    def push(self, conductance_us: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Features (same shape) for the next samples (µS, NaN = missing)."""
+        y = np.asarray(conductance_us, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
+        out = np.full(x.shape, np.nan)
+        for start in range(0, x.size, self._block):
+            seg = x[start : start + self._block]
+            valid = np.isfinite(seg)
+            if not valid.any():
+                continue
+            if math.isnan(self.state):
+                self.state = float(seg[np.argmax(valid)])
+            # b[k] = a^m[k] * (b0 + (1-a) * sum_{j<=k valid} a^-m[j] x[j]), m = valid count so far.
+            count = np.cumsum(valid)
+            offset = self.state
+            weighted = np.where(valid, (seg - offset) * self.decay ** -count.astype(np.float64), 0.0)
+            base = offset + self.decay ** count * (1.0 - self.decay) * np.cumsum(weighted)
+            out[start : start + seg.size] = np.where(valid, self.scale * (seg - base), np.nan)
+            self.state = float(base[-1])
+        return out
+
+
 class GsrPreprocessor:
     """Streaming GSR preprocessing for one source: samples in, model-ready windows out.
 
@@ -172,6 +282,9 @@ class GsrPreprocessor:
         config: the preprocessing parameters (from the model contract).
         hop_samples: samples between window starts at the model rate (default: one window,
             i.e. no overlap, as in training; the SDK streams with a 1 s hop).
+        initial_baseline_us: ``log_baseline`` only: start the causal baseline at this
+            conductance (µS), e.g. :func:`rest_baseline_us` of a rest recording, instead of at
+            the first valid sample.
 
     Feed :meth:`push` chunks of any size (missing samples as NaN in place) and call
     :meth:`flush` at the end of a recording; the windows are the same for every chunking.
@@ -183,6 +296,7 @@ class GsrPreprocessor:
         unit: str = "uS",
         config: PreprocessingConfig | None = None,
         hop_samples: int | None = None,
+        initial_baseline_us: float | None = None,
     ) -> None:
         self.config = config or PreprocessingConfig()
         self.unit = normalise_unit(unit)
@@ -192,11 +306,22 @@ class GsrPreprocessor:
             self.sample_rate_hz, self.config.rate_hz, self.config.lowpass_hz, self.config.attenuation_db
         )
         self._windower = Windower(self.config.window_samples, self.hop_samples)
+        self._baseline: LogBaseline | None = None
+        if self.config.normalisation == "log_baseline":
+            self._baseline = LogBaseline(self.config, initial_baseline_us)
+            self._feature_windower = Windower(self.config.window_samples, self.hop_samples)
         self._hold_max = int(round(self.config.hold_max_s * self.sample_rate_hz))
         self._last_valid = math.nan
         self._run = 0  # length of the current run of missing samples
         self._flags_in = np.zeros(0, dtype=bool)  # source flags not yet mapped to outputs
         self._flags_start = 0  # input index of _flags_in[0]
+
+    @property
+    def baseline_us(self) -> float | None:
+        """The causal baseline now (µS); None before the first valid sample or without ``log_baseline``."""
+        if self._baseline is None or math.isnan(self._baseline.state):
+            return None
+        return math.exp(self._baseline.state)
 
     @property
     def latency_s(self) -> float:
@@ -249,13 +374,16 @@ class GsrPreprocessor:
         self._flags_in = self._flags_in[keep_from:]
         self._flags_start += keep_from
         raw = self._windower.push(resampled, flagged)
+        if self._baseline is not None:
+            features = self._feature_windower.push(self._baseline.push(resampled)).values.astype(np.float32)
         if len(raw) == 0:
             return _empty_windows(self.config.window_samples)
         cfg = self.config
         nan = np.isnan(raw.values)
         missing = (nan | raw.flagged).sum(axis=1).astype(np.int64)
         usable = ~nan.any(axis=1) & (raw.flagged.sum(axis=1) <= cfg.max_missing_fraction * cfg.window_samples)
-        features = normalise_windows(raw.values, cfg)
+        if self._baseline is None:
+            features = normalise_windows(raw.values, cfg)
         features[~usable] = np.nan
         start_s = raw.start_index / cfg.rate_hz
         return Windows(
@@ -269,19 +397,53 @@ class GsrPreprocessor:
         )
 
 
+def rest_baseline_us(
+    samples: npt.ArrayLike,
+    sample_rate_hz: float,
+    unit: str = "uS",
+    config: PreprocessingConfig | None = None,
+) -> float:
+    """The wearer's resting conductance (µS) from a rest recording, to seed the causal baseline.
+
+    The recording is smoothed and resampled exactly as the stream will be; the result is the
+    median of ln conductance over its valid samples, exponentiated (robust to a response or an
+    artefact during the rest). Pass it as ``GsrPreprocessor(..., initial_baseline_us=...)``.
+
+    Args:
+        samples: (n,) rest recording in ``unit`` at ``sample_rate_hz`` (NaN = missing).
+
+    Raises:
+        DataError: the recording holds no valid (positive, finite) conductance.
+    """
+    cfg = config or DEFAULT_PREPROCESSING
+    resampler = StreamingResampler(float(sample_rate_hz), cfg.rate_hz, cfg.lowpass_hz, cfg.attenuation_db)
+    conductance = to_conductance_us(np.asarray(samples, dtype=np.float64).reshape(-1), normalise_unit(unit))
+    y = np.concatenate([resampler.push(conductance), resampler.flush()]) if conductance.size else conductance
+    valid = y[np.isfinite(y) & (y > 0)]
+    if valid.size == 0:
+        raise DataError("the rest recording holds no valid conductance sample; record a rest with the sensor on")
+    return float(np.exp(np.median(np.log(valid))))
+
+
 def preprocess_recording(
     samples: npt.ArrayLike,
     sample_rate_hz: float,
     unit: str = "uS",
     config: PreprocessingConfig | None = None,
     hop_samples: int | None = None,
+    initial_baseline_us: float | None = None,
 ) -> Windows:
     """Preprocess one whole recording (shape ``(n,)``) into windows; see :class:`GsrPreprocessor`."""
-    return GsrPreprocessor(sample_rate_hz, unit, config, hop_samples).apply(samples)
+    return GsrPreprocessor(sample_rate_hz, unit, config, hop_samples, initial_baseline_us).apply(samples)
 
 
 __all__ = [
+    "DEFAULT_PREPROCESSING",
     "NORMALISATIONS",
+    "PAPER_PREPROCESSING",
+    "SUPPORTED_VERSIONS",
+    "LogBaseline",
+    "rest_baseline_us",
     "PREPROCESSING_NAME",
     "PREPROCESSING_VERSION",
     "GsrPreprocessor",

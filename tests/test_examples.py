@@ -64,7 +64,7 @@ def test_offline_analysis_plots_a_recording(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_pipeline_runs_every_stage_on_a_tiny_synthetic_set(tmp_path: Path) -> None:
     out = _run("pipeline.py", "--out", str(tmp_path / "run"), "--no-progress", "--stream-s", "6",
-               "--set", "data.subjects=3", "--set", "data.trials=4", "--set", "data.trial_s=8",
+               "--set", "data.subjects=3", "--set", "data.trials=4", "--set", "data.trial_s=36",
                "--set", "teacher_optim.epochs=1", "--set", "student_optim.epochs=1",
                timeout_s=600.0)
     report = json.loads((tmp_path / "run" / "report.json").read_text())

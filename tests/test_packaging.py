@@ -53,3 +53,23 @@ def test_wheel_declares_the_three_console_scripts(wheel: Path, wheel_names: set[
 
 def test_wheel_carries_the_bundled_model(wheel_names: set[str]) -> None:
     assert "emotionkd/sdk/models/emotionkd-student.onnx" in wheel_names
+
+
+def test_wheel_carries_the_dashboard_page_and_the_vendored_chart_library(wheel_names: set[str]) -> None:
+    from emotionkd.sdk.dashboard.server import STATIC_FILES
+
+    for name, _ in STATIC_FILES.values():
+        assert f"emotionkd/sdk/dashboard/static/{name}" in wheel_names, name
+    assert "emotionkd/sdk/dashboard/static/vendor/uPlot.LICENSE" in wheel_names
+
+
+def test_the_build_says_nothing_to_fix(tmp_path: Path) -> None:
+    """No setuptools warnings (deprecated licence table, data folders missing from packages):
+    `make test` output stays readable."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    output = proc.stdout + proc.stderr
+    assert "Warning" not in output and "deprecated" not in output, output[-3000:]

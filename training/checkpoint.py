@@ -195,8 +195,10 @@ def _safe_load(path: Path, fmt: str, version: int) -> dict[str, Any]:
             f"{path} is not a safe emotionkd checkpoint (it asks to build objects a weights-only "
             "load refuses, or is not a checkpoint at all); it was not loaded") from exc
     except Exception as exc:  # noqa: BLE001 - any parse failure of an untrusted file means "not ours"
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint: {first_line}") from exc
+        # torch's own words ("pop from empty list", a byte value) describe its parser, not the
+        # file; the cause stays chained for a debugger.
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (torch.load cannot read it); "
+                              "pass a student.pt written by emotionkd-train") from exc
     if not isinstance(data, dict) or data.get("format") != fmt:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{path} is not an {fmt} checkpoint (found {found!r})")

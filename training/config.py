@@ -8,7 +8,8 @@ Presets (``preset = "..."`` in the file or ``--preset``) are partial trees appli
 file's own values:
 
 * ``tuned`` (default): settings that train on our data in minutes on a CPU;
-* ``paper``: the authors' optimiser settings (teacher lr 5e-5, student lr 1e-6, 100 epochs);
+* ``paper``: the authors' optimiser settings (teacher lr 5e-5, student lr 1e-6, 100 epochs)
+  and their input (``data.preprocessing = "paper"``: 4 s of GSR at 128 Hz, per-window z-score);
 * ``pipeline``: a small synthetic set and few epochs, for ``make pipeline`` (~3 minutes);
 * ``experiment``: the LOSO experiment of docs/results.md, sized for a 2-core machine.
 """
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PAPER_PREPROCESSING
+from emotionkd.training.datasets.config import DatasetConfig
 from emotionkd.training.distillation import DistillConfig
 from emotionkd.training.feedback import FeedbackConfig
 from emotionkd.training.models import StudentConfig, TeacherConfig
@@ -34,6 +37,8 @@ PROTOCOLS: Final = ("loso", "kfold")
 DEVICES: Final = ("cpu", "cuda")
 METHODS: Final = ("teacher", "student", "kd", "kd+feedback")
 DATA_SOURCES: Final = ("synthetic", "deap", "mahnob", "recordings", "prepared")
+#: ``data.preprocessing`` names → the GSR preprocessing of the student's input
+DATA_PREPROCESSING: Final = {"v2": DEFAULT_PREPROCESSING, "paper": PAPER_PREPROCESSING}
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,11 @@ class DataConfig:
         subjects / trials / trial_s / seed: synthetic set size (trial seconds after the 3 s
             baseline) and generator seed.
         label_threshold / label_rule: ratings → labels (``gt``: rating > threshold is high).
-        hop_samples: samples between training windows (0 = one window, no overlap).
+        preprocessing: the student's GSR input: ``v2`` (``ekd-gsr`` v2, 32 s at 16 Hz, causal
+            log-conductance baseline) or ``paper`` (v1, 4 s at 128 Hz, per-window z-score).
+        hop_s: seconds between training windows (4 s).
+        hop_samples: samples between training windows at the model rate (0 = use ``hop_s``).
+        eeg_window_s: the teacher's EEG window, aligned to the end of the GSR window (s).
         cache_dir: prepared-dataset cache ("" = none).
         workers: processes preparing subjects.
         only_subjects: recordings/deap/mahnob: load only these subject ids (empty = all).
@@ -58,14 +67,17 @@ class DataConfig:
     """
 
     source: str = "synthetic"
-    path: str = "data/synthetic-deap"
+    path: str = "data/synthetic-v2"
     subjects: int = 8
     trials: int = 40
-    trial_s: float = 20.0
+    trial_s: float = 60.0
     seed: int = 0
     label_threshold: float = 5.0
     label_rule: str = "gt"
+    preprocessing: str = "v2"
+    hop_s: float = 4.0
     hop_samples: int = 0
+    eeg_window_s: float = 4.0
     cache_dir: str = ".cache/datasets"
     workers: int = 2
     only_subjects: tuple[int, ...] = ()
@@ -81,6 +93,21 @@ class DataConfig:
             raise ConfigError(f"data.label_rule must be 'gt' or 'ge', got {self.label_rule!r}")
         if self.subjects < 1 or self.trials < 1 or not self.trial_s > 0 or self.hop_samples < 0 or self.workers < 1:
             raise ConfigError("data.subjects, trials and workers must be >= 1, trial_s positive, hop_samples >= 0")
+        if self.preprocessing not in DATA_PREPROCESSING:
+            raise ConfigError(f"data.preprocessing must be one of {tuple(DATA_PREPROCESSING)}, got {self.preprocessing!r}")
+        if not (math.isfinite(self.hop_s) and self.hop_s > 0 and math.isfinite(self.eeg_window_s) and self.eeg_window_s > 0):
+            raise ConfigError("data.hop_s and data.eeg_window_s must be positive seconds")
+
+    def dataset_config(self) -> DatasetConfig:
+        """The dataset options these settings mean (what :func:`load_dataset` is given)."""
+        return DatasetConfig(
+            preprocessing=DATA_PREPROCESSING[self.preprocessing],
+            hop_s=self.hop_s,
+            hop_samples=self.hop_samples or None,
+            eeg_window_s=self.eeg_window_s,
+            label_threshold=self.label_threshold,
+            label_rule=self.label_rule,
+        )
 
 
 @dataclass(frozen=True)
@@ -211,6 +238,7 @@ class ExperimentConfig:
 PRESETS: Final[dict[str, dict[str, Any]]] = {
     "tuned": {},
     "paper": {
+        "data": {"preprocessing": "paper"},
         "teacher_optim": {"lr": 5e-5, "epochs": 100, "batch_size": 128},
         "student_optim": {"lr": 1e-6, "epochs": 100, "batch_size": 128},
         "feedback": {"teacher_lr": 5e-5},
@@ -219,14 +247,14 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
     },
     "pipeline": {
         "name": "pipeline",
-        "data": {"subjects": 4, "trials": 12, "trial_s": 12.0, "path": "data/synthetic-pipeline"},
+        "data": {"subjects": 4, "trials": 12, "trial_s": 36.0, "path": "data/synthetic-pipeline-v2"},
         "teacher_optim": {"epochs": 4},
         "student_optim": {"epochs": 4},
         "feedback": {"period": 2},
     },
     "experiment": {
         "name": "loso-synthetic",
-        "data": {"subjects": 5, "trials": 12, "trial_s": 12.0, "path": "data/synthetic-experiment"},
+        "data": {"subjects": 8, "trials": 40, "trial_s": 48.0, "path": "data/synthetic-experiment-v2"},
         "teacher_optim": {"epochs": 5},
         "student_optim": {"epochs": 5},
         "feedback": {"period": 3},

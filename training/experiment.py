@@ -52,7 +52,7 @@ def load_windows(config: ExperimentConfig, *, progress: bool = False,
     Raises:
         DataError: a prepared ``.npz`` was made with other preprocessing than ``preprocessing``.
     """
-    from emotionkd.training.datasets import DatasetConfig, SynthConfig, generate, load_dataset
+    from emotionkd.training.datasets import SynthConfig, generate, load_dataset
 
     data = config.data
     if data.source == "prepared":
@@ -63,10 +63,11 @@ def load_windows(config: ExperimentConfig, *, progress: bool = False,
             raise DataError(f"{data.path} was prepared with preprocessing {made}, the model needs "
                             f"{preprocessing.to_params()}; prepare it again from the recordings")
         return prepared
-    dataset_config = DatasetConfig(
-        preprocessing=preprocessing or PreprocessingConfig(),
-        label_threshold=data.label_threshold, label_rule=data.label_rule,
-        hop_samples=data.hop_samples or None, subjects=tuple(data.only_subjects) or None)
+    from dataclasses import replace
+
+    dataset_config = data.dataset_config()
+    dataset_config = replace(dataset_config, preprocessing=preprocessing or dataset_config.preprocessing,
+                             subjects=tuple(data.only_subjects) or None)
     root = Path(data.path)
     kind = data.source
     if data.source == "synthetic":

@@ -26,8 +26,10 @@ class WindowedDataset:
     """N windows.
 
     Attributes:
-        gsr: (N, W) float32, preprocessed GSR model input (W = 512 at 128 Hz).
-        eeg: (N, 28, W) float32 EEG in the METHOD.md channel order, or None (GSR-only data).
+        gsr: (N, W) float32, preprocessed GSR model input (W = 512: 32 s at 16 Hz, or 4 s at
+            128 Hz with the paper preprocessing).
+        eeg: (N, 28, E) float32 EEG in the METHOD.md channel order, or None (GSR-only data);
+            E = 512 (4 s at 128 Hz), aligned to the end of the GSR window (E may differ from W).
         labels: (N, 2) int64 binary labels, columns :data:`TARGETS` (1 = high).
         ratings: (N, 2) float32 self-reported ratings behind the labels (1–9; NaN if none).
         subject: (N,) int64 subject id.
@@ -59,15 +61,21 @@ class WindowedDataset:
                 raise DataError(f"{name} has shape {array.shape}, expected {shape}")
         if self.gsr.ndim != 2:
             raise DataError(f"gsr must be (N, W), got shape {self.gsr.shape}")
-        if self.eeg is not None and (self.eeg.ndim != 3 or self.eeg.shape[0] != n or self.eeg.shape[2] != self.gsr.shape[1]):
-            raise DataError(f"eeg must be (N, C, W) aligned with gsr {self.gsr.shape}, got {self.eeg.shape}")
+        if self.eeg is not None and (self.eeg.ndim != 3 or self.eeg.shape[0] != n):
+            raise DataError(f"eeg must be (N, C, E) with one window per gsr window {self.gsr.shape}, got {self.eeg.shape}")
 
     def __len__(self) -> int:
         return int(self.gsr.shape[0])
 
     @property
     def window_samples(self) -> int:
+        """GSR samples per window (W)."""
         return int(self.gsr.shape[1])
+
+    @property
+    def eeg_window_samples(self) -> int | None:
+        """EEG samples per window (E), None without EEG."""
+        return None if self.eeg is None else int(self.eeg.shape[2])
 
     def subset(self, index: npt.ArrayLike) -> WindowedDataset:
         """The windows at ``index`` (an int array or a boolean mask)."""

@@ -35,6 +35,12 @@ logger = logging.getLogger(__name__)
 
 #: the order ``protocol=auto`` tries (ASCII last: its decoder accepts any line with a number)
 AUTO_ORDER = ("ekd", "shimmer3", "bitalino", "ascii")
+#: seconds a protocol probe waits for a first byte before it passes over a silent port
+SILENT_PROBE_S = 1.2
+
+
+def _bytes_in(source: Any) -> int:
+    return int(source.counters().get("bytes_received", 0) or 0)
 
 
 def _split_own_params(url: str) -> tuple[str, dict[str, str]]:
@@ -93,9 +99,12 @@ class DeviceSource(Source):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        from emotionkd.firmware_bridge.sources import parse_source_url
+        from emotionkd.firmware_bridge.sources import PROTOCOLS, parse_source_url
 
         bridge_url, own = _split_own_params(url)
+        protocol = (parse_qs(urlsplit(bridge_url).query).get("protocol") or [own.get("protocol", "ekd")])[-1]
+        if protocol.lower() not in ("auto", *PROTOCOLS):  # the bridge does not know "auto"; this adapter does
+            raise ConfigError(f"unknown protocol {protocol!r} in {url!r}; use one of auto, {', '.join(PROTOCOLS)}")
         try:
             self.timeout_s = float(own.get("timeout", 10.0))
             self.probe_s = float(own.get("probe", 3.0))
@@ -133,13 +142,20 @@ class DeviceSource(Source):
             raise
 
     def _detect(self) -> tuple[Any, list[SampleBlock]]:
-        """Try each protocol for ``probe_s``; keep the first that decodes valid samples."""
+        """Try each protocol for ``probe_s``; keep the first that decodes valid samples.
+
+        A protocol that gets no byte at all within :data:`SILENT_PROBE_S` of its start command
+        is passed over early, and a port silent to every protocol is reported as "no data" (a
+        switched-off sensor), not as a protocol mismatch.
+        """
         tried = []
+        started = time.monotonic()
         for protocol in AUTO_ORDER:
             url = _with_protocol(self._bridge_url, protocol)
             source = self._start(url, reconnect=False)
             blocks: list[SampleBlock] = []
-            deadline = time.monotonic() + self.probe_s
+            opened = time.monotonic()
+            deadline = opened + self.probe_s
             try:
                 while time.monotonic() < deadline and not self.closed:
                     blocks += source.read(0.1)
@@ -147,12 +163,18 @@ class DeviceSource(Source):
                         logger.info("%s speaks %s", self.spec.target, protocol)
                         source.reconnect = True  # probed without; from now on a live link
                         return source, blocks
+                    if time.monotonic() - opened > SILENT_PROBE_S and not _bytes_in(source):
+                        break
             except TransportError:
                 pass
-            counters = source.counters()
-            tried.append(f"{protocol} ({counters.get('bytes_received', 0)} bytes, none decoded)")
+            tried.append((protocol, _bytes_in(source)))
             source.close()
-        raise ProtocolError(f"{self.spec.target}: no protocol decodes its bytes (tried {', '.join(tried)}); "
+        if not any(n for _, n in tried):
+            raise TransportError(
+                f"no data from {self.spec.target} in {time.monotonic() - started:.0f} s (tried "
+                f"{', '.join(p for p, _ in tried)}): is the sensor switched on and streaming?", url=self.url)
+        raise ProtocolError(f"{self.spec.target}: no protocol decodes its bytes (tried "
+                            f"{', '.join(f'{p} ({n} bytes, none decoded)' for p, n in tried)}); "
                             "check --baud, or name the protocol with --protocol")
 
     def close(self) -> None:

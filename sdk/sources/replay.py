@@ -67,17 +67,18 @@ def load_signal(path: str | Path, *, unit: str = "uS", rate_hz: float | None = N
                             rec.metadata.get("device", p.name))
     try:
         with open(p, encoding="utf-8-sig", newline="") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+            numbered = [(n, r) for n, r in enumerate(csv.reader(f), 1) if r and any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {str(p)!r}: {exc}", path=str(p)) from exc
+    rows, line_numbers = [r for _, r in numbered], [n for n, _ in numbered]  # blank lines skipped
     if len(rows) < 3:
         raise DataError(f"{str(p)!r} holds fewer than 3 lines: nothing to replay", path=str(p))
     if _looks_like_e4(rows):
-        values = _numbers([r[0] for r in rows[2:]], p, first_line=3)
+        values = _numbers([r[0] for r in rows[2:]], p, line_numbers[2:])
         rate = float(rows[1][0])
         conductance = to_conductance_us(values, unit)
         return LoadedSignal(conductance, _gap_flags(conductance), rate, "e4", f"Empatica E4 ({p.name})")
-    return _load_generic_csv(rows, p, unit, rate_hz)
+    return _load_generic_csv(rows, line_numbers, p, unit, rate_hz)
 
 
 def _looks_like_e4(rows: list[list[str]]) -> bool:
@@ -89,14 +90,14 @@ def _looks_like_e4(rows: list[list[str]]) -> bool:
     return len(rows[0]) == 1 and len(rows[1]) == 1 and start > 1e9 and 0 < rate <= 1000
 
 
-def _numbers(cells: list[str], path: Path, first_line: int) -> npt.NDArray[np.float64]:
+def _numbers(cells: list[str], path: Path, line_numbers: list[int]) -> npt.NDArray[np.float64]:
     out = np.empty(len(cells))
     for i, cell in enumerate(cells):
         text = cell.strip()
         try:
             out[i] = float(text) if text and text.lower() not in ("nan", "na") else math.nan
         except ValueError as exc:
-            raise DataError(f"{str(path)!r} line {first_line + i}: {cell!r} is not a number", path=str(path)) from exc
+            raise DataError(f"{str(path)!r} line {line_numbers[i]}: {cell!r} is not a number", path=str(path)) from exc
     return out
 
 
@@ -104,25 +105,28 @@ def _gap_flags(conductance_us: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]
     return np.where(np.isnan(conductance_us), SampleFlag.GAP, 0).astype(np.uint8)
 
 
-def _load_generic_csv(rows: list[list[str]], path: Path, unit: str, rate_hz: float | None) -> LoadedSignal:
+def _load_generic_csv(rows: list[list[str]], line_numbers: list[int], path: Path, unit: str,
+                      rate_hz: float | None) -> LoadedSignal:
     try:
         float(rows[0][0])
         header = False
     except ValueError:
         header = True
     data = rows[1:] if header else rows
+    numbers = line_numbers[1:] if header else line_numbers
     columns = len(data[0])
     if columns == 1:
         if rate_hz is None:
             raise DataError(
                 f"{str(path)!r} has one column and no time: give the rate, replay://{path}?rate=32",
                 path=str(path))
-        conductance = to_conductance_us(_numbers([r[0] for r in data], path, 1 + header), unit)
+        conductance = to_conductance_us(_numbers([r[0] for r in data], path, numbers), unit)
         return LoadedSignal(conductance, _gap_flags(conductance), rate_hz, "csv", path.name)
-    if any(len(r) < 2 for r in data):
-        raise DataError(f"{str(path)!r}: every row needs time,value", path=str(path))
-    times = _numbers([r[0] for r in data], path, 1 + header)
-    values = _numbers([r[1] for r in data], path, 1 + header)
+    short = next((n for n, r in zip(numbers, data, strict=True) if len(r) < 2), None)
+    if short is not None:
+        raise DataError(f"{str(path)!r} line {short}: every row needs time,value", path=str(path))
+    times = _numbers([r[0] for r in data], path, numbers)
+    values = _numbers([r[1] for r in data], path, numbers)
     if np.isnan(times).any() or np.any(np.diff(times) <= 0):
         raise DataError(f"{str(path)!r}: the time column must be numbers in increasing order (seconds)", path=str(path))
     if rate_hz is None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emotionkd.sdk.contract import ModelContract, Provenance
+from emotionkd.sdk.contract import ModelContract, PreprocessingSpec, Provenance
+from emotionkd.sdk.preprocessing import PreprocessingConfig
 
 WINDOW = 512
 
@@ -40,8 +41,13 @@ def expected_probabilities(features: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def build_test_model(path: Path, *, data_kind: str = "synthetic", batch: str | int = "batch",
-                     input_name: str = "gsr", with_contract: bool = True) -> Path:
-    """Write a test ONNX model with the emotionkd I/O to ``path``."""
+                     input_name: str = "gsr", with_contract: bool = True,
+                     preprocessing: PreprocessingConfig | None = None) -> Path:
+    """Write a test ONNX model with the emotionkd I/O to ``path``.
+
+    ``preprocessing``: the contract's preprocessing (default: the v1 paper configuration);
+    its ``window_samples`` must be :data:`WINDOW`.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -61,7 +67,12 @@ def build_test_model(path: Path, *, data_kind: str = "synthetic", batch: str | i
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     if with_contract:
+        extra = {}
+        if preprocessing is not None:
+            extra = dict(preprocessing=PreprocessingSpec.from_config(preprocessing),
+                         sample_rate_hz=preprocessing.rate_hz, window_samples=preprocessing.window_samples)
         contract = ModelContract(
+            **extra,  # type: ignore[arg-type]
             provenance=Provenance(data_kind=data_kind, dataset="test-linear", method="test"),
             export={"exporter_version": "test", "opset": 17, "int8": False},
         )

@@ -73,14 +73,15 @@ def test_table_view_shows_bars_when_live(test_model: Path) -> None:
     from emotionkd.sdk.outputs import StreamStatus, TableOutput
 
     screen = StringIO()
-    table = TableOutput(screen, live=True)
     status = StreamStatus(counters={"frames_lost": 2, "crc_failures": 3, "frames": 10})
+    table = TableOutput(screen, live=True, status=status, width=80)
     for p in EmotionClassifier(test_model).stream("sim://?speed=0&duration=7&faults=gap@5:1"):
         status.count(p)
         table.write(p, status)
+    table.close()
     text = screen.getvalue()
-    assert "█" in text and "arousal" in text and "valence" in text
-    assert "lost 2" in text and "bad 3" in text and "\x1b[F" in text and "gap:" in text
+    assert "█" in text and "arousal" in text and "valence" in text and "P(high)" in text
+    assert "lost 2" in text and "bad 3" in text and "quality gap" in text
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from emotionkd.firmware_bridge.errors import DataError
-from emotionkd.sdk.preprocessing import GsrPreprocessor
+from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PAPER_PREPROCESSING, GsrPreprocessor
 from emotionkd.training.datasets import DatasetConfig, SynthConfig, generate, load_dataset
 from emotionkd.training.datasets.channels import EEG_28, GENEVA_32, GENEVA_TO_28
 from emotionkd.training.datasets.deap import read_deap_subject, write_deap_dat
 from emotionkd.training.datasets.safe_pickle import safe_load
 
 SUBJECTS, TRIALS = 3, 4
+PAPER = DatasetConfig(preprocessing=PAPER_PREPROCESSING)  # 4 s at 128 Hz, hop one window
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +61,12 @@ def test_python_and_matlab_files_hold_the_same_arrays(deap_root: Path) -> None:
 
 
 def test_windows_follow_the_sdk_preprocessing(deap_root: Path) -> None:
-    data = load_dataset("deap", deap_root, workers=1)
+    data = load_dataset("deap", deap_root, PAPER, workers=1)
     assert len(data) == SUBJECTS * TRIALS * 15 and data.eeg is not None
     assert data.eeg.shape[1:] == (28, 512) and data.gsr.shape[1] == 512
     subject = read_deap_subject(deap_root / "data_preprocessed_python" / "s01.dat")
     # trial 2 of subject 1: GSR through the device preprocessing, baseline (3 s) dropped
-    expected = GsrPreprocessor(128.0, "Ohm").apply(subject.data[1, 36, 384:])
+    expected = GsrPreprocessor(128.0, "Ohm", PAPER_PREPROCESSING).apply(subject.data[1, 36, 384:])
     rows = (data.subject == 1) & (data.trial == 2)
     np.testing.assert_array_equal(data.gsr[rows], expected.features[expected.usable])
     np.testing.assert_allclose(data.start_s[rows], np.arange(15) * 4.0)
@@ -78,6 +79,26 @@ def test_windows_follow_the_sdk_preprocessing(deap_root: Path) -> None:
     np.testing.assert_array_equal(data.labels[rows][0], (subject.labels[1, [1, 0]] > 5).astype(int))
     assert data.meta["dataset"] == "deap" and data.meta["data_kind"] == "synthetic"
     assert data.meta["eeg_normalisation"]["method"] == "window_zscore"
+
+
+def test_v2_windows_have_32_s_of_gsr_and_the_eeg_of_their_last_4_s(deap_root: Path) -> None:
+    data = load_dataset("deap", deap_root, DatasetConfig(subjects=(1,)), workers=1)
+    assert data.gsr.shape[1] == 512 and data.eeg is not None and data.eeg.shape[1:] == (28, 512)
+    rows = data.trial == 2
+    assert rows.sum() == 8  # 32 s windows every 4 s in a 60 s trial: starts 0, 4, ..., 28 s
+    np.testing.assert_allclose(data.start_s[rows], np.arange(8) * 4.0)
+    subject = read_deap_subject(deap_root / "data_preprocessed_python" / "s01.dat")
+    expected = GsrPreprocessor(128.0, "Ohm", DEFAULT_PREPROCESSING, hop_samples=64).apply(subject.data[1, 36, 384:])
+    np.testing.assert_array_equal(data.gsr[rows], expected.features[expected.usable])
+    # window 3 spans 12-44 s of GSR; its EEG is 40-44 s (the end of the GSR window)
+    raw = subject.data[1, GENEVA_TO_28, 384 + 40 * 128: 384 + 44 * 128]
+    zscored = (raw - raw.mean(-1, keepdims=True)) / raw.std(-1, keepdims=True)
+    np.testing.assert_allclose(data.eeg[rows][3], zscored, atol=1e-4)
+    assert data.meta["preprocessing"]["version"] == 2 and data.meta["hop_samples"] == 64
+    assert data.meta["eeg_window_samples"] == 512
+    paper = load_dataset("deap", deap_root, PAPER, workers=1)
+    assert paper.meta["preprocessing"]["version"] == 1
+    assert paper.meta["cache_key"] != data.meta["cache_key"]
 
 
 def test_label_rule_is_configurable(tmp_path: Path) -> None:
@@ -99,7 +120,7 @@ def test_eeg_normalisation_options(deap_root: Path) -> None:
 
 
 def test_overlapping_windows(deap_root: Path) -> None:
-    data = load_dataset("deap", deap_root, DatasetConfig(hop_samples=256, subjects=(1,)), workers=1)
+    data = load_dataset("deap", deap_root, DatasetConfig(PAPER_PREPROCESSING, hop_samples=256, subjects=(1,)), workers=1)
     rows = data.trial == 1
     assert rows.sum() == 29  # (7680 - 512) / 256 + 1
     np.testing.assert_allclose(data.start_s[rows][:3], [0.0, 2.0, 4.0])
@@ -119,7 +140,7 @@ def test_parallel_equals_serial(deap_root: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_cache_hit_and_invalidation(deap_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "deap"
-    generate("deap", root, subjects=1, trials=2, seed=5, config=SynthConfig(trial_s=8))
+    generate("deap", root, subjects=1, trials=2, seed=5, config=SynthConfig(trial_s=36))
     cache = tmp_path / "cache"
     first = load_dataset("deap", root, cache_dir=cache, workers=1)
     assert len(list(cache.glob("*.npz"))) == 1

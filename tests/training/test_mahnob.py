@@ -9,7 +9,7 @@ import pyedflib
 import pytest
 
 from emotionkd.firmware_bridge.errors import DataError, UnitError
-from emotionkd.sdk.preprocessing import GsrPreprocessor
+from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, GsrPreprocessor
 from emotionkd.training.datasets import (
     DatasetConfig,
     SynthConfig,
@@ -25,7 +25,7 @@ PAD_S = 5.0
 @pytest.fixture(scope="module")
 def mahnob_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mahnob")
-    generate("mahnob", root, subjects=2, trials=2, seed=4, config=SynthConfig(trial_s=12.0), mahnob_pad_s=PAD_S)
+    generate("mahnob", root, subjects=2, trials=2, seed=4, config=SynthConfig(trial_s=42.0), mahnob_pad_s=PAD_S)  # stimuli 34-50 s
     return root
 
 
@@ -71,8 +71,8 @@ def test_gsr_windows_come_from_the_stimulus_span_through_the_sdk(mahnob_root: Pa
     rec = read_bdf(_bdf(mahnob_root, 1))
     assert rec.gsr_unit == "Ohm" and rec.gsr_rate_hz == 256.0
     start, end = rec.stimulus_s
-    assert start == PAD_S and 9 <= end - start <= 15
-    expected = GsrPreprocessor(256.0, "Ohm").apply(rec.gsr[int(start * 256): int(end * 256)])
+    assert start == PAD_S and 33 <= end - start <= 51
+    expected = GsrPreprocessor(256.0, "Ohm", DEFAULT_PREPROCESSING, hop_samples=64).apply(rec.gsr[int(start * 256): int(end * 256)])
     rows = data.trial == 1
     np.testing.assert_array_equal(data.gsr[rows], expected.features[expected.usable][: rows.sum()])
     # EEG: re-referenced, resampled to 128 Hz and band-limited like DEAP's, µV scale

@@ -31,6 +31,13 @@ def _raw(subject: int) -> tuple[float, np.ndarray, dict[int, int]]:
     return float(lines[0]), np.array([float(v) for v in lines[2:]]), labels
 
 
+def _count(seconds: float) -> int:
+    """Windows of the default preparation within ``seconds`` of one labelled span."""
+    options = DatasetConfig()
+    window_s, hop_s = options.preprocessing.window_s, options.hop / options.preprocessing.rate_hz
+    return int((seconds - window_s) // hop_s) + 1
+
+
 @pytest.fixture
 def excerpt(tmp_path: Path) -> Path:
     root = tmp_path / "stress"
@@ -54,12 +61,13 @@ def test_per_second_label_table_aligns_windows_with_the_stress_task(excerpt: Pat
         stress_trial = data.trial[mine][data.labels[mine, 0] == 1]
         assert set(stress_trial.tolist()) == {2}
         in_trial = mine & (data.trial == 2)
-        assert in_trial.sum() == (last - first) // 4  # 4 s windows, no overlap
+        options = DatasetConfig()
+        assert in_trial.sum() == _count(last - first)  # windows within the task
         # the windows are the samples of exactly those seconds (a shift of one second fails)
         lo, hi = int((first - start_unix) * 4), int((last - start_unix) * 4)
-        expected = GsrPreprocessor(4.0, "uS").apply(eda[lo:hi])
+        expected = GsrPreprocessor(4.0, "uS", options.preprocessing, options.hop).apply(eda[lo:hi])
         np.testing.assert_allclose(data.gsr[in_trial], expected.features[expected.usable], atol=1e-4)
-        shifted = GsrPreprocessor(4.0, "uS").apply(eda[lo + 4:hi + 4])
+        shifted = GsrPreprocessor(4.0, "uS", options.preprocessing, options.hop).apply(eda[lo + 4:hi + 4])
         assert not np.allclose(data.gsr[in_trial][:5], shifted.features[shifted.usable][:5], atol=1e-4)
 
 
@@ -72,7 +80,7 @@ def test_span_table_subject_choice_and_an_unlabelled_e4_folder(excerpt: Path) ->
     assert set(data.subject.tolist()) == {2}
     assert [s["path"].endswith("S07") for s in data.meta["skipped"]] == [True]
     assert "'arousal' of stress/labels.csv" in data.meta["label_provenance"]["arousal"]
-    assert data.labels[data.trial == 2, 0].tolist() == [1] * 94  # spans sorted by start
+    assert data.labels[data.trial == 2, 0].tolist() == [1] * _count(376)  # spans sorted by start
     with pytest.raises(DataError, match=r"subjects \[9\] not found"):
         load_dataset("recordings", excerpt, DatasetConfig(subjects=(9,)), workers=1, progress=False)
 
@@ -90,7 +98,7 @@ def test_sdk_recording_with_a_per_second_labels_file(tmp_path: Path) -> None:
     data = load_dataset("recordings", tmp_path, workers=1, progress=False, label_target="valence")
     assert data.meta["targets"] == ["valence"] and (data.labels[:, 0] == -1).all()
     assert "'label' of p2_lab.labels.csv used as valence" in data.meta["label_provenance"]["valence"]
-    assert (data.labels[data.trial == 2, 1] == 1).all() and (data.trial == 2).sum() == 94
+    assert (data.labels[data.trial == 2, 1] == 1).all() and (data.trial == 2).sum() == _count(376)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +123,7 @@ def test_hostile_files_give_errors_or_dropped_windows_never_tracebacks(excerpt: 
     # an end of 1e308 s is cut at the recording's end (it overflowed the sample index)
     (excerpt / "labels.csv").write_text("participant,start_s,end_s,arousal\n2,0,1e308,1\n3,0,100,0\n")
     data = load_dataset("recordings", excerpt, workers=1, progress=False)
-    assert (data.subject == 2).sum() == 1126 // 4
+    assert (data.subject == 2).sum() == _count(1126)
     # 1e308 µS in half a recording: those windows are dropped and counted, none holds NaN
     eda = (excerpt / "S03" / "EDA.csv").read_text().split("\n")
     (excerpt / "S03" / "EDA.csv").write_text("\n".join(eda[:2] + ["1e308"] * 200 + eda[202:]))

@@ -9,8 +9,10 @@ import pytest
 
 from emotionkd.firmware_bridge.errors import DataError, UnitError
 from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, synthesize_gsr
-from emotionkd.sdk.preprocessing import GsrPreprocessor
+from emotionkd.sdk.preprocessing import PAPER_PREPROCESSING, GsrPreprocessor
 from emotionkd.training.datasets import DatasetConfig, load_dataset
+
+PAPER = DatasetConfig(preprocessing=PAPER_PREPROCESSING)  # 4 s windows: these segments are short
 
 
 def _csv(path: Path, rate_hz: float, seconds: float, header: str, label_of_time, gsr_of_us=lambda g: g) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -35,12 +37,12 @@ def _e4(folder: Path, seconds: float, labels: str) -> np.ndarray:
 def test_csv_with_label_columns_and_resistance_unit(tmp_path: Path) -> None:
     gsr = _csv(tmp_path / "s07_lab.csv", 32.0, 60.0, "time_s,gsr_kOhm,arousal,valence",
                lambda t: "1,0" if t < 24 else ("," if t < 30 else "0,1"), lambda g: 1e3 / g)
-    data = load_dataset("recordings", tmp_path, workers=1)
+    data = load_dataset("recordings", tmp_path, PAPER, workers=1)
     assert data.eeg is None and set(data.subject.tolist()) == {7}
     assert sorted(set(data.trial.tolist())) == [1, 2]
     assert data.labels[data.trial == 1].tolist()[0] == [1, 0] and data.labels[data.trial == 2].tolist()[0] == [0, 1]
     assert np.isnan(data.ratings).all()  # binary labels carry no rating
-    expected = GsrPreprocessor(32.0, "kOhm").apply(1e3 / gsr[: 24 * 32])
+    expected = GsrPreprocessor(32.0, "kOhm", PAPER_PREPROCESSING).apply(1e3 / gsr[: 24 * 32])
     np.testing.assert_allclose(data.gsr[data.trial == 1], expected.features[expected.usable], atol=1e-3)
 
 
@@ -51,7 +53,7 @@ def test_csv_with_a_segment_file_and_ratings(tmp_path: Path) -> None:
     (tmp_path / "anna.labels.csv").write_text("start_s,end_s,arousal_rating,valence_rating\n0,20,7.5,2\n20,40,5,6\n")
     with pytest.raises(UnitError, match=r"anna\.csv.*no unit"):
         load_dataset("recordings", tmp_path, workers=1)
-    data = load_dataset("recordings", tmp_path, DatasetConfig(label_rule="ge"), workers=1, gsr_unit="uS")
+    data = load_dataset("recordings", tmp_path, DatasetConfig(PAPER_PREPROCESSING, label_rule="ge"), workers=1, gsr_unit="uS")
     assert data.labels[data.trial == 1][0].tolist() == [1, 0]
     assert data.labels[data.trial == 2][0].tolist() == [1, 1]  # 5 >= 5
     np.testing.assert_array_equal(data.ratings[data.trial == 1][0], [7.5, 2.0])
@@ -59,7 +61,7 @@ def test_csv_with_a_segment_file_and_ratings(tmp_path: Path) -> None:
 
 def test_empatica_e4_folder(tmp_path: Path) -> None:
     _e4(tmp_path / "P12", 100.0, "start_unix,end_unix,arousal,valence\n1600000000,1600000040,1,1\n1600000050,1600000100,0,1\n")
-    data = load_dataset("recordings", tmp_path, workers=1)
+    data = load_dataset("recordings", tmp_path, PAPER, workers=1)
     assert set(data.subject.tolist()) == {12} and sorted(set(data.trial.tolist())) == [1, 2]
     assert (data.trial == 1).sum() >= 9 and (data.trial == 2).sum() >= 11  # 40 s and 50 s at 4 Hz
     assert data.start_s[data.trial == 2][0] == 0.0

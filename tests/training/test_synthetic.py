@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.sdk.preprocessing import PAPER_PREPROCESSING
 from emotionkd.training.cli import app
-from emotionkd.training.datasets import SynthConfig, generate, load_dataset
+from emotionkd.training.datasets import DatasetConfig, SynthConfig, generate, load_dataset
 from emotionkd.training.datasets.synth_files import MANIFEST, deap_subject_arrays
 from emotionkd.training.evaluation import binary_metrics
 
@@ -46,7 +47,7 @@ def test_ratings_are_noisy_reports_of_the_latent_state(tmp_path: Path) -> None:
     manifest = generate("deap", tmp_path, subjects=1, trials=40, seed=2, config=SynthConfig(trial_s=4.0))
     assert json.loads((tmp_path / MANIFEST).read_text())["seed"] == 2
     states = np.array(manifest["latent_states"]["1"])
-    data = load_dataset("deap", tmp_path, workers=1)
+    data = load_dataset("deap", tmp_path, DatasetConfig(PAPER_PREPROCESSING), workers=1)
     ratings = np.array([data.ratings[data.trial == t][0] for t in range(1, 41)])
     for k in range(2):
         r = np.corrcoef(states[:, k], ratings[:, k])[0, 1]
@@ -62,30 +63,43 @@ def _fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -
     return (np.c_[(test_x - mean) / std, np.ones(len(test_x))] @ w > 0).astype(int)
 
 
-def test_eeg_carries_the_state_strongly_and_gsr_weakly(tmp_path: Path) -> None:
-    generate("deap", tmp_path, subjects=3, trials=24, seed=8, config=SynthConfig(trial_s=12.0))
-    data = load_dataset("deap", tmp_path, workers=1)
-    assert data.eeg is not None
-    spectrum = np.abs(np.fft.rfft(data.eeg, axis=-1)) ** 2
-    freqs = np.fft.rfftfreq(512, 1 / 128)
-    bands = [(4, 8), (8, 13), (13, 30), (30, 45)]
-    eeg_x = np.concatenate([np.log(spectrum[..., (freqs >= lo) & (freqs < hi)].mean(-1)) for lo, hi in bands], axis=1)
-    g = data.gsr
-    gsr_x = np.c_[np.abs(np.diff(g, axis=1)).mean(1), (np.diff(g, axis=1) > 0).mean(1),
-                  ((g[:, 1:] > 0) != (g[:, :-1] > 0)).sum(1), g[:, -64:].mean(1) - g[:, :64].mean(1)]
+def _gsr_features(g: np.ndarray) -> np.ndarray:
+    d = np.diff(g, axis=1)
+    return np.c_[g.mean(1), g[:, -g.shape[1] // 8:].mean(1), g[:, -1] - g[:, 0], g.std(1), np.ptp(g, axis=1),
+                 ((d[:, 1:] > 0) & (d[:, :-1] <= 0)).sum(1), np.clip(d, 0, None).sum(1)]
+
+
+def _scores(data, x_of) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    x = x_of(data).copy()
     test = data.trial % 4 == 0  # whole trials held out
-    scores = {}
-    for name, x in (("eeg", eeg_x), ("gsr", gsr_x)):
-        x = x.copy()
-        for subject in np.unique(data.subject):  # per-subject centring, from training trials only
-            rows = data.subject == subject
-            x[rows] -= x[rows & ~test].mean(0)
-        for t, target in enumerate(("arousal", "valence")):
-            pred = _fit_predict(x[~test], data.labels[~test, t], x[test])
-            scores[name, target] = binary_metrics(data.labels[test, t], pred)["accuracy"]
-    assert scores["eeg", "arousal"] > 0.75 and scores["eeg", "valence"] > 0.75, scores
-    assert scores["eeg", "arousal"] > scores["gsr", "arousal"] + 0.15, scores
-    assert scores["eeg", "valence"] > scores["gsr", "valence"] + 0.15, scores
+    for subject in np.unique(data.subject):  # per-subject centring, from training trials only
+        rows = data.subject == subject
+        x[rows] -= x[rows & ~test].mean(0)
+    return {target: binary_metrics(data.labels[test, t], _fit_predict(x[~test], data.labels[~test, t], x[test]))["accuracy"]
+            for t, target in enumerate(("arousal", "valence"))}
+
+
+def test_eeg_carries_the_state_strongly_and_gsr_arousal_over_tens_of_seconds(tmp_path: Path) -> None:
+    generate("deap", tmp_path, subjects=4, trials=24, seed=8, config=SynthConfig(trial_s=40.0))
+    v2 = load_dataset("deap", tmp_path, workers=1)  # 32 s of GSR, log baseline; EEG: last 4 s
+    paper = load_dataset("deap", tmp_path, DatasetConfig(PAPER_PREPROCESSING), workers=1)  # 4 s, z-score
+    assert v2.eeg is not None
+
+    def eeg_x(data):  # type: ignore[no-untyped-def]
+        spectrum = np.abs(np.fft.rfft(data.eeg, axis=-1)) ** 2
+        freqs = np.fft.rfftfreq(512, 1 / 128)
+        bands = [(4, 8), (8, 13), (13, 30), (30, 45)]
+        return np.concatenate([np.log(spectrum[..., (freqs >= lo) & (freqs < hi)].mean(-1)) for lo, hi in bands], axis=1)
+
+    eeg = _scores(v2, eeg_x)
+    gsr = _scores(v2, lambda d: _gsr_features(d.gsr))
+    gsr_paper = _scores(paper, lambda d: _gsr_features(d.gsr))
+    scores = {"eeg": eeg, "gsr-v2": gsr, "gsr-paper": gsr_paper}
+    assert eeg["arousal"] > 0.75 and eeg["valence"] > 0.75, scores
+    assert eeg["arousal"] > gsr["arousal"] + 0.08 and eeg["valence"] > gsr["valence"] + 0.15, scores
+    assert gsr["arousal"] > 0.58, scores  # GSR with context carries arousal …
+    assert gsr["valence"] < 0.62, scores  # … and hardly valence
+    assert gsr["arousal"] > gsr_paper["arousal"] + 0.04, scores  # the z-scored 4 s input loses most of it
 
 
 def test_synth_config_checks() -> None:
@@ -99,7 +113,7 @@ def test_cli_synth_and_prepare(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "deap"
     result = runner.invoke(app, ["synth", "--format", "deap", "--subjects", "2", "--trials", "3", "--seed", "1",
-                                 "--trial-s", "8", "--out", str(out), "--workers", "1"])
+                                 "--trial-s", "36", "--out", str(out), "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "wrote 2 subjects x 3 trials" in result.output
     npz = tmp_path / "prepared.npz"

@@ -45,7 +45,7 @@ def _prepared(tmp_path: Path, subjects: int = 3) -> Path:
 def _config(tmp_path: Path, source: str, path: Path, window: int = 64, channels: int = 3) -> Path:
     positions = 16 if window == 64 else 128
     text = (f'name = "t"\noutput_dir = "{tmp_path / "runs"}"\nprogress = false\n'
-            f'[data]\nsource = "{source}"\npath = "{path}"\ncache_dir = ""\nsubjects = 3\ntrials = 4\ntrial_s = 8.0\n'
+            f'[data]\nsource = "{source}"\npath = "{path}"\ncache_dir = ""\nsubjects = 3\ntrials = 4\ntrial_s = 36.0\n'
             + TINY_MODEL.format(w=window, c=channels, p=positions))
     config = tmp_path / "experiment.toml"
     config.write_text(text)

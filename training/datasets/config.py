@@ -8,19 +8,21 @@ were made.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError, DataError
-from emotionkd.sdk.preprocessing import PreprocessingConfig
+from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PreprocessingConfig
 
 LABEL_RULES: Final = ("gt", "ge")
 EEG_NORMALISATIONS: Final = ("window_zscore", "window_center", "none")
 EEG_REFERENCES: Final = ("average", "none")
 RATING_RANGE: Final = (1.0, 9.0)
+#: rate of the teacher's EEG (Hz): DEAP's preprocessed rate, MAHNOB is resampled to it
+EEG_RATE_HZ: Final = 128.0
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,14 @@ class DatasetConfig:
     """How recordings become windows and labels.
 
     Attributes:
-        preprocessing: the GSR preprocessing (``ekd-gsr``), the same the device runs.
-        hop_samples: samples between window starts at 128 Hz; None = one window (no overlap,
-            15 windows per 60 s DEAP trial).
+        preprocessing: the GSR preprocessing (``ekd-gsr``), the same the device runs; its
+            window is the student's context (default v2: 32 s at 16 Hz).
+        hop_s: seconds between window starts (4 s: with the 32 s v2 window a 60 s DEAP trial
+            gives 8 windows; with the 4 s paper window it is one window, no overlap, 15 per
+            trial); None = one window.
+        hop_samples: samples between window starts at the model rate; overrides ``hop_s``.
+        eeg_window_s: the teacher's EEG window (s, at 128 Hz), aligned to the END of the GSR
+            window: the EEG of the last ``eeg_window_s`` of the student's context.
         label_threshold: rating threshold of the binary labels (1–9 scale).
         label_rule: ``gt`` (rating > threshold → high, the DEAP convention) or ``ge`` (≥).
         eeg_normalisation: teacher-side EEG scaling (never on the device): ``window_zscore``
@@ -46,8 +53,10 @@ class DatasetConfig:
         subjects: subject ids to load (None = all found).
     """
 
-    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+    preprocessing: PreprocessingConfig = DEFAULT_PREPROCESSING
+    hop_s: float | None = 4.0
     hop_samples: int | None = None
+    eeg_window_s: float = 4.0
     label_threshold: float = 5.0
     label_rule: str = "gt"
     eeg_normalisation: str = "window_zscore"
@@ -60,6 +69,10 @@ class DatasetConfig:
     def __post_init__(self) -> None:
         if self.hop_samples is not None and not (isinstance(self.hop_samples, int) and self.hop_samples >= 1):
             raise ConfigError(f"hop_samples must be a positive integer or None, got {self.hop_samples!r}")
+        if self.hop_s is not None and not (math.isfinite(self.hop_s) and self.hop_s * self.preprocessing.rate_hz >= 1):
+            raise ConfigError(f"hop_s must be at least one sample at {self.preprocessing.rate_hz:g} Hz, got {self.hop_s!r}")
+        if not (math.isfinite(self.eeg_window_s) and 2 <= self.eeg_window_s * EEG_RATE_HZ):
+            raise ConfigError(f"eeg_window_s must be a positive number of seconds, got {self.eeg_window_s!r}")
         if self.label_rule not in LABEL_RULES:
             raise ConfigError(f"label_rule must be one of {LABEL_RULES} ('gt': rating > threshold), got {self.label_rule!r}")
         if not (math.isfinite(self.label_threshold) and RATING_RANGE[0] <= self.label_threshold <= RATING_RANGE[1]):
@@ -80,7 +93,16 @@ class DatasetConfig:
     @property
     def hop(self) -> int:
         """Samples between window starts at the model rate."""
-        return self.hop_samples or self.preprocessing.window_samples
+        if self.hop_samples:
+            return self.hop_samples
+        if self.hop_s is not None:
+            return max(1, int(round(self.hop_s * self.preprocessing.rate_hz)))
+        return self.preprocessing.window_samples
+
+    @property
+    def eeg_window_samples(self) -> int:
+        """Samples of the teacher's EEG window at :data:`EEG_RATE_HZ`."""
+        return int(round(self.eeg_window_s * EEG_RATE_HZ))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types (JSON-ready); inverse of :meth:`from_dict`."""
@@ -131,6 +153,7 @@ def ratings_to_labels(ratings: npt.ArrayLike, config: DatasetConfig, *, source: 
 
 __all__ = [
     "EEG_NORMALISATIONS",
+    "EEG_RATE_HZ",
     "EEG_REFERENCES",
     "LABEL_RULES",
     "DatasetConfig",

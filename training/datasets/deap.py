@@ -113,7 +113,7 @@ def prepare_deap_subject(path: str | Path, config: DatasetConfig) -> SubjectWind
     subject = read_deap_subject(path)
     baseline = int(round(config.deap_baseline_s * DEAP_RATE_HZ))
     samples = subject.data.shape[2] - baseline
-    if samples < config.preprocessing.window_samples:
+    if samples / DEAP_RATE_HZ < config.preprocessing.window_s:
         raise DataError(f"{path}: trials hold {subject.data.shape[2]} samples, too short for a "
                         f"{config.deap_baseline_s:g} s baseline and one window", path=str(path))
     # DEAP's labels: valence, arousal, …; ours: arousal, valence

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from emotionkd.firmware_bridge.errors import ConfigError, DataError
-from emotionkd.sdk.preprocessing import PREPROCESSING_NAME, PREPROCESSING_VERSION
+from emotionkd.sdk.preprocessing import PREPROCESSING_NAME
 from emotionkd.training.datasets import cache
 from emotionkd.training.datasets.channels import EEG_28
 from emotionkd.training.datasets.config import DatasetConfig
@@ -124,11 +124,12 @@ def load_dataset(
         "synthetic": manifest,
         "source_root": str(root.resolve()),
         "config": config.to_dict(),
-        "preprocessing": {"name": PREPROCESSING_NAME, "version": PREPROCESSING_VERSION,
+        "preprocessing": {"name": PREPROCESSING_NAME, "version": config.preprocessing.version,
                           "params": config.preprocessing.to_params()},
         "rate_hz": config.preprocessing.rate_hz,
         "window_samples": config.preprocessing.window_samples,
         "hop_samples": config.hop,
+        "eeg_window_samples": config.eeg_window_samples if plan.has_eeg else None,
         "label_rule": config.label_meta(),
         "eeg_normalisation": {"method": config.eeg_normalisation, "floor_uv": config.eeg_zscore_floor_uv}
         if plan.has_eeg else None,
@@ -139,7 +140,7 @@ def load_dataset(
     if plan.has_eeg:
         meta.setdefault("eeg_channels", list(EEG_28))
     dataset = assemble(parts, has_eeg=plan.has_eeg, window_samples=config.preprocessing.window_samples,
-                       eeg_channels=len(EEG_28), meta=meta)
+                       eeg_channels=len(EEG_28), meta=meta, eeg_window_samples=config.eeg_window_samples)
     # a target no window is labelled for (e.g. valence of stress labels) is absent, not "low"
     labelled = [t for i, t in enumerate(("arousal", "valence")) if len(dataset) and (dataset.labels[:, i] >= 0).all()]
     dataset.meta["targets"] = labelled

@@ -69,7 +69,7 @@ def deap_subject_arrays(seed: int, subject: int, trials: int, config: SynthConfi
     samples = int(round((baseline_s + config.trial_s) * DEAP_RATE_HZ))
     data = np.empty((trials, DEAP_CHANNELS, samples))
     data[:, :32] = synth_eeg(rng, states, profile, config, samples, DEAP_RATE_HZ)
-    gsr_us = synth_gsr_us(rng, states, profile, config, samples, DEAP_RATE_HZ)
+    gsr_us = synth_gsr_us(rng, states, profile, config, samples, DEAP_RATE_HZ, onset_s=baseline_s)
     data[:, DEAP_GSR_INDEX] = 1e6 / gsr_us  # DEAP stores skin resistance in Ohm
     others = synth_peripherals(rng, trials, samples, DEAP_RATE_HZ)
     for i, name in enumerate(DEAP_PERIPHERAL):
@@ -281,7 +281,7 @@ def write_mahnob_subject(root: Path, seed: int, subject: int, trials: int, confi
         eeg += rng.normal(0.0, 8000.0, size=(32, 1))
         eeg += np.cumsum(rng.normal(0.0, 0.5, size=(32, n)), axis=1)
         eeg += 20.0 * np.sin(2 * np.pi * 50.0 * t + rng.uniform(0, 2 * np.pi))
-        gsr_us = synth_gsr_us(rng, state, profile, config, n, rate)[0]
+        gsr_us = synth_gsr_us(rng, state, profile, config, n, rate, onset_s=pad_s)[0]
         others = synth_peripherals(rng, 1, n, rate)
         status = np.full(n, _STATUS_SYSTEM_BITS, dtype=np.float64)
         start = int(round(pad_s * rate))

@@ -17,11 +17,17 @@ model for a known reason that distillation can transfer:
   unit state); valence lowers left-frontal relative to right-frontal alpha — frontal alpha
   asymmetry — and raises lateral temporal beta (``eeg_valence_effect``). Band powers also vary from trial to trial for no reason
   (``eeg_state_noise``), and subjects differ in χ, alpha frequency, band gains and effect sizes.
-* **GSR** (µS → stored as Ohm): :class:`~emotionkd.firmware_bridge.gsr_synth.GsrSynthesizer`
-  (tonic level with drift, canonical SCRs as a Poisson process, sensor noise) with
-  subject-specific tonic level, SCR gain and noise. The state acts *weakly*: the synthesizer's
-  arousal drive is ``gsr_base_arousal + gsr_arousal_effect·a − gsr_valence_effect·v`` (negative
-  stimuli elicit a few more responses), so GSR carries less, and noisier, information.
+* **GSR** (µS → stored as Ohm) behaves like wrist EDA: a tonic level plus skin-conductance
+  responses (SCRs: Bateman-like, rise ``scr_rise_s`` ≈ 0.75 s → peak after ~2 s, recovery
+  ``scr_decay_s`` ≈ 4 s → back within ~10 s) and sensor noise. From the stimulus onset a trial's
+  *drive* ``d = gsr_neutral_drive + gsr_arousal_effect·a − gsr_valence_effect·v + N(0,
+  gsr_drive_noise)`` (clipped to 0–1) builds up over ``gsr_build_s`` (tens of seconds): the SCR
+  rate goes from ``scr_rate_per_min[0]`` to ``[1]`` and the median SCR amplitude (relative to
+  the tonic level) from ``scr_amplitude_rel[0]`` to ``[1]`` as d goes 0 → 1, and the tonic level
+  rises by ``gsr_tonic_rise·(d − gsr_neutral_drive)`` in ln units. Subjects differ in tonic
+  level (×e^N(0, 0.5)), electrode gain and responsiveness (×e^N(0, 0.4)), so a per-window z-score
+  loses what a baseline-relative input keeps. GSR carries arousal less reliably than EEG (the
+  drive noise, Poisson responses), and valence hardly at all.
 
 All randomness comes from ``numpy.random.default_rng([seed, subject])``: the same seed gives the
 same subject whatever else is generated.
@@ -37,10 +43,9 @@ import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError
-from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
 from emotionkd.training.datasets.channels import GENEVA_32, scalp_positions
 
-SYNTH_MODEL_VERSION = 1
+SYNTH_MODEL_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,16 @@ class SynthConfig:
         eeg_arousal_effect: alpha down / beta up, log-amplitude per unit arousal.
         eeg_valence_effect: frontal alpha asymmetry and temporal beta, log-amplitude per unit valence.
         eeg_state_noise: trial-to-trial band power variation unrelated to the state (log-amp sd).
-        gsr_base_arousal: the synthesizer's arousal drive at a neutral state (0–1).
+        gsr_neutral_drive: the GSR drive (0–1) at a neutral state and before the stimulus.
         gsr_arousal_effect: drive change per unit latent arousal.
         gsr_valence_effect: drive change per unit of *negative* valence.
+        gsr_drive_noise: trial-to-trial drive variation unrelated to the state (sd).
+        gsr_build_s: time constant of the build-up after stimulus onset (s).
         gsr_tonic_us: median skin conductance level over subjects (µS).
+        gsr_tonic_rise: tonic change per unit drive above neutral (ln conductance).
+        scr_rate_per_min: SCR rate at drive 0 and 1 (responses per minute).
+        scr_amplitude_rel: median SCR amplitude at drive 0 and 1, relative to the tonic level.
+        scr_rise_s / scr_decay_s: time constants of the bi-exponential SCR shape (s).
     """
 
     trial_s: float = 60.0
@@ -67,22 +78,34 @@ class SynthConfig:
     rating_noise: float = 1.0
     subject_rating_bias: float = 0.4
     eeg_rms_uv: float = 12.0
-    eeg_arousal_effect: float = 0.5
+    eeg_arousal_effect: float = 0.8
     eeg_valence_effect: float = 0.8
     eeg_state_noise: float = 0.15
-    gsr_base_arousal: float = 0.4
-    gsr_arousal_effect: float = 0.25
-    gsr_valence_effect: float = 0.08
+    gsr_neutral_drive: float = 0.4
+    gsr_arousal_effect: float = 0.3
+    gsr_valence_effect: float = 0.05
+    gsr_drive_noise: float = 0.3
+    gsr_build_s: float = 20.0
     gsr_tonic_us: float = 4.0
+    gsr_tonic_rise: float = 0.15
+    scr_rate_per_min: tuple[float, float] = (1.0, 10.0)
+    scr_amplitude_rel: tuple[float, float] = (0.01, 0.06)
+    scr_rise_s: float = 0.75
+    scr_decay_s: float = 4.0
 
     def __post_init__(self) -> None:
         if not (self.trial_s >= 4.0 and math.isfinite(self.trial_s)):
             raise ConfigError(f"trial_s must be at least one 4 s window, got {self.trial_s!r}")
-        for name in ("rating_noise", "subject_rating_bias", "eeg_rms_uv", "eeg_state_noise", "gsr_tonic_us"):
+        for name in ("rating_noise", "subject_rating_bias", "eeg_rms_uv", "eeg_state_noise", "gsr_tonic_us",
+                     "gsr_drive_noise", "gsr_build_s"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not (0.0 <= self.gsr_base_arousal <= 1.0):
-            raise ConfigError(f"gsr_base_arousal must be in [0, 1], got {self.gsr_base_arousal!r}")
+        if not (0.0 <= self.gsr_neutral_drive <= 1.0):
+            raise ConfigError(f"gsr_neutral_drive must be in [0, 1], got {self.gsr_neutral_drive!r}")
+        if not (0 < self.scr_rise_s < self.scr_decay_s):
+            raise ConfigError("need 0 < scr_rise_s < scr_decay_s for an SCR shape")
+        if min(self.scr_rate_per_min) < 0 or min(self.scr_amplitude_rel) <= 0:
+            raise ConfigError("scr_rate_per_min must be >= 0 and scr_amplitude_rel > 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -232,26 +255,51 @@ def synth_eeg(rng: np.random.Generator, states: npt.NDArray[np.float64], profile
 
 # --- GSR and the other peripheral signals -------------------------------------------------------
 
-def gsr_drive(state: npt.NDArray[np.float64], config: SynthConfig) -> float:
-    """The synthesizer's arousal input (0–1) for one trial's latent [arousal, valence]."""
-    drive = config.gsr_base_arousal + config.gsr_arousal_effect * state[0] - config.gsr_valence_effect * state[1]
+def gsr_drive(state: npt.NDArray[np.float64], config: SynthConfig, noise: float = 0.0) -> float:
+    """The GSR drive (0–1) of one trial's latent [arousal, valence] (``noise``: its random part)."""
+    drive = (config.gsr_neutral_drive + config.gsr_arousal_effect * state[0]
+             - config.gsr_valence_effect * state[1] + noise)
     return float(np.clip(drive, 0.0, 1.0))
 
 
 def synth_gsr_us(rng: np.random.Generator, states: npt.NDArray[np.float64], profile: SubjectProfile,
-                 config: SynthConfig, samples: int, rate_hz: float) -> npt.NDArray[np.float64]:
-    """Skin conductance ``(trials, samples)`` in µS."""
-    base = GsrSynthConfig()
+                 config: SynthConfig, samples: int, rate_hz: float, onset_s: float = 0.0) -> npt.NDArray[np.float64]:
+    """Skin conductance ``(trials, samples)`` in µS; the stimulus starts at ``onset_s``.
+
+    Before the onset the drive is neutral; after it, it approaches the trial's drive with time
+    constant ``gsr_build_s``. SCR onsets are an inhomogeneous Poisson process (drawn by
+    thinning) with that drive's rate; each response is a bi-exponential of peak
+    ``amplitude × tonic``.
+    """
+    t = np.arange(samples) / rate_hz
+    build = np.where(t > onset_s, -np.expm1(-(t - onset_s) / max(config.gsr_build_s, 1e-9)), 0.0)
+    kt = np.arange(int(math.ceil(8 * config.scr_decay_s * rate_hz))) / rate_hz
+    kernel = np.exp(-kt / config.scr_decay_s) - np.exp(-kt / config.scr_rise_s)
+    kernel /= kernel.max()
+    neutral = config.gsr_neutral_drive
+    rate_lo, rate_hi = config.scr_rate_per_min
+    amp_lo, amp_hi = config.scr_amplitude_rel
     out = np.empty((states.shape[0], samples))
-    for t, state in enumerate(states):
-        gsr_config = GsrSynthConfig(
-            rate_hz=rate_hz,
-            tonic_us=config.gsr_tonic_us * profile.tonic_us * float(np.exp(rng.normal(0.0, 0.1))),
-            scr_amplitude_us=(base.scr_amplitude_us[0] * profile.scr_gain, base.scr_amplitude_us[1] * profile.scr_gain),
-            noise_us=profile.gsr_noise_us,
-        )
-        synth = GsrSynthesizer(gsr_config, seed=int(rng.integers(2**31)), arousal=gsr_drive(state, config))
-        out[t] = synth.read(samples)
+    for i, state in enumerate(states):
+        drive_target = gsr_drive(state, config, float(rng.normal(0.0, config.gsr_drive_noise)))
+        drive = neutral + (drive_target - neutral) * build  # (samples,)
+        tonic = (config.gsr_tonic_us * profile.tonic_us * float(np.exp(rng.normal(0.0, 0.1)))
+                 * np.exp(config.gsr_tonic_rise * (drive - neutral)))
+        # slow tonic wander: a random walk in ln conductance (2 % per √minute)
+        wander = np.cumsum(rng.normal(0.0, 0.02 * math.sqrt(1.0 / rate_hz / 60.0), samples))
+        tonic = tonic * np.exp(wander)
+        rate_per_s = (rate_lo + (rate_hi - rate_lo) * drive) / 60.0
+        peak = max(rate_lo, rate_hi) / 60.0
+        candidates = np.sort(rng.uniform(0.0, samples / rate_hz, rng.poisson(peak * samples / rate_hz)))
+        index = np.minimum((candidates * rate_hz).astype(np.int64), samples - 1)
+        kept = index[rng.uniform(0.0, peak, index.size) < rate_per_s[index]] if peak > 0 else index[:0]
+        median = amp_lo * (amp_hi / amp_lo) ** drive[kept]
+        amplitude = profile.scr_gain * median * np.exp(rng.normal(0.0, 0.5, kept.size)) * tonic[kept]
+        impulses = np.zeros(samples)
+        np.add.at(impulses, kept, amplitude)
+        phasic = np.convolve(impulses, kernel)[:samples]
+        noise = rng.normal(0.0, profile.gsr_noise_us, samples)
+        out[i] = np.maximum(tonic + phasic + noise, 0.2)
     return out
 
 

@@ -1,9 +1,13 @@
 """One trial → aligned GSR and EEG windows, through the device's GSR preprocessing.
 
 GSR windows come from :class:`emotionkd.sdk.preprocessing.GsrPreprocessor` (the code the device
-runs; it converts the unit, resamples to 128 Hz and windows on the true time axis). EEG windows
-are cut at the same sample ranges (``Windows.start_index``), so the teacher sees EEG and GSR of
-the same 4 s. Windows that the preprocessing marks not ``usable`` (gaps, invalid samples) are
+runs; it converts the unit, resamples to the model rate and windows on the true time axis). The
+student's GSR window is the preprocessing's (32 s at 16 Hz by default); the teacher's EEG window
+(``eeg_window_s``, 4 s at 128 Hz) is cut so that it ENDS where the GSR window ends: the teacher
+sees the EEG of the last seconds of the student's context, the moment a prediction is about.
+Only whole windows inside the trial are produced (the causal GSR baseline starts at the trial's
+first valid sample; DEAP's 3 s pre-trial baseline is not used for it, so every dataset is
+treated alike). Windows that the preprocessing marks not ``usable`` (gaps, invalid samples) are
 dropped together with their EEG.
 """
 
@@ -17,16 +21,17 @@ import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import DataError
 from emotionkd.sdk.preprocessing import GsrPreprocessor
-from emotionkd.training.datasets.config import DatasetConfig
+from emotionkd.training.datasets.config import EEG_RATE_HZ, DatasetConfig
 from emotionkd.training.windowed import WindowedDataset
 
 
 @dataclass
 class TrialWindows:
-    """The usable windows of one trial (k windows of W samples).
+    """The usable windows of one trial (k windows of W GSR samples, E EEG samples).
 
     Attributes:
-        gsr: (k, W) float32 model input; eeg: (k, C, W) float32 or None; start_s: (k,) float32.
+        gsr: (k, W) float32 model input; eeg: (k, C, E) float32 or None; start_s: (k,) float32
+            start of the GSR window.
         dropped: windows the preprocessing judged not usable.
     """
 
@@ -60,20 +65,21 @@ def window_trial(
     Args:
         gsr: (n,) GSR samples in ``gsr_unit`` at ``gsr_rate_hz``, sample 0 = trial start.
         gsr_rate_hz, gsr_unit: the recording's rate and unit (resampled and converted here).
-        eeg: (C, m) EEG in µV at the model rate (128 Hz), sample 0 = trial start, or None.
+        eeg: (C, m) EEG in µV at :data:`EEG_RATE_HZ` (128 Hz), sample 0 = trial start, or None.
         config: dataset options.
     """
     pre = GsrPreprocessor(gsr_rate_hz, gsr_unit, config.preprocessing, hop_samples=config.hop)
     windows = pre.apply(gsr)
-    w = config.preprocessing.window_samples
+    e = config.eeg_window_samples
     keep = windows.usable.copy()
+    # EEG sample index one past the GSR window's end (exact when the model rate divides 128 Hz).
+    eeg_end = np.round(windows.end_s * EEG_RATE_HZ).astype(np.int64)
     if eeg is not None:
-        # The GSR and EEG of one trial can differ by a sample or so after resampling.
-        keep &= windows.start_index + w <= eeg.shape[1]
-    starts = windows.start_index[keep]
+        # The EEG window must fit; the GSR and EEG of one trial can differ by a sample or so.
+        keep &= (eeg_end - e >= 0) & (eeg_end <= eeg.shape[1])
     eeg_windows = None
     if eeg is not None:
-        idx = starts[:, None] + np.arange(w)[None, :]
+        idx = (eeg_end[keep] - e)[:, None] + np.arange(e)[None, :]
         eeg_windows = normalise_eeg(np.ascontiguousarray(eeg[:, idx].transpose(1, 0, 2), dtype=np.float32), config)
     return TrialWindows(
         gsr=windows.features[keep],
@@ -102,12 +108,17 @@ class SubjectWindows:
 
 
 def assemble(parts: list[SubjectWindows], *, has_eeg: bool, window_samples: int, eeg_channels: int,
-             meta: dict[str, Any]) -> WindowedDataset:
-    """Concatenate subjects into one :class:`WindowedDataset` (fills ``meta['windows_dropped']``)."""
+             meta: dict[str, Any], eeg_window_samples: int | None = None) -> WindowedDataset:
+    """Concatenate subjects into one :class:`WindowedDataset` (fills ``meta['windows_dropped']``).
+
+    ``window_samples``: GSR samples per window; ``eeg_window_samples``: EEG samples per window
+    (default: the same).
+    """
     counts = [len(tw.start_s) for part in parts for tw in part.windows]
     n = int(sum(counts))
     gsr = np.empty((n, window_samples), np.float32)
-    eeg = np.empty((n, eeg_channels, window_samples), np.float32) if has_eeg else None
+    eeg_w = window_samples if eeg_window_samples is None else eeg_window_samples
+    eeg = np.empty((n, eeg_channels, eeg_w), np.float32) if has_eeg else None
     labels = np.empty((n, 2), np.int64)
     ratings = np.empty((n, 2), np.float32)
     subject = np.empty(n, np.int64)
