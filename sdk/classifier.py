@@ -94,7 +94,8 @@ class _StreamState:
     """Preprocessing state of one contiguous segment of one stream."""
 
     def __init__(self, classifier: EmotionClassifier, sample_rate_hz: float, unit: str, origin_s: float) -> None:
-        self.preprocessor = GsrPreprocessor(sample_rate_hz, unit, classifier.preprocessing, classifier.hop_samples)
+        self.preprocessor = GsrPreprocessor(sample_rate_hz, unit, classifier.preprocessing, classifier.hop_samples,
+                                            initial_baseline_us=classifier.baseline_us)
         self.flags = FlagTracker(sample_rate_hz)
         self.sample_rate_hz = float(sample_rate_hz)
         self.unit = unit
@@ -124,6 +125,10 @@ class EmotionClassifier:
         on_prediction: a callback called with every :class:`Prediction` (see
             :meth:`add_callback`).
         threads: onnxruntime threads.
+        baseline: personal calibration for ekd-gsr v2 models: the wearer's resting conductance
+            (µS), or a rest recording (2–5 minutes; an ``emotionkd-sdk record`` CSV or an E4
+            ``EDA.csv``) whose resting level seeds the causal baseline instead of the first
+            sample of each stream (see :mod:`emotionkd.sdk.calibration`).
 
     Raises:
         ModelError: no model can be loaded (no bundled model, missing or malformed file).
@@ -138,6 +143,7 @@ class EmotionClassifier:
         quality: QualityConfig | None = None,
         on_prediction: PredictionCallback | None = None,
         threads: int = 1,
+        baseline: float | str | Path | None = None,
     ) -> None:
         from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
 
@@ -151,6 +157,11 @@ class EmotionClassifier:
             raise ModelError(f"model {str(self.model.path)!r} has neither an 'arousal' nor a 'valence' head "
                              f"(targets {self.contract.targets})")
         self.preprocessing = self.contract.preprocessing_config()
+        self.baseline_us: float | None = None
+        if baseline is not None:
+            from emotionkd.sdk.calibration import resting_conductance_us
+
+            self.baseline_us = resting_conductance_us(baseline, self.preprocessing)
         if not (math.isfinite(hop_s) and hop_s > 0):
             raise ConfigError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
         self.hop_samples = max(1, int(round(hop_s * self.contract.sample_rate_hz)))

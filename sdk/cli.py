@@ -210,6 +210,7 @@ def stream(
     speed: SpeedOption = 1.0,
     timeout_s: TimeoutOption = 10.0,
     unit: UnitOption = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="A 2-5 min rest recording (emotionkd-sdk record CSV or E4 EDA.csv) that seeds a v2 model's baseline.")] = None,
 ) -> None:
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
@@ -221,7 +222,9 @@ def stream(
 
         host, bind_port = parse_bind(bind, allow_remote=allow_remote)
     url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit)
-    classifier = EmotionClassifier(model, hop_s=hop_s)
+    classifier = EmotionClassifier(model, hop_s=hop_s, baseline=baseline)
+    if classifier.baseline_us is not None:
+        _say(f"baseline: seeded at {classifier.baseline_us:.3f} uS from {baseline}")
     _note_synthetic(classifier)
     server = _start_dashboard(classifier, host, bind_port) if dashboard else None
 
