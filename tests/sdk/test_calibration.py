@@ -13,7 +13,11 @@ from emotionkd.firmware_bridge.errors import ConfigError, DataError
 from emotionkd.firmware_bridge.gsr_synth import synthesize_gsr
 from emotionkd.sdk import EmotionClassifier
 from emotionkd.sdk.cli import app
-from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, preprocess_recording, rest_baseline_us
+from emotionkd.sdk.preprocessing import (
+    DEFAULT_PREPROCESSING,
+    preprocess_recording,
+    rest_baseline_us,
+)
 
 REST = 3.0 + 0.1 * np.sin(np.arange(4 * 180) / 40.0)  # 3 min of rest at 4 Hz around 3 µS
 TASK = synthesize_gsr(90.0, arousal=0.8, seed=3)  # 128 Hz, µS
