@@ -64,6 +64,8 @@ class RealEvalConfig:
         bootstrap: resamples of persons for the confidence intervals.
         threads: torch threads per process.
         workers: processes running folds in parallel.
+        rest_s: personal calibration (v2 models): seconds of each recording's first rest span
+            that seed the causal baseline of a stream starting after that rest.
     """
 
     folds: int = 6
@@ -78,6 +80,7 @@ class RealEvalConfig:
     bootstrap: int = 2000
     threads: int = 1
     workers: int = 1
+    rest_s: float = 180.0
 
     def __post_init__(self) -> None:
         if self.folds == 1 or self.folds < 0:
@@ -188,6 +191,46 @@ def model_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisio
     return x, usable
 
 
+def calibration_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisions,
+                       preprocessing: PreprocessingConfig, config: RealEvalConfig,
+                       ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Personal calibration: each recording streamed from the end of its first rest span, with
+    the causal baseline started cold (at the stream's first sample) or seeded from the first
+    ``rest_s`` seconds of that rest (:func:`rest_baseline_us`).
+
+    Returns (cold (N, W), seeded (N, W), usable (N,)): inputs at the decision points after the
+    stream start (``usable`` False elsewhere and where either window is not usable).
+    """
+    from emotionkd.sdk.preprocessing import rest_baseline_us
+
+    hop = int(round(config.hop_s * preprocessing.rate_hz))
+    window_s = preprocessing.window_s
+    n = len(decisions.subject)
+    cold = np.zeros((n, preprocessing.window_samples), np.float32)
+    seeded = np.zeros_like(cold)
+    usable = np.zeros(n, bool)
+    for r, (_, rec) in enumerate(recordings):
+        rest = next((seg for seg in rec.segments if seg.labels[0] == 0), None)
+        rows = np.flatnonzero(decisions.recording == r)
+        if rest is None or rows.size == 0:
+            continue
+        rest_us = rec.gsr[rest.start:min(rest.end, rest.start + int(round(config.rest_s * rec.rate_hz)))]
+        if not (np.isfinite(rest_us) & (rest_us > 0)).any():
+            continue
+        start_s = math.ceil(rest.end / rec.rate_hz / config.hop_s - 1e-9) * config.hop_s  # on the decision grid
+        stream = rec.gsr[int(round(start_s * rec.rate_hz)):]
+        seed_us = rest_baseline_us(rest_us, rec.rate_hz, "uS", preprocessing)
+        both = [GsrPreprocessor(rec.rate_hz, "uS", preprocessing, hop, initial_baseline_us=b).apply(stream)
+                for b in (None, seed_us)]
+        k = np.round((decisions.end_s[rows] - start_s - window_s) / config.hop_s).astype(np.int64)
+        ok = (k >= 0) & (k < min(len(both[0]), len(both[1])))
+        for w in both:
+            ok[ok] &= w.usable[k[ok]] & np.isfinite(w.features[k[ok]]).all(axis=1)
+        cold[rows[ok]], seeded[rows[ok]] = both[0].features[k[ok]], both[1].features[k[ok]]
+        usable[rows[ok]] = True
+    return cold, seeded, usable
+
+
 # --- metrics ----------------------------------------------------------------------------------
 def auc(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> float:
     """Area under the ROC curve (Mann-Whitney with mid-ranks); NaN with one class only."""
@@ -245,8 +288,10 @@ def fit_logistic(x: npt.NDArray[np.float64], y: npt.NDArray[np.int64], l2: float
 
 
 # --- one fold ---------------------------------------------------------------------------------
-def _train_arm(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], held_x: npt.NDArray[np.float32],
-               base: Any, lr: float, from_base: bool, config: RealEvalConfig, seed: int) -> npt.NDArray[np.float64]:
+def _train_arm(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], held: Sequence[npt.NDArray[np.float32]],
+               base: Any, lr: float, from_base: bool, config: RealEvalConfig, seed: int,
+               ) -> list[npt.NDArray[np.float64]]:
+    """Train the arousal student on (x, y); P(high) for each array of held-out inputs."""
     import torch
 
     from emotionkd.training.config import OptimConfig
@@ -258,8 +303,12 @@ def _train_arm(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], held_x: npt
     initial = base.build("arousal").train() if from_base else None
     model = train_student(data, base.student_config, optim, 0.0, LoopOptions(seed=seed), initial=initial,
                           desc="finetune" if from_base else "scratch").model
-    held = TensorSet(eeg=None, gsr=torch.from_numpy(held_x), labels=torch.zeros(len(held_x), dtype=torch.int64))
-    return predict_proba(model, held)[:, 1].astype(np.float64)
+    out = []
+    for held_x in held:
+        tensors = TensorSet(eeg=None, gsr=torch.from_numpy(np.ascontiguousarray(held_x)),
+                            labels=torch.zeros(len(held_x), dtype=torch.int64))
+        out.append(predict_proba(model, tensors)[:, 1].astype(np.float64) if len(held_x) else np.zeros(0))
+    return out
 
 
 def run_fold(fold: int, held: list[int], decisions: Decisions, inputs: Mapping[str, npt.NDArray[np.float32]],
@@ -279,10 +328,16 @@ def run_fold(fold: int, held: list[int], decisions: Decisions, inputs: Mapping[s
     y_train = decisions.label[sample]
     base = load_student_checkpoint(base_path)
     scores: dict[str, npt.NDArray[np.float64]] = {}
-    scores["fine-tuned"] = _train_arm(inputs["fine-tuned"][sample], y_train, inputs["fine-tuned"][test], base,
-                                      config.finetune_lr, True, config, config.seed)
-    scores["scratch"] = _train_arm(inputs["scratch"][sample], y_train, inputs["scratch"][test], base,
-                                   config.scratch_lr, False, config, config.seed)
+    calibrated = test & inputs["calibration_usable"].astype(bool) if "calibration_usable" in inputs else test & False
+    held_sets = [inputs["fine-tuned"][test], inputs["calibration_cold"][calibrated],
+                 inputs["calibration_seeded"][calibrated]] if calibrated.any() else [inputs["fine-tuned"][test]]
+    tuned = _train_arm(inputs["fine-tuned"][sample], y_train, held_sets, base, config.finetune_lr, True, config,
+                       config.seed)
+    scores["fine-tuned"] = tuned[0]
+    calibration = ({"rows": np.flatnonzero(calibrated).tolist(), "cold": tuned[1].tolist(),
+                    "seeded": tuned[2].tolist()} if calibrated.any() else None)
+    scores["scratch"] = _train_arm(inputs["scratch"][sample], y_train, [inputs["scratch"][test]], base,
+                                   config.scratch_lr, False, config, config.seed)[0]
     feats = decisions.features
     scores["logreg-level"] = fit_logistic(feats[train_idx][:, :1], decisions.label[train_idx])(feats[test][:, :1])
     scores["logreg-features"] = fit_logistic(feats[train_idx], decisions.label[train_idx])(feats[test])
@@ -297,7 +352,8 @@ def run_fold(fold: int, held: list[int], decisions: Decisions, inputs: Mapping[s
     scores["person-threshold"] = level
     preds["person-threshold"] = threshold_pred
     return {"fold": fold, "held": list(held), "scores": {k: v.tolist() for k, v in scores.items()},
-            "preds": {k: v.tolist() for k, v in preds.items()}, "cpu_s": time.process_time() - started}
+            "preds": {k: v.tolist() for k, v in preds.items()}, "calibration": calibration,
+            "cpu_s": time.process_time() - started}
 
 
 # --- summary ----------------------------------------------------------------------------------
@@ -416,6 +472,10 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
     x, ok = model_inputs(recordings, decisions, pre, config.hop_s)
     inputs["fine-tuned"] = inputs["scratch"] = x
     usable &= ok
+    if pre.normalisation == "log_baseline":
+        cold, seeded, calibration_ok = calibration_inputs(recordings, decisions, pre, config)
+        inputs.update(calibration_cold=cold, calibration_seeded=seeded,
+                      calibration_usable=calibration_ok.astype(np.float32)[:, None])
     shipped_scores = None
     shipped_contract: dict[str, Any] | None = None
     if shipped_path is not None:
@@ -431,6 +491,8 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
             shipped_scores[rows[i:i + 256]] = model.run(xs[rows[i:i + 256]])["arousal"][:, 1]
     decisions = decisions.subset(usable)
     inputs = {k: v[usable] for k, v in inputs.items()}
+    if "calibration_usable" in inputs:
+        inputs["calibration_usable"] = inputs["calibration_usable"][:, 0]
     if shipped_scores is not None:
         shipped_scores = shipped_scores[usable]
     groups = fold_groups(decisions.subject.tolist(), config.folds)
@@ -457,6 +519,7 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
                 mine = subj == sid
                 per_person.setdefault(arm, {})[int(sid)] = person_metrics(y[mine], scores[arm][mine], preds[arm][mine])
     per_person = {a: per_person[a] for a in ARMS if a in per_person}
+    calibration = _calibration_summary(decisions, results, config)
     children_cpu = _children_cpu_s()
     return {
         "config": asdict(config),
@@ -471,6 +534,7 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
         "per_person": {a: {str(p): m for p, m in t.items()} for a, t in per_person.items()},
         "summary": summarise(per_person, config),
         "pooled_auc": _pooled_auc(decisions, results, shipped_scores),
+        "calibration": calibration,
         "time": {"wall_s": time.perf_counter() - started_wall,
                  "cpu_s": time.process_time() - started_cpu + children_cpu,
                  "fold_cpu_s": [r["cpu_s"] for r in results]},
@@ -489,6 +553,43 @@ def _pooled_auc(decisions: Decisions, results: list[dict[str, Any]],
         out[arm] = auc(decisions.label[order], score)
     if shipped is not None:
         out["shipped"] = auc(decisions.label[order], shipped[order])
+    return out
+
+
+def _calibration_summary(decisions: Decisions, results: list[dict[str, Any]],
+                         config: RealEvalConfig) -> dict[str, Any] | None:
+    """Per-person AUC and accuracy of the fine-tuned arm on streams that start after the first
+    rest, baseline cold vs seeded from the rest; Wilcoxon on the paired AUC difference."""
+    from scipy.stats import wilcoxon
+
+    per: dict[str, dict[str, dict[str, float]]] = {"cold": {}, "seeded": {}}
+    for result in results:
+        cal = result.get("calibration")
+        if not cal:
+            continue
+        rows = np.array(cal["rows"], np.int64)
+        for name in ("cold", "seeded"):
+            score = np.array(cal[name])
+            for sid in result["held"]:
+                mine = decisions.subject[rows] == sid
+                if mine.any():
+                    y = decisions.label[rows][mine]
+                    per[name][str(sid)] = person_metrics(y, score[mine], (score[mine] >= 0.5).astype(np.int64))
+    if not per["cold"]:
+        return None
+    persons = sorted(per["cold"], key=int)
+    out: dict[str, Any] = {"rest_s": config.rest_s, "per_person": per}
+    rng = np.random.default_rng(config.seed)
+    for metric in ("auc", "accuracy", "macro_f1"):
+        cold = np.array([per["cold"][p][metric] for p in persons])
+        seeded = np.array([per["seeded"][p][metric] for p in persons])
+        ok = np.isfinite(cold) & np.isfinite(seeded)
+        diff = seeded[ok] - cold[ok]
+        out[metric] = {"cold_median": float(np.median(cold[ok])), "seeded_median": float(np.median(seeded[ok])),
+                       "median_difference": float(np.median(diff)), "mean_difference": float(np.mean(diff)),
+                       "median_difference_ci95": _bootstrap_ci(diff, rng, config.bootstrap),
+                       "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "persons": int(ok.sum()),
+                       "wilcoxon_p": float(wilcoxon(diff).pvalue) if ok.sum() >= 2 and np.any(diff != 0) else math.nan}
     return out
 
 
@@ -518,9 +619,20 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         lines.append(f"| {name} | {t['median_difference']:+.3f} [{t['median_difference_ci95'][0]:+.3f}, "
                      f"{t['median_difference_ci95'][1]:+.3f}] | {t['mean_difference']:+.3f} | "
                      f"{t['wins']}/{t['losses']} | {t['wilcoxon_p']:.3g} |")
+    cal = results.get("calibration")
+    if cal:
+        lines += ["", f"Personal calibration (fine-tuned arm; streams start after the first rest span; "
+                      f"baseline seeded from its first {cal['rest_s']:g} s vs started cold):", "",
+                  "| metric | cold (median) | seeded (median) | seeded − cold: median [95 % CI] | wins/losses | "
+                  "Wilcoxon p |", "|---|---|---|---|---|---|"]
+        for metric in ("auc", "accuracy", "macro_f1"):
+            c = cal[metric]
+            lines.append(f"| {metric} | {c['cold_median']:.3f} | {c['seeded_median']:.3f} | "
+                         f"{c['median_difference']:+.3f} [{c['median_difference_ci95'][0]:+.3f}, "
+                         f"{c['median_difference_ci95'][1]:+.3f}] | {c['wins']}/{c['losses']} | {c['wilcoxon_p']:.3g} |")
     return "\n".join(lines)
 
 
-__all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "decision_points", "evaluate_real", "fit_logistic",
+__all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "calibration_inputs", "decision_points", "evaluate_real", "fit_logistic",
            "fold_groups", "macro_f1", "model_inputs", "person_metrics", "plot", "raw_features", "results_markdown",
            "run_fold", "summarise"]

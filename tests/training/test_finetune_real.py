@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from emotionkd.firmware_bridge.errors import CheckpointError
-from emotionkd.sdk.preprocessing import PreprocessingConfig
+from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING
 from emotionkd.training import finetune as finetune_module
 from emotionkd.training.checkpoint import load_student_checkpoint
 from emotionkd.training.cli import app
@@ -45,10 +45,10 @@ def _config(tmp_path: Path, source: str, path: Path) -> Path:
 
 @pytest.fixture
 def base_student(tmp_path: Path) -> Path:
-    """A tiny two-head student trained on synthetic windows with today's preprocessing."""
+    """A tiny two-head student trained on synthetic windows with the default (v2) preprocessing."""
     data = make_dataset(subjects=3, trials=4, windows=3, samples=512)
     data.meta.update({"dataset": "synthetic-deap", "data_kind": "synthetic", "hop_samples": 512,
-                      "preprocessing": {"name": "ekd-gsr", "version": 1, "params": PreprocessingConfig().to_params()},
+                      "preprocessing": {"name": "ekd-gsr", "version": 2, "params": DEFAULT_PREPROCESSING.to_params()},
                       "label_rule": {"threshold": 5.0, "rule": "gt"}})
     data.save_npz(tmp_path / "synthetic.npz")
     _invoke("student", "--config", str(_config(tmp_path, "prepared", tmp_path / "synthetic.npz")))

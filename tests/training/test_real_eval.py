@@ -103,3 +103,33 @@ def test_evaluate_real_command_on_two_real_participants(excerpt: Path, base_stud
     assert "fine-tuned vs shipped" in results["summary"]["paired_auc"]
     assert (out / "per-person-auc.png").stat().st_size > 5000 and "Wilcoxon" in (out / "results.md").read_text()
     assert results["data"]["label_provenance"]["arousal"] == SOURCE
+    # personal calibration (a v2 base): streams after the first rest, baseline cold vs seeded
+    cal = results["calibration"]
+    assert set(cal["per_person"]["cold"]) == {"2", "3"} and "Personal calibration" in (out / "results.md").read_text()
+    assert cal["auc"]["persons"] == 2
+
+
+def test_calibration_streams_start_after_the_first_rest_and_differ_only_in_the_seed(excerpt: Path) -> None:
+    from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, GsrPreprocessor, rest_baseline_us
+    from emotionkd.training.real_eval import calibration_inputs
+
+    by_subject, _ = read_labelled_recordings(excerpt)
+    recordings = [(s, r) for s, recs in sorted(by_subject.items()) for r in recs]
+    config = RealEvalConfig(rest_s=120.0)
+    d = decision_points(recordings, config)
+    cold, seeded, usable = calibration_inputs(recordings, d, DEFAULT_PREPROCESSING, config)
+    rec = by_subject[2][0]
+    rest = rec.segments[0]
+    start_s = np.ceil(rest.end / 4.0 / 4.0) * 4.0  # first rest span's end, on the 4 s grid
+    mine = np.flatnonzero((d.subject == 2) & usable)
+    assert d.end_s[mine].min() >= start_s + DEFAULT_PREPROCESSING.window_s
+    assert not usable[(d.subject == 2) & (d.end_s < start_s + 32)].any()
+    seed = rest_baseline_us(rec.gsr[rest.start:rest.start + 480], 4.0, "uS", DEFAULT_PREPROCESSING)
+    k = mine[0]
+    stream = rec.gsr[int(start_s * 4):int(d.end_s[k] * 4) + 40]
+    hop = int(4 * DEFAULT_PREPROCESSING.rate_hz)
+    for features, baseline in ((seeded, seed), (cold, None)):
+        w = GsrPreprocessor(4.0, "uS", DEFAULT_PREPROCESSING, hop, initial_baseline_us=baseline).apply(stream)
+        j = int(np.flatnonzero(np.isclose(w.start_s, d.end_s[k] - start_s - 32.0))[0])
+        np.testing.assert_allclose(features[k], w.features[j], atol=1e-4)
+    assert not np.allclose(cold[k], seeded[k], atol=1e-3)
