@@ -338,7 +338,7 @@ def finetune(checkpoint: str = typer.Option(..., "--checkpoint", "--from",
         from emotionkd.training.checkpoint import save_student_checkpoint
 
         result = finetuned_checkpoint(
-            base, data, students, metrics, protocol="holdout-subjects" if held is not None else "none",
+            base, data.meta, students, metrics, protocol="holdout-subjects" if held is not None else "none",
             subjects=len(set(train.subject.tolist())), notes=f"fine-tuned from {checkpoint}",
             train_config=config.to_dict())
         path = save_student_checkpoint(result, config.run_dir / "student-finetuned.pt")
@@ -422,6 +422,8 @@ def evaluate_real(
     threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per process."),
     label_target: str = typer.Option("arousal", help="The target a plain 'label' column labels."),
     label_source: str | None = typer.Option(None, help="What the labels mean, in words."),
+    final: Annotated[Path | None, typer.Option(
+        "--write-finetuned", help="Also fine-tune on every participant (same recipe) and write this student.pt.")] = None,
 ) -> None:
     """Fine-tuned vs scratch vs shipped model vs baselines on real people (grouped k-fold by
     participant); writes OUT/results.json, OUT/results.md and OUT/per-person-auc.png."""
@@ -440,7 +442,7 @@ def evaluate_real(
         shipped_path = bundled_model_path() if shipped == "bundled" else Path(shipped)
     options = {"label_target": label_target, **({"label_source": label_source} if label_source else {})}
     results = run(root, resolve_checkpoint(start), shipped_path, config, dataset_options=options,
-                  on_fold=lambda r: typer.echo(f"fold {r['done']}/{r['folds']} done", err=True))
+                  on_fold=lambda r: typer.echo(f"fold {r['done']}/{r['folds']} done", err=True), final=final)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     table = results_markdown(results)
@@ -452,7 +454,7 @@ def evaluate_real(
     typer.echo(table)
     t = results["time"]
     typer.echo(f"wall {t['wall_s']:.0f} s, CPU {t['cpu_s']:.0f} s; wrote {out / 'results.json'}, "
-               f"{out / 'results.md'}, {out / 'per-person-auc.png'}")
+               f"{out / 'results.md'}, {out / 'per-person-auc.png'}" + (f", {final}" if final else ""))
 
 
 def main() -> None:

@@ -79,10 +79,9 @@ def finetune_targets(requested: Sequence[str], data: WindowedDataset, base: Stud
     return targets
 
 
-def target_origin(data: WindowedDataset, target: str, *, method: str, protocol: str, subjects: int,
+def target_origin(meta: Mapping[str, Any], target: str, *, method: str, protocol: str, subjects: int,
                   metrics: Mapping[str, float]) -> TargetProvenance:
-    """What a head trained on ``data`` learned from (label meaning and licence from its meta)."""
-    meta = data.meta
+    """What a head trained on data with this ``meta`` learned from (label meaning, licence)."""
     kind = "synthetic" if meta.get("data_kind", "synthetic") == "synthetic" else "real"
     name = meta.get("dataset_name")
     dataset = f"{name} ({meta.get('dataset')})" if name else str(meta.get("dataset", "unknown"))
@@ -95,12 +94,13 @@ def target_origin(data: WindowedDataset, target: str, *, method: str, protocol: 
                             method=method, metrics={k: float(v) for k, v in metrics.items()})
 
 
-def finetuned_checkpoint(base: StudentCheckpoint, data: WindowedDataset, tuned: Mapping[str, EmotionNetStudent],
+def finetuned_checkpoint(base: StudentCheckpoint, meta: Mapping[str, Any], tuned: Mapping[str, EmotionNetStudent],
                          metrics: Mapping[str, Mapping[str, float]], *, protocol: str, subjects: int,
                          notes: str, train_config: Mapping[str, Any]) -> StudentCheckpoint:
-    """``base`` with the heads in ``tuned`` replaced; per-head provenance says which is which."""
+    """``base`` with the heads in ``tuned`` replaced (trained on data with this ``meta``);
+    per-head provenance says which is which."""
     method = f"{base.contract.provenance.method}+finetune"
-    origins = {t: (target_origin(data, t, method=method, protocol=protocol, subjects=subjects,
+    origins = {t: (target_origin(meta, t, method=method, protocol=protocol, subjects=subjects,
                                  metrics=metrics.get(t, {}))
                    if t in tuned else base.contract.origin(t)) for t in base.contract.targets}
     kinds = {o.data_kind for o in origins.values()}

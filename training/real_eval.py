@@ -288,21 +288,32 @@ def fit_logistic(x: npt.NDArray[np.float64], y: npt.NDArray[np.int64], l2: float
 
 
 # --- one fold ---------------------------------------------------------------------------------
+def fit_arousal(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], base: Any, lr: float, from_base: bool,
+                config: RealEvalConfig, seed: int) -> Any:
+    """The arousal student trained on (x (N, W), y (N,)): fine-tuned from ``base``'s arousal
+    head, or from random weights of its architecture (``from_base`` False)."""
+    import torch
+
+    from emotionkd.training.config import OptimConfig
+    from emotionkd.training.trainer import LoopOptions, TensorSet, train_student
+
+    torch.set_num_threads(config.threads)
+    data = TensorSet(eeg=None, gsr=torch.from_numpy(np.ascontiguousarray(x)), labels=torch.from_numpy(y))
+    optim = OptimConfig(lr=lr, epochs=config.epochs, batch_size=config.batch_size)
+    initial = base.build("arousal").train() if from_base else None
+    return train_student(data, base.student_config, optim, 0.0, LoopOptions(seed=seed), initial=initial,
+                         desc="finetune" if from_base else "scratch").model
+
+
 def _train_arm(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], held: Sequence[npt.NDArray[np.float32]],
                base: Any, lr: float, from_base: bool, config: RealEvalConfig, seed: int,
                ) -> list[npt.NDArray[np.float64]]:
     """Train the arousal student on (x, y); P(high) for each array of held-out inputs."""
     import torch
 
-    from emotionkd.training.config import OptimConfig
-    from emotionkd.training.trainer import LoopOptions, TensorSet, predict_proba, train_student
+    from emotionkd.training.trainer import TensorSet, predict_proba
 
-    torch.set_num_threads(config.threads)
-    data = TensorSet(eeg=None, gsr=torch.from_numpy(x), labels=torch.from_numpy(y))
-    optim = OptimConfig(lr=lr, epochs=config.epochs, batch_size=config.batch_size)
-    initial = base.build("arousal").train() if from_base else None
-    model = train_student(data, base.student_config, optim, 0.0, LoopOptions(seed=seed), initial=initial,
-                          desc="finetune" if from_base else "scratch").model
+    model = fit_arousal(x, y, base, lr, from_base, config, seed)
     out = []
     for held_x in held:
         tensors = TensorSet(eeg=None, gsr=torch.from_numpy(np.ascontiguousarray(held_x)),
@@ -443,7 +454,8 @@ def fold_groups(subjects: Sequence[int], folds: int) -> list[list[int]]:
 
 def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config: RealEvalConfig,
                   *, dataset_options: Mapping[str, Any] | None = None,
-                  on_fold: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                  on_fold: Callable[[dict[str, Any]], None] | None = None,
+                  final: Path | None = None) -> dict[str, Any]:
     """Run every arm over the folds; returns plain types (see the module docstring).
 
     Args:
@@ -454,6 +466,10 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
         config: the options.
         dataset_options: ``label_target``, ``label_source``, ``gsr_unit`` for the loader.
         on_fold: called with each fold's result as it finishes.
+        final: also fine-tune the arousal head on every participant with the same recipe
+            (sampling, epochs, learning rate, seed) and write the student checkpoint here; its
+            contract records the arousal head's provenance and the evaluation's per-person
+            metrics, the other heads are kept with theirs.
     """
     from emotionkd.training.checkpoint import load_student_checkpoint
     from emotionkd.training.datasets.recordings import read_labelled_recordings
@@ -520,6 +536,9 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
                 per_person.setdefault(arm, {})[int(sid)] = person_metrics(y[mine], scores[arm][mine], preds[arm][mine])
     per_person = {a: per_person[a] for a in ARMS if a in per_person}
     calibration = _calibration_summary(decisions, results, config)
+    summary = summarise(per_person, config)
+    if final is not None:
+        _write_final(final, base, base_path, meta, decisions, inputs["fine-tuned"], summary, groups, config)
     children_cpu = _children_cpu_s()
     return {
         "config": asdict(config),
@@ -532,13 +551,38 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
         "shipped": None if shipped_path is None else {"path": str(shipped_path), "contract": shipped_contract},
         "folds": [sorted(g) for g in groups],
         "per_person": {a: {str(p): m for p, m in t.items()} for a, t in per_person.items()},
-        "summary": summarise(per_person, config),
+        "summary": summary,
+        "final": None if final is None else str(final),
         "pooled_auc": _pooled_auc(decisions, results, shipped_scores),
         "calibration": calibration,
         "time": {"wall_s": time.perf_counter() - started_wall,
                  "cpu_s": time.process_time() - started_cpu + children_cpu,
                  "fold_cpu_s": [r["cpu_s"] for r in results]},
     }
+
+
+def _write_final(path: Path, base: Any, base_path: Path, meta: Mapping[str, Any], decisions: Decisions,
+                 x: npt.NDArray[np.float32], summary: Mapping[str, Any], groups: list[list[int]],
+                 config: RealEvalConfig) -> None:
+    from emotionkd.training.checkpoint import save_student_checkpoint
+    from emotionkd.training.finetune import finetuned_checkpoint
+
+    rng = np.random.default_rng(config.seed)
+    sample = np.sort(rng.choice(len(x), size=min(config.train_windows, len(x)), replace=False))
+    model = fit_arousal(x[sample], decisions.label[sample], base, config.finetune_lr, True, config, config.seed)
+    row = summary["arms"]["fine-tuned"]
+    metrics = {"auc_median_per_person": row["auc"]["median"], "auc_ci95_low": row["auc"]["median_ci95"][0],
+               "auc_ci95_high": row["auc"]["median_ci95"][1], "accuracy_median": row["accuracy"]["median"],
+               "macro_f1_median": row["macro_f1"]["median"], "chance_accuracy_median": row["chance_accuracy"]["median"],
+               "participants": float(row["auc"]["persons"])}
+    protocol = (f"{'leave-one-participant-out' if config.folds == 0 else f'{len(groups)}-fold grouped by participant'}"
+                f" (emotionkd-train evaluate-real, seed {config.seed})")
+    checkpoint = finetuned_checkpoint(
+        base, {**meta, "data_kind": "recorded"}, {"arousal": model}, {"arousal": metrics}, protocol=protocol,
+        subjects=len(set(decisions.subject.tolist())),
+        notes=f"arousal head fine-tuned from {base_path.name} on every participant of {meta.get('dataset_name')}",
+        train_config={"real_eval": asdict(config)})
+    save_student_checkpoint(checkpoint, path)
 
 
 def _pooled_auc(decisions: Decisions, results: list[dict[str, Any]],

@@ -89,7 +89,8 @@ def test_evaluate_real_command_on_two_real_participants(excerpt: Path, base_stud
     out = tmp_path / "real"
     result = CliRunner().invoke(app, [
         "evaluate-real", str(excerpt), "--from", str(base_student), "--shipped", "bundled", "--folds", "2",
-        "--epochs", "1", "--train-windows", "64", "--out", str(out), "--label-source", SOURCE])
+        "--epochs", "1", "--train-windows", "64", "--out", str(out), "--label-source", SOURCE,
+        "--write-finetuned", str(out / "student-real.pt")])
     assert result.exit_code == 0, result.output + repr(result.exception)
     results = json.loads((out / "results.json").read_text())
     assert results["data"]["participants"] == 2 and results["folds"] == [[2], [3]]
@@ -107,6 +108,16 @@ def test_evaluate_real_command_on_two_real_participants(excerpt: Path, base_stud
     cal = results["calibration"]
     assert set(cal["per_person"]["cold"]) == {"2", "3"} and "Personal calibration" in (out / "results.md").read_text()
     assert cal["auc"]["persons"] == 2
+    # the final model: arousal head fine-tuned on everyone, its card carries the evaluation
+    from emotionkd.training.checkpoint import load_student_checkpoint
+
+    final = load_student_checkpoint(out / "student-real.pt").contract
+    arousal = final.origin("arousal")
+    assert (arousal.data_kind, arousal.labels, arousal.subjects) == ("real", SOURCE, 2)
+    assert arousal.licence.startswith("MIT License") and arousal.protocol.startswith("2-fold grouped by participant")
+    median = results["summary"]["arms"]["fine-tuned"]["auc"]["median"]
+    assert arousal.metrics["auc_median_per_person"] == pytest.approx(median)
+    assert final.origin("valence").data_kind == "synthetic"
 
 
 def test_calibration_streams_start_after_the_first_rest_and_differ_only_in_the_seed(excerpt: Path) -> None:
