@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 # apt's chatter goes here, not into `make test` (shown when an install fails)
 SYSTEM_DEPS_LOG := build/system-deps.log
 
-.PHONY: all demo test lint install clean bench pipeline bundled-model bundled-model-real system-deps
+.PHONY: all demo test lint install clean bench pipeline bundled-model bundled-model-real system-deps results
 
 all: test
 
@@ -44,6 +44,10 @@ demo: $(SDK_STAMP)
 ## make pipeline: the whole mission on synthetic DEAP-format data, with a report (examples/pipeline.py)
 pipeline: $(STAMP)
 	$(PY) examples/pipeline.py --out runs/pipeline
+
+## make results: regenerate docs/results.md (and its curves) from the LOSO experiment (<= 60 min on 2 cores)
+results: $(STAMP)
+	$(VENV)/bin/emotionkd-train evaluate --preset experiment --no-progress --report docs/results.md
 
 ## make bundled-model: rebuild the bundled model (fixed seeds: synthetic data, teacher, KD + feedback, INT8).
 ## Its recipe is pinned here, so that tuning the pipeline preset does not silently change it.

@@ -221,6 +221,8 @@ _DEVICE = typer.Option(None, "--device", help="cpu or cuda.")
 _SEED = typer.Option(None, "--seed", help="Seed of initialisation, shuffling and splits.")
 _OUT = typer.Option(None, "--out", help="Output folder (config output_dir; the run goes to OUT/NAME).")
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+_REPORT = typer.Option(None, "--report", help="Also write the results document here (e.g. docs/results.md; "
+                       "the curves beside it as NAME-curves.png).")
 _TEACHER = typer.Option(None, "--teacher", help="teacher.pt to distil from (default: train the teachers first).")
 
 
@@ -374,12 +376,19 @@ def bundle_checkpoint(
 def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
              device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
              progress: bool = _PROGRESS,
-             protocol: str | None = typer.Option(None, "--protocol", help="loso or kfold.")) -> None:
-    """Compare teacher, student, KD and KD + feedback over the folds of a protocol; writes
-    RUN/results.json, RUN/results.md and RUN/curves.png."""
+             protocol: str | None = typer.Option(None, "--protocol", help="loso or kfold."),
+             report_path: Path | None = _REPORT) -> None:
+    """Compare teacher, student, KD, KD + feedback and logistic-regression baselines over the folds
+    of a protocol; writes RUN/results.json, RUN/results.md and RUN/curves.png."""
     import json
+    import shlex
+    import shutil
+    import sys
+    import time
 
-    from emotionkd.training.experiment import evaluate_protocol, plot_curves, summary_table
+    from emotionkd.training.experiment import evaluate_protocol, plot_curves, results_markdown
+
+    started = time.perf_counter()
 
     if protocol is not None:
         overrides = [*overrides, f"evaluation.protocol={json.dumps(protocol)}"]
@@ -398,12 +407,60 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
         results["config"] = config.to_dict()
         results["data"] = {"windows": len(data), "subjects": len(set(data.subject.tolist())),
                            "dataset": data.meta.get("dataset"), "data_kind": data.meta.get("data_kind")}
+        results["wall_s"] = time.perf_counter() - started
         (run / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-        table = summary_table(results["summary"])
-        (run / "results.md").write_text(table + "\n", encoding="utf-8")
+        command = "emotionkd-train " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "emotionkd-train evaluate"
         plot_curves(results["curves"], run / "curves.png")
-        typer.echo(table)
+        document = results_markdown(results, config, command=command, wall_s=results["wall_s"],
+                                    curves_image="curves.png")
+        (run / "results.md").write_text(document, encoding="utf-8")
+        typer.echo(document)
         typer.echo(f"wrote {run / 'results.json'}, {run / 'results.md'}, {run / 'curves.png'}")
+        if report_path is not None:
+            image = report_path.with_name(report_path.stem + "-curves.png")
+            report_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / "curves.png", image)
+            report_path.write_text(results_markdown(results, config, command=command, wall_s=results["wall_s"],
+                                               curves_image=image.name), encoding="utf-8")
+            typer.echo(f"wrote {report_path}, {image}")
+    _finish(parallel)
+
+
+@app.command("kd-sweep")
+@friendly_errors
+def kd_sweep(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
+             device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
+             progress: bool = _PROGRESS,
+             matchings: str = typer.Option("sum_halves,relational,projection", help="Comma-separated matchings."),
+             kl_weights: str = typer.Option("0.1,0.5,1.0", help="Comma-separated KL weights."),
+             temperatures: str = typer.Option("1,2,4", help="Comma-separated temperatures.")) -> None:
+    """Choose the KD matching, KL weight and temperature: every combination against the GSR-only
+    student over the protocol's folds (paired, same teacher); writes RUN/kd-sweep.{json,md}."""
+    import itertools
+    import json
+
+    from emotionkd.firmware_bridge.errors import ConfigError
+    from emotionkd.training.evaluation import comparison_table
+    from emotionkd.training.experiment import sweep_distillation
+
+    try:
+        grid = [{"matching": m, "kl_weight": float(w), "temperature": float(t)} for m, w, t in itertools.product(
+            [m.strip() for m in matchings.split(",")], kl_weights.split(","), temperatures.split(","))]
+    except ValueError as exc:
+        raise ConfigError(f"--kl-weights and --temperatures must be comma-separated numbers: {exc}") from exc
+    config = _experiment(config_path, preset, overrides, device, seed, out, progress)
+    for point in grid:  # validate every point before hours of training
+        config.with_overrides({f"distill.{k}": v for k, v in point.items()})
+    parallel, data = _start(config)
+    results = sweep_distillation(data, config, grid, parallel=parallel)
+    if parallel.is_main:
+        run = config.run_dir
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "kd-sweep.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        table = comparison_table(results["comparisons"])
+        (run / "kd-sweep.md").write_text(table, encoding="utf-8")
+        typer.echo(table)
+        typer.echo(f"wrote {run / 'kd-sweep.json'}, {run / 'kd-sweep.md'}")
     _finish(parallel)
 
 

@@ -7,11 +7,14 @@ every result as ``config.json`` so a run can be repeated exactly.
 Presets (``preset = "..."`` in the file or ``--preset``) are partial trees applied before the
 file's own values:
 
-* ``tuned`` (default): settings that train on our data in minutes on a CPU;
-* ``paper``: the authors' optimiser settings (teacher lr 5e-5, student lr 1e-6, 100 epochs)
-  and their input (``data.preprocessing = "paper"``: 4 s of GSR at 128 Hz, per-window z-score);
+* ``tuned`` (default): settings that train on our data in minutes on a CPU (warm-up + cosine
+  lr, class-balanced CE, best validation epoch kept, KD matching ``sum_halves``);
+* ``paper``: the authors' optimiser settings (teacher lr 5e-5, student lr 1e-6, 100 epochs,
+  constant lr, unweighted CE, last epoch kept, KD matching ``gsr_half``) and their input
+  (``data.preprocessing = "paper"``: 4 s of GSR at 128 Hz, per-window z-score);
 * ``pipeline``: a small synthetic set and few epochs, for ``make pipeline`` (~3 minutes);
-* ``experiment``: the LOSO experiment of docs/results.md, sized for a 2-core machine.
+* ``experiment``: the LOSO experiment of docs/results.md (``make results``), sized for <= 60 min
+  on a 2-core machine (8 subjects x 40 trials, 2 fold processes x 1 thread).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ METHODS: Final = ("teacher", "student", "kd", "kd+feedback")
 DATA_SOURCES: Final = ("synthetic", "deap", "mahnob", "recordings", "prepared")
 #: ``data.preprocessing`` names → the GSR preprocessing of the student's input
 DATA_PREPROCESSING: Final = {"v2": DEFAULT_PREPROCESSING, "paper": PAPER_PREPROCESSING}
+SCHEDULES: Final = ("cosine", "constant")
+CLASS_WEIGHTINGS: Final = ("balanced", "none")
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,14 @@ class OptimConfig:
         batch_size: windows per step (per process under torchrun).
         beta1 / beta2 / eps: Adam.
         grad_clip: clip the global gradient norm to this (0 = off).
+        schedule: ``cosine`` (linear warm-up over ``warmup_fraction`` of all steps, then cosine
+            decay to 0) or ``constant`` (the authors' fixed lr).
+        warmup_fraction: share of the steps spent warming up (cosine only).
+        class_weighting: ``balanced`` (cross-entropy weighted n / (2·n_class) from the training
+            labels, so a constant answer no longer minimises the loss) or ``none``.
+        patience: stop after this many epochs without a better validation loss (0 = run all
+            epochs). Without a validation split (``evaluation.validation_fraction`` 0) the last
+            epoch is kept; with one, the best epoch's weights are.
     """
 
     lr: float = 1e-3
@@ -129,6 +142,10 @@ class OptimConfig:
     beta2: float = 0.999
     eps: float = 1e-7
     grad_clip: float = 0.0
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.1
+    class_weighting: str = "balanced"
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -137,6 +154,12 @@ class OptimConfig:
             raise ConfigError(f"epochs must be >= 0 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0 and self.grad_clip >= 0):
             raise ConfigError("Adam betas must be in [0, 1), eps positive, grad_clip >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ConfigError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0 or self.patience < 0:
+            raise ConfigError("warmup_fraction must be in [0, 1) and patience >= 0")
 
 
 @dataclass(frozen=True)
@@ -151,6 +174,11 @@ class EvaluationConfig:
         holdout_subjects: subjects ``distill``/``student`` keep out of training to measure the
             model they write (0 = train on all, no metrics).
         holdout_ids: these subject ids are held out instead of ``holdout_subjects`` random ones.
+        validation_fraction: share of the *training* split held out to choose the best epoch
+            (and stop early): whole subjects when the training split has >= 3 subjects, else
+            whole trials of its one or two subjects. The test subject is never used. 0 = off.
+        fold_workers: LOSO/k-fold folds run in this many processes at once (each with
+            ``threads`` torch threads); 1 = one after another.
     """
 
     protocol: str = "loso"
@@ -159,6 +187,8 @@ class EvaluationConfig:
     methods: tuple[str, ...] = METHODS
     holdout_subjects: int = 1
     holdout_ids: tuple[int, ...] = ()
+    validation_fraction: float = 0.15
+    fold_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -168,6 +198,8 @@ class EvaluationConfig:
             raise ConfigError(f"evaluation.methods must be a non-empty subset of {METHODS}, got {self.methods!r}")
         if self.folds < 2 or self.max_folds < 0 or self.holdout_subjects < 0:
             raise ConfigError("evaluation.folds must be >= 2, max_folds and holdout_subjects >= 0")
+        if not 0.0 <= self.validation_fraction < 1.0 or self.fold_workers < 1:
+            raise ConfigError("evaluation.validation_fraction must be in [0, 1), fold_workers >= 1")
 
 
 @dataclass(frozen=True)
@@ -239,8 +271,12 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
     "tuned": {},
     "paper": {
         "data": {"preprocessing": "paper"},
-        "teacher_optim": {"lr": 5e-5, "epochs": 100, "batch_size": 128},
-        "student_optim": {"lr": 1e-6, "epochs": 100, "batch_size": 128},
+        "teacher_optim": {"lr": 5e-5, "epochs": 100, "batch_size": 128, "schedule": "constant",
+                          "class_weighting": "none"},
+        "student_optim": {"lr": 1e-6, "epochs": 100, "batch_size": 128, "schedule": "constant",
+                          "class_weighting": "none"},
+        "distill": {"matching": "gsr_half", "kl_weight": 0.1, "temperature": 1.0},
+        "evaluation": {"validation_fraction": 0.0},
         "feedback": {"teacher_lr": 5e-5},
         "teacher": {"batch_norm_momentum": 0.01},
         "student": {"batch_norm_momentum": 0.01},
@@ -252,13 +288,27 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
         "student_optim": {"epochs": 4},
         "feedback": {"period": 2},
     },
+    # Sized for <= 60 min on 2 cores, by CPU time measured on the shared machine (v1 data, 8 x 40
+    # x 12 s = 960 windows; a LOSO fold fits on 720, validates on 120): 2 fold processes x 1 torch
+    # thread (the teacher trained at 64.9 windows/s with 1 thread, 6.5 with torch's default 2:
+    # OpenMP threads spin against other jobs). The teacher needs ~500 Adam steps to leave the
+    # majority plateau on this data (8 epochs x 45 steps: stuck at CE 0.693, also with lr 3e-3;
+    # 16 epochs: left it at epoch 10-11, held-out 72.5 %, chance 52.5 %), hence batch 16 x 16
+    # epochs. One fold and target of all four methods + baselines: ~240 s CPU with 8 teacher
+    # epochs, ~100 s more with 16 -> 16 fold-targets x ~340 s / 2 processes ~ 45 min. The best
+    # validation epoch is kept, so patience 0 keeps the wall time predictable. Feedback every
+    # 8th step: a feedback step costs ~12x a cached KD step (tests/benchmarks/train_speed.py).
     "experiment": {
         "name": "loso-synthetic",
-        "data": {"subjects": 8, "trials": 40, "trial_s": 48.0, "path": "data/synthetic-experiment-v2"},
-        "teacher_optim": {"epochs": 5},
-        "student_optim": {"epochs": 5},
-        "feedback": {"period": 3},
-        "evaluation": {"protocol": "loso"},
+        "threads": 1,
+        # 40 s trials: the 32 s GSR context ends at 32, 36 and 40 s -> 3 windows per trial, 960 in all
+        "data": {"subjects": 8, "trials": 40, "trial_s": 40.0, "path": "data/synthetic-experiment-v2"},
+        "teacher_optim": {"epochs": 16, "batch_size": 16, "schedule": "cosine", "warmup_fraction": 0.1,
+                          "class_weighting": "balanced", "patience": 0},
+        "student_optim": {"epochs": 6, "batch_size": 32, "schedule": "cosine", "warmup_fraction": 0.1,
+                          "class_weighting": "balanced", "patience": 0},
+        "feedback": {"period": 8},
+        "evaluation": {"protocol": "loso", "validation_fraction": 0.15, "fold_workers": 2},
     },
 }
 

@@ -6,12 +6,21 @@ p = softmax outputs (``^T``: at temperature T; the authors use T = 1) and f the 
 features: the teacher's (7808) and the student's (3904) differ in size, and the paper does not
 say how they were matched, so :class:`FeatureMatcher` offers four ways (METHOD.md):
 
-* ``gsr_half`` (default): the GSR-token half of the teacher's IMF feature (tokens 61–121),
-  no parameters: the teacher's fused view of the same GSR the student sees;
-* ``sum_halves``: EEG half + GSR half, token by token;
+* ``sum_halves`` (provisional default): EEG half + GSR half, token by token, no parameters;
+  the target moves with the EEG input (tested), so the student is asked to reproduce from GSR
+  what the teacher saw in EEG;
 * ``projection``: a learned per-token map of the concatenated (EEG, GSR) token pair
-  (2·64 → 64), trained with the student;
-* ``relational``: MSE between the batch's cosine-similarity matrices (size-free).
+  (2·64 → 64), trained with the student (both sides learn, so it can shrink towards a
+  trivial match; weigh that when choosing);
+* ``relational``: MSE between the batch's cosine-similarity matrices of the whole teacher
+  feature and the student's (size-free);
+* ``gsr_half`` (the original default, kept for the ``paper`` preset and comparison): the
+  GSR-token half (tokens 61–121). A mistake as a default: the IMF score gates act per token,
+  so in eval mode (what is cached) this half is a function of the GSR input alone and carries
+  no EEG knowledge (``test_gsr_half_target_ignores_eeg_in_eval_mode``).
+
+The final choice among the EEG-carrying modes, and the KL weight and temperature, are made by
+experiment (``examples/kd_sweep.sh``).
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ class DistillConfig:
     kl_weight: float = 0.1
     feature_weight: float = 1.0
     temperature: float = 1.0
-    matching: str = "gsr_half"
+    matching: str = "sum_halves"
     l2: float = 1e-3
 
     def __post_init__(self) -> None:
@@ -117,9 +126,11 @@ def distillation_loss(
     reduced_teacher_feature: Tensor,
     matcher: FeatureMatcher,
     config: DistillConfig,
+    class_weight: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """``L_S`` without the L2 term, and its parts (``ce``, ``kl``, ``feature``) detached."""
-    ce = F.cross_entropy(student_logits, labels)
+    """``L_S`` without the L2 term, and its parts (``ce``, ``kl``, ``feature``) detached
+    (``class_weight``: (2,) weights of the CE term, None = unweighted)."""
+    ce = F.cross_entropy(student_logits, labels, weight=class_weight)
     kl = kl_teacher_student(student_logits, teacher_logits, config.temperature)
     feature = matcher(reduced_teacher_feature, student_feature)
     loss = ce + config.kl_weight * kl + config.feature_weight * feature

@@ -11,9 +11,12 @@ Both split by trial (or subject), never by window: windows of one trial are high
 and splitting them across train and test inflates accuracy. :func:`split_by_trial` carves a
 validation or "quiz" set out of a training split the same way.
 
-Metrics: accuracy, macro-F1, binary F1 (class 1 = high), and the majority-class rate (the
-accuracy of always answering the training split's majority class) beside them; mean ± sample
-standard deviation (ddof = 1) over folds; JSON and Markdown output.
+Metrics: accuracy, macro-F1, binary F1 (class 1 = high), the majority-class rate (the
+accuracy of always answering the training split's majority class), chance (the test fold's
+own majority share) and, where the caller adds it, the training accuracy; mean ± sample
+standard deviation (ddof = 1) over folds; JSON and Markdown output. Arms are compared per fold
+(per subject under LOSO): :func:`paired_comparison` gives the mean paired difference, its
+bootstrap 95 % CI (seed :data:`BOOTSTRAP_SEED`) and the Wilcoxon signed-rank p-value.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ import numpy.typing as npt
 from emotionkd.firmware_bridge.errors import ConfigError, DataError
 from emotionkd.training.windowed import TARGETS, WindowedDataset
 
-METRICS: Final = ("accuracy", "macro_f1", "f1", "majority_rate")
-METRIC_TITLES: Final = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "f1": "F1 (high)", "majority_rate": "Majority rate"}
+METRICS: Final = ("accuracy", "macro_f1", "f1", "majority_rate", "chance", "train_accuracy")
+METRIC_TITLES: Final = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "f1": "F1 (high)",
+                        "majority_rate": "Majority rate (train class)", "chance": "Chance (test majority)",
+                        "train_accuracy": "Training accuracy"}
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,28 @@ def split_by_trial(data: WindowedDataset, index: npt.ArrayLike, fraction: float 
     return idx[~mask], idx[mask]
 
 
+def validation_split(data: WindowedDataset, fraction: float, *,
+                     seed: int = 0) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Split a *training* split into (fit, validation) window indices for model selection.
+
+    By whole subjects when it holds >= 3 subjects (about ``fraction`` of them, at least one,
+    so validation measures what LOSO measures: unseen people); with one or two subjects, by
+    whole trials (:func:`split_by_trial`). The caller passes only training windows, so the
+    test subject can never be chosen.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction!r}")
+    subjects = np.unique(data.subject)
+    every = np.arange(len(data), dtype=np.int64)
+    if subjects.size < 3:
+        return split_by_trial(data, every, fraction, seed=seed)
+    rng = np.random.default_rng(seed)
+    count = min(subjects.size - 1, max(1, int(round(fraction * subjects.size))))
+    held = rng.choice(subjects, size=count, replace=False)
+    mask = np.isin(data.subject, held)
+    return every[~mask], every[mask]
+
+
 # --- metrics -------------------------------------------------------------------------------------
 
 def _f1(y_true: npt.NDArray[np.int64], y_pred: npt.NDArray[np.int64], positive: int) -> float:
@@ -188,8 +215,9 @@ def binary_metrics(y_true: npt.ArrayLike, y_pred: npt.ArrayLike,
     else:
         majority_rate = float(max(t.mean(), 1 - t.mean()))
     f1_high, f1_low = _f1(t, p, 1), _f1(t, p, 0)
+    chance = float(max(t.mean(), 1 - t.mean()))  # the test fold's own majority share
     return {"accuracy": float((t == p).mean()), "macro_f1": (f1_high + f1_low) / 2, "f1": f1_high,
-            "majority_rate": majority_rate, "n": float(t.size)}
+            "majority_rate": majority_rate, "chance": chance, "n": float(t.size)}
 
 
 def aggregate(per_fold: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
@@ -219,11 +247,11 @@ class EvaluationReport:
     info: dict[str, Any] = field(default_factory=dict)
 
     def add(self, target: str, fold: Fold, y_true: npt.ArrayLike, y_pred: npt.ArrayLike,
-            y_train: npt.ArrayLike | None = None) -> dict[str, float]:
-        """Score one fold of one target and keep it."""
+            y_train: npt.ArrayLike | None = None, extra: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Score one fold of one target and keep it (``extra``: more metrics, e.g. ``train_accuracy``)."""
         if target not in TARGETS:
             raise ConfigError(f"target must be one of {TARGETS}, got {target!r}")
-        metrics = binary_metrics(y_true, y_pred, y_train)
+        metrics = {**binary_metrics(y_true, y_pred, y_train), **(extra or {})}
         self.folds.setdefault(target, []).append({"fold": fold.name, "subject": fold.subject, **metrics})
         return metrics
 
@@ -250,6 +278,64 @@ class EvaluationReport:
         return "\n".join(lines) + "\n"
 
 
+BOOTSTRAP_SEED: Final = 20231201  # fixed so results.json is reproducible; not tuned
+BOOTSTRAP_RESAMPLES: Final = 10_000
+
+
+def paired_comparison(a: Sequence[float], b: Sequence[float], *, resamples: int = BOOTSTRAP_RESAMPLES,
+                      seed: int = BOOTSTRAP_SEED) -> dict[str, float]:
+    """Paired per-fold (per-subject under LOSO) comparison of two arms' scores, ``a − b``.
+
+    Returns ``mean_difference``, the percentile bootstrap 95 % CI of the mean difference
+    (``ci_low``, ``ci_high``; folds resampled with replacement ``resamples`` times, generator
+    seeded with ``seed``), the two-sided Wilcoxon signed-rank ``p_value`` (scipy, zero
+    differences dropped; 1.0 when every difference is zero) and ``n`` folds.
+    """
+    from scipy.stats import wilcoxon
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size == 0:
+        raise DataError(f"paired comparison needs two equal-length, non-empty score lists, got {x.shape} and {y.shape}")
+    d = x - y
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(1)
+    p_value = 1.0 if not np.any(d != 0) else float(wilcoxon(d, zero_method="wilcox").pvalue)
+    return {"mean_difference": float(d.mean()), "ci_low": float(np.percentile(means, 2.5)),
+            "ci_high": float(np.percentile(means, 97.5)), "p_value": p_value, "n": float(d.size)}
+
+
+def compare_arms(reports: Mapping[str, EvaluationReport], pairs: Sequence[tuple[str, str]],
+                 metric: str = "accuracy") -> dict[str, list[dict[str, Any]]]:
+    """Per target, :func:`paired_comparison` of each (a, b) pair present in ``reports``, folds
+    matched by name; ``{target: [{"a", "b", "metric", "differences": [...], **stats}]}``."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    targets = sorted({t for r in reports.values() for t in r.folds})
+    for target in targets:
+        for a, b in pairs:
+            if a not in reports or b not in reports or target not in reports[a].folds or target not in reports[b].folds:
+                continue
+            right = {row["fold"]: row[metric] for row in reports[b].folds[target]}
+            rows = [(row[metric], right[row["fold"]]) for row in reports[a].folds[target] if row["fold"] in right]
+            if not rows:
+                continue
+            xs, ys = zip(*rows, strict=True)
+            out.setdefault(target, []).append({
+                "a": a, "b": b, "metric": metric,
+                "differences": [float(x - y) for x, y in rows], **paired_comparison(xs, ys)})
+    return out
+
+
+def comparison_table(comparisons: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """Markdown: one row per target and pair, mean paired difference (points), 95 % CI, p."""
+    lines = ["| target | a − b | mean difference (points) | bootstrap 95 % CI | Wilcoxon p | folds |",
+             "|---|---|---|---|---|---|"]
+    for target, rows in comparisons.items():
+        for r in rows:
+            lines.append(f"| {target} | {r['a']} − {r['b']} | {100 * r['mean_difference']:+.2f} | "
+                         f"[{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}] | {r['p_value']:.3g} | {int(r['n'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def format_mean_std(stats: Mapping[str, float], percent: bool = True) -> str:
     """``"62.88 ± 3.10"`` from ``{"mean": .6288, "std": .031}``."""
     scale = 100.0 if percent else 1.0
@@ -263,11 +349,16 @@ __all__ = [
     "PROTOCOLS",
     "EvaluationReport",
     "Fold",
+    "BOOTSTRAP_SEED",
     "aggregate",
     "binary_metrics",
+    "compare_arms",
+    "comparison_table",
+    "paired_comparison",
     "folds",
     "format_mean_std",
     "leave_one_subject_out",
     "split_by_trial",
     "trialwise_kfold",
+    "validation_split",
 ]

@@ -21,9 +21,13 @@ from emotionkd.training.evaluation import (
     METRIC_TITLES,
     METRICS,
     EvaluationReport,
+    Fold,
+    compare_arms,
+    comparison_table,
     folds,
     format_mean_std,
     split_by_trial,
+    validation_split,
 )
 from emotionkd.training.models import EmotionNetStudent, EmotionNetTeacher, describe
 from emotionkd.training.trainer import (
@@ -136,17 +140,27 @@ def fit_methods(
 
     ``teacher`` and ``kd`` share the teacher (trained here unless given); ``kd+feedback`` starts
     from the same teacher and trains on ``train`` minus the quiz trials it holds out.
-    ``eval_data`` (if given) is scored after every epoch for the training curves.
+    ``eval_data`` (if given) is scored after every epoch for the training curves only.
+    With ``evaluation.validation_fraction`` > 0 a validation set is first carved out of
+    ``train`` (:func:`~emotionkd.training.evaluation.validation_split`: by subject, or by trial
+    with fewer than 3 subjects) and each model keeps its best validation epoch.
     """
     par = parallel or Parallel()
-    tensors = TensorSet.from_dataset(train, target, need_eeg=any(m in NEEDS_TEACHER for m in methods))
+    need_eeg = any(m in NEEDS_TEACHER for m in methods)
+    validation: TensorSet | None = None
+    if config.evaluation.validation_fraction > 0:
+        # carved from the training split only: the test subject never picks an epoch
+        fit_idx, val_idx = validation_split(train, config.evaluation.validation_fraction, seed=config.seed)
+        validation = TensorSet.from_dataset(train.subset(val_idx), target, need_eeg=need_eeg)
+        train = train.subset(fit_idx)
+    tensors = TensorSet.from_dataset(train, target, need_eeg=need_eeg)
     evaluation = (TensorSet.from_dataset(eval_data, target, need_eeg=eval_data.eeg is not None)
                   if eval_data is not None else None)
 
     def options(name: str) -> LoopOptions:
         state = state_dir / f"{target}-{name.replace('+', '-')}.state.pt" if state_dir else None
         return LoopOptions(seed=config.seed, parallel=par, progress=config.progress and par.is_main,
-                           state_path=state, eval_data=evaluation)
+                           state_path=state, eval_data=evaluation, val_data=validation)
 
     results: dict[str, TrainResult] = {}
     if teacher is None and any(m in NEEDS_TEACHER for m in methods):
@@ -178,6 +192,57 @@ def protocol_name(protocol: str) -> str:
     return "trialwise_kfold" if protocol == "kfold" else protocol
 
 
+ARM_PAIRS: tuple[tuple[str, str], ...] = (
+    ("kd", "student"), ("kd+feedback", "student"), ("kd+feedback", "kd"), ("teacher", "student"),
+    ("student", "logreg-gsr"), ("teacher", "logreg-eeg-bands"))
+
+
+def _fold_records(data: WindowedDataset, fold: Fold, config: ExperimentConfig,
+                  par: Parallel) -> list[dict[str, Any]]:
+    """Train and score every method and baseline of one fold: one record per (target, method)
+    with the test labels, predictions, training labels and training accuracy."""
+    from emotionkd.training.baselines import eeg_band_powers, gsr_features, logistic_baseline
+
+    ev = config.evaluation
+    train, test = data.subset(fold.train), data.subset(fold.test)
+    rate_hz = float((data.meta.get("preprocessing") or {}).get("params", {}).get("rate_hz", 128.0))
+    features = {"logreg-gsr": (gsr_features(train.gsr, rate_hz), gsr_features(test.gsr, rate_hz))}
+    if train.eeg is not None and test.eeg is not None:
+        features["logreg-eeg-bands"] = (eeg_band_powers(train.eeg, rate_hz), eeg_band_powers(test.eeg, rate_hz))
+    records: list[dict[str, Any]] = []
+    for target in config.targets:
+        column = TARGETS.index(target)
+        y_train, y_test = train.labels[:, column], test.labels[:, column]
+        results = fit_methods(train, target, config, ev.methods, parallel=par, eval_data=test)
+        tensors = TensorSet.from_dataset(test, target, need_eeg=test.eeg is not None)
+        train_tensors = TensorSet.from_dataset(train, target, need_eeg=train.eeg is not None)
+        for method, result in results.items():
+            predictions = predict_proba(result.model, tensors, par.device).argmax(1)
+            train_accuracy = float((predict_proba(result.model, train_tensors, par.device).argmax(1)
+                                    == y_train).mean())
+            records.append({"target": target, "method": method, "y_test": y_test, "pred": predictions,
+                            "y_train": y_train, "train_accuracy": train_accuracy, "history": result.history})
+        for name, (x_train, x_test) in features.items():
+            predictions = logistic_baseline(x_train, y_train, x_test, seed=config.seed)
+            train_accuracy = float((logistic_baseline(x_train, y_train, x_train, seed=config.seed)
+                                    == y_train).mean())
+            records.append({"target": target, "method": name, "y_test": y_test, "pred": predictions,
+                            "y_train": y_train, "train_accuracy": train_accuracy, "history": []})
+    return records
+
+
+_SHARED: dict[str, Any] = {}  # what forked fold workers read instead of unpickling the dataset
+
+
+def _fold_worker(index: int) -> list[dict[str, Any]]:
+    import torch
+
+    config: ExperimentConfig = _SHARED["config"]
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    return _fold_records(_SHARED["data"], _SHARED["splits"][index], config, Parallel())
+
+
 def evaluate_protocol(
     data: WindowedDataset,
     config: ExperimentConfig,
@@ -185,11 +250,15 @@ def evaluate_protocol(
     parallel: Parallel | None = None,
     on_fold: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Every method of ``config.evaluation.methods`` on every fold, for each target.
+    """Every method of ``config.evaluation.methods`` and the logistic-regression baselines on
+    every fold, for each target; paired comparisons between arms.
+
+    Folds run ``evaluation.fold_workers`` at a time in forked processes (each with
+    ``threads`` torch threads; not under torchrun, where the processes already share each fold).
 
     Returns plain types: ``{"protocol", "reports": {method: EvaluationReport.to_dict()},
     "summary": {target: {method: {metric: {"mean", "std", "folds"}}}},
-    "curves": {target: {method: [[per-epoch record] per fold]}}}``.
+    "comparisons": {target: [paired comparison]}, "curves": {target: {method: [[record] per fold]}}}``.
     """
     ev = config.evaluation
     par = parallel or Parallel()
@@ -197,23 +266,84 @@ def evaluate_protocol(
     splits = list(folds(data, protocol, k=ev.folds, seed=config.seed))
     if ev.max_folds:
         splits = splits[:ev.max_folds]
-    reports = {m: EvaluationReport(protocol=protocol, model=m) for m in ev.methods}
+    reports: dict[str, EvaluationReport] = {}
     curves: dict[str, dict[str, list[list[dict[str, float]]]]] = {}
+
+    def collect(fold: Fold, records: list[dict[str, Any]]) -> None:
+        for r in records:
+            report = reports.setdefault(r["method"], EvaluationReport(protocol=protocol, model=r["method"]))
+            metrics = report.add(r["target"], fold, r["y_test"], r["pred"], r["y_train"],
+                                 {"train_accuracy": r["train_accuracy"]})
+            if r["history"]:
+                curves.setdefault(r["target"], {}).setdefault(r["method"], []).append(r["history"])
+            if on_fold is not None:
+                on_fold({"fold": fold.name, "target": r["target"], "method": r["method"], **metrics})
+
+    workers = min(ev.fold_workers, len(splits)) if par.world_size == 1 else 1
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _SHARED.update(data=data, splits=splits, config=config)
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                for fold, records in zip(splits, pool.map(_fold_worker, range(len(splits))), strict=True):
+                    collect(fold, records)
+        finally:
+            _SHARED.clear()
+    else:
+        for fold in splits:
+            collect(fold, _fold_records(data, fold, config, par))
+    summary = {t: {m: r.summary()[t] for m, r in reports.items() if t in r.folds} for t in config.targets}
+    return {"protocol": protocol, "reports": {m: r.to_dict() for m, r in reports.items()},
+            "summary": summary, "comparisons": compare_arms(reports, ARM_PAIRS), "curves": curves}
+
+
+def sweep_distillation(
+    data: WindowedDataset,
+    config: ExperimentConfig,
+    grid: Sequence[Mapping[str, Any]],
+    *,
+    parallel: Parallel | None = None,
+) -> dict[str, Any]:
+    """KD settings compared against the GSR-only student, fold by fold.
+
+    ``grid``: dicts of ``distill`` overrides (``{"matching": "relational", "kl_weight": 0.5,
+    "temperature": 2.0}``). Per fold and target, the teacher and the student are trained once
+    and every grid point trains one KD student from that teacher, so the differences are paired
+    on the same teacher. Returns ``{"grid", "folds": {target: {label: [accuracy per fold]}},
+    "comparisons": {target: [KD setting − student]}}`` (:func:`compare_arms`).
+    """
+    import dataclasses
+
+    par = parallel or Parallel()
+    ev = config.evaluation
+    splits = list(folds(data, protocol_name(ev.protocol), k=ev.folds, seed=config.seed))
+    if ev.max_folds:
+        splits = splits[:ev.max_folds]
+    settings = {", ".join(f"{k}={v}" for k, v in point.items()): dataclasses.replace(config.distill, **point)
+                for point in grid}
+    reports: dict[str, EvaluationReport] = {}
+    protocol = protocol_name(ev.protocol)
     for fold in splits:
         train, test = data.subset(fold.train), data.subset(fold.test)
         for target in config.targets:
-            results = fit_methods(train, target, config, ev.methods, parallel=par, eval_data=test)
-            tensors = TensorSet.from_dataset(test, target, need_eeg=test.eeg is not None)
             y_train = train.labels[:, TARGETS.index(target)]
-            for method, result in results.items():
-                predictions = predict_proba(result.model, tensors, par.device).argmax(1)
-                metrics = reports[method].add(target, fold, tensors.labels.numpy(), predictions, y_train)
-                curves.setdefault(target, {}).setdefault(method, []).append(result.history)
-                if on_fold is not None:
-                    on_fold({"fold": fold.name, "target": target, "method": method, **metrics})
-    summary = {t: {m: r.summary()[t] for m, r in reports.items() if t in r.folds} for t in config.targets}
-    return {"protocol": protocol, "reports": {m: r.to_dict() for m, r in reports.items()},
-            "summary": summary, "curves": curves}
+            tensors = TensorSet.from_dataset(test, target, need_eeg=test.eeg is not None)
+            base = fit_methods(train, target, config, ("teacher", "student"), parallel=par)
+            fitted = {"student": base["student"].model}
+            for label, distill in settings.items():
+                point = dataclasses.replace(config, distill=distill)
+                fitted[label] = fit_methods(train, target, point, ("kd",), parallel=par,
+                                            teacher=base["teacher"].model)["kd"].model  # type: ignore[arg-type]
+            for label, model in fitted.items():
+                predictions = predict_proba(model, tensors, par.device).argmax(1)
+                report = reports.setdefault(label, EvaluationReport(protocol=protocol, model=label))
+                report.add(target, fold, tensors.labels.numpy(), predictions, y_train)
+    return {"grid": [dict(p) for p in grid],
+            "folds": {t: {m: [row["accuracy"] for row in r.folds[t]] for m, r in reports.items()}
+                      for t in config.targets},
+            "comparisons": compare_arms(reports, [(label, "student") for label in settings])}
 
 
 def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]]) -> str:
@@ -225,6 +355,63 @@ def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, f
             cells = " | ".join(format_mean_std(stats[m]) if m in stats else "–" for m in METRICS)
             lines.append(f"| {target} | {method} | {cells} | {int(stats['accuracy']['folds'])} |")
     return "\n".join(lines) + "\n"
+
+
+def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, command: str, wall_s: float,
+                     curves_image: str | None = None) -> str:
+    """The complete results document of one ``evaluate`` run (what ``make results`` writes to
+    docs/results.md): command, data, settings, wall time, the summary table (chance and training
+    accuracy beside every figure), paired comparisons, and per-fold accuracies."""
+    data = results.get("data", {})
+    t_opt, s_opt, ev = config.teacher_optim, config.student_optim, config.evaluation
+    lines = [
+        f"# Results: {config.name} ({results['protocol']})", "",
+        "Generated by the command below; do not edit by hand. Synthetic data says nothing about real",
+        "EEG/GSR; it shows what the method does under an honest protocol on a generator whose effects",
+        "are known.", "",
+        "## The exact command", "", "```bash", command, "```", "",
+        "## What ran", "",
+        "| item | value |", "|---|---|",
+        f"| data | {data.get('dataset')} ({data.get('data_kind')}), {data.get('subjects')} subjects, "
+        f"{data.get('windows')} windows, source `{config.data.source}` |",
+        f"| protocol | {results['protocol']}; validation: {ev.validation_fraction:.0%} of the training split "
+        "(whole subjects, or whole trials under 3 subjects) picks each model's best epoch |",
+        f"| teacher optimiser | Adam lr {t_opt.lr:g}, batch {t_opt.batch_size}, {t_opt.epochs} epochs, "
+        f"schedule {t_opt.schedule} (warm-up {t_opt.warmup_fraction:.0%}), class weighting "
+        f"{t_opt.class_weighting}, patience {t_opt.patience or 'off'} |",
+        f"| student optimiser | Adam lr {s_opt.lr:g}, batch {s_opt.batch_size}, {s_opt.epochs} epochs, "
+        f"schedule {s_opt.schedule}, class weighting {s_opt.class_weighting}, patience {s_opt.patience or 'off'} |",
+        f"| KD | matching `{config.distill.matching}`, KL weight {config.distill.kl_weight:g}, "
+        f"T = {config.distill.temperature:g}, feature weight {config.distill.feature_weight:g} |",
+        f"| KD + feedback | period {config.feedback.period}, teacher lr {config.feedback.teacher_lr:g}, "
+        f"quiz {config.feedback.quiz_fraction:.0%} of the training trials |",
+        "| baselines | logistic regression (scikit-learn, class-balanced) on EEG log band powers "
+        "(θ α β γ per channel) and on GSR level, slope, SCR count and amplitude of the model's window |",
+        f"| run | {wall_s / 60:.1f} min wall, {ev.fold_workers} fold process(es) × {config.threads or 'default'} "
+        f"torch thread(s), seed {config.seed} |",
+        "",
+        "## Accuracy (mean ± std over folds, %)", "",
+        "Chance = the test fold's majority share; training accuracy on the fold's training subjects.", "",
+        summary_table(results["summary"]),
+        "## Paired differences between arms (per fold = per subject under LOSO)", "",
+        "Bootstrap: 10,000 resamples of the folds, percentile 95 % CI, fixed seed "
+        "(`emotionkd.training.evaluation.BOOTSTRAP_SEED`); two-sided Wilcoxon signed-rank test.", "",
+        comparison_table(results["comparisons"]),
+        "## Accuracy per fold (%)", "",
+    ]
+    for target, methods in results["summary"].items():
+        names = list(methods)
+        lines += [f"**{target}**", "", "| fold | chance | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        rows = {m: {r["fold"]: r for r in results["reports"][m]["folds"][target]} for m in names}
+        for fold in rows[names[0]]:
+            chance = rows[names[0]][fold]["chance"]
+            cells = " | ".join(f"{100 * rows[m][fold]['accuracy']:.1f}" if fold in rows[m] else "–" for m in names)
+            lines.append(f"| {fold} | {100 * chance:.1f} | {cells} |")
+        lines.append("")
+    if curves_image:
+        lines += ["## Training curves", "", f"![training loss and held-out accuracy per epoch]({curves_image})", ""]
+    return "\n".join(lines)
 
 
 def plot_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[Mapping[str, float]]]]], path: Path) -> Path:
@@ -306,6 +493,8 @@ __all__ = [
     "load_windows",
     "plot_curves",
     "protocol_name",
+    "results_markdown",
     "subject_holdout",
     "summary_table",
+    "sweep_distillation",
 ]

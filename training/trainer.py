@@ -2,8 +2,12 @@
 
 All four share one epoch loop (:class:`_Loop`): per-epoch shuffles seeded by (seed, epoch) so a
 resumed run sees the same batches, data-parallel sharding under ``torchrun``, tqdm progress,
-a resumable state file written after each epoch, and an optional evaluation set scored after
-each epoch for training curves (never used to pick a model: the last epoch is what is kept).
+a resumable state file written after each epoch, a learning-rate schedule (linear warm-up +
+cosine, or constant), class-weighted cross-entropy, and model selection: with a validation set
+(carved from the *training* subjects by the caller, never the test subject) the epoch with the
+lowest validation cross-entropy is kept and training stops after ``patience`` epochs without
+improvement; without one, the last epoch is kept. An optional evaluation set (the test fold) is
+scored after each epoch for training curves only, never used to pick a model.
 
 Data parallelism: under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes every
 ``world``-th window of the epoch's permutation and gradients are averaged with one all-reduce
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -188,18 +193,59 @@ class TrainResult:
 StepFn = Callable[[Tensor, int], dict[str, float]]
 
 
+def lr_factor(step: int, total_steps: int, schedule: str, warmup_fraction: float) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based) of ``total_steps``.
+
+    ``cosine``: linear warm-up from 1/warm-up to 1 over the first ``warmup_fraction`` of the
+    steps, then half a cosine down to 0 at the last step; ``constant``: 1.
+    """
+    if schedule == "constant" or total_steps <= 1:
+        return 1.0
+    warmup = int(warmup_fraction * total_steps)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def class_weights(labels: Tensor, mode: str) -> Tensor | None:
+    """``balanced``: (2,) weights n / (2·n_c) of the training labels (absent class: 0); ``none``: None."""
+    if mode == "none":
+        return None
+    counts = torch.bincount(labels, minlength=2).double()
+    weights = torch.where(counts > 0, counts.sum() / (2 * counts.clamp(min=1)), torch.zeros_like(counts))
+    return weights.float()
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Model selection: which module is judged, how (validation loss, lower is better) and
+    how long to wait for an improvement (``patience`` epochs, 0 = never stop early)."""
+
+    module: str
+    score: Callable[[], float]
+    patience: int = 0
+
+
 class _Loop:
     """Runs ``epochs`` epochs of ``step(batch_indices, step_number)`` with shuffling, sharding,
-    progress, resumable state and per-epoch evaluation."""
+    a learning-rate schedule, progress, resumable state, per-epoch evaluation and model
+    selection (the best validation epoch's weights are restored at the end)."""
 
     def __init__(self, *, n: int, epochs: int, batch_size: int, seed: int, parallel: Parallel,
                  modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
                  desc: str, progress: bool, state_path: Path | None,
-                 evaluate: Callable[[], dict[str, float]] | None, fingerprint: Mapping[str, Any]) -> None:
+                 evaluate: Callable[[], dict[str, float]] | None, fingerprint: Mapping[str, Any],
+                 optim: Any = None, scheduled: tuple[str, ...] = (),
+                 selection: Selection | None = None) -> None:
         self.n, self.epochs, self.batch_size, self.seed = n, epochs, batch_size, seed
         self.parallel, self.modules, self.optimizers = parallel, modules, optimizers
         self.desc, self.progress, self.state_path = desc, progress, state_path
         self.evaluate, self.fingerprint = evaluate, dict(fingerprint)
+        self.optim, self.scheduled, self.selection = optim, scheduled, selection
+        # the base lr of each scheduled optimizer, so the factor is applied afresh each step
+        self.base_lr = {k: [g["lr"] for g in optimizers[k].param_groups] for k in scheduled}
+        self.best: dict[str, Any] | None = None  # {"epoch", "score", "state"}
         self.history: list[dict[str, float]] = []
         if n < 2 * parallel.world_size:
             raise DataError(f"{n} training windows are too few for batches of >= 2 per process")
@@ -227,6 +273,7 @@ class _Loop:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         self.history = list(state["history"])
+        self.best = state.get("best")
         logger.info("resuming %s from epoch %d", self.desc, state["epoch"])
         return int(state["epoch"])
 
@@ -238,6 +285,7 @@ class _Loop:
                 "epoch": epoch, "fingerprint": self.fingerprint, "history": self.history,
                 "modules": {k: m.state_dict() for k, m in self.modules.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "best": self.best,
             }, self.state_path)
         self.parallel.barrier()
 
@@ -250,13 +298,17 @@ class _Loop:
         bar = tqdm(total=(self.epochs - first) * steps_per_epoch, desc=self.desc, leave=False,
                    disable=not (self.progress and self.parallel.is_main), dynamic_ncols=True)
         step_number = first * steps_per_epoch
+        total_steps = self.epochs * steps_per_epoch
         try:
             for epoch in range(first, self.epochs):
+                if self._stopped(epoch):
+                    break
                 for module in self.modules.values():
                     module.train()
                 sums: dict[str, float] = {}
                 counts: dict[str, int] = {}  # per key: feedback parts come every `period` steps
                 for batch in self._batches(epoch):
+                    self._set_lr(step_number, total_steps)
                     parts = step(batch, step_number)
                     step_number += 1
                     for key, value in parts.items():
@@ -269,12 +321,42 @@ class _Loop:
                 record = {"epoch": float(epoch + 1), **{k: v / counts[k] for k, v in sums.items()}}
                 if self.evaluate is not None:
                     record.update(self.evaluate())
+                self._select(epoch, record)
                 self.history.append(record)
                 logger.info("%s epoch %d: %s", self.desc, epoch + 1, record)
                 self._save(epoch + 1)
         finally:
             bar.close()
+        if self.selection is not None and self.best is not None:
+            self.modules[self.selection.module].load_state_dict(self.best["state"])
+            logger.info("%s: kept epoch %d (validation loss %.4f)", self.desc, self.best["epoch"],
+                        self.best["score"])
         return self.history
+
+    def _set_lr(self, step_number: int, total_steps: int) -> None:
+        if not self.scheduled:
+            return
+        factor = lr_factor(step_number, total_steps, self.optim.schedule, self.optim.warmup_fraction)
+        for key in self.scheduled:
+            for group, base in zip(self.optimizers[key].param_groups, self.base_lr[key], strict=True):
+                group["lr"] = base * factor
+
+    def _select(self, epoch: int, record: dict[str, float]) -> None:
+        if self.selection is None:
+            return
+        score = self.selection.score()
+        record["val_loss"] = score
+        if self.best is None or score < self.best["score"]:
+            state = self.modules[self.selection.module].state_dict()
+            self.best = {"epoch": epoch + 1, "score": score,
+                         "state": {k: v.detach().clone() for k, v in state.items()}}
+        record["best_epoch"] = float(self.best["epoch"])
+
+    def _stopped(self, epoch: int) -> bool:
+        """Early stopping: ``patience`` epochs have passed since the best one."""
+        if self.selection is None or self.best is None or self.selection.patience == 0:
+            return False
+        return epoch - int(self.best["epoch"]) >= self.selection.patience
 
 
 def _adam(params: Iterable[nn.Parameter], optim: Any, lr: float | None = None) -> torch.optim.Adam:
@@ -292,6 +374,23 @@ def _apply(optimizer: torch.optim.Optimizer, params: list[nn.Parameter], loss: T
     optimizer.step()
 
 
+@torch.no_grad()
+def validation_loss(model: nn.Module, data: TensorSet, device: torch.device | str, weighting: str,
+                    batch_size: int = 256) -> float:
+    """Cross-entropy of ``model`` (eval mode) on a validation set, class-weighted like training
+    (``balanced`` weights come from the validation labels, so both classes count equally)."""
+    probabilities = torch.from_numpy(predict_proba(model, data, device, batch_size))
+    log_p = torch.log(probabilities.clamp(min=1e-7))
+    return float(F.nll_loss(log_p, data.labels, weight=class_weights(data.labels, weighting)))
+
+
+def _selection(module: str, model: nn.Module, options: LoopOptions, optim: Any) -> Selection | None:
+    if options.val_data is None:
+        return None
+    val, device = options.val_data, options.parallel.device
+    return Selection(module, lambda: validation_loss(model, val, device, optim.class_weighting), optim.patience)
+
+
 def _eval_fn(model: nn.Module, data: TensorSet | None, parallel: Parallel,
              prefix: str = "eval") -> Callable[[], dict[str, float]] | None:
     if data is None:
@@ -299,16 +398,29 @@ def _eval_fn(model: nn.Module, data: TensorSet | None, parallel: Parallel,
     return lambda: {f"{prefix}_accuracy": accuracy(predict_proba(model, data, parallel.device), data.labels)}
 
 
+def _resumable(optim: Any) -> dict[str, Any]:
+    """The optimiser settings a resumed run must share (epochs and patience may grow: asking for
+    more epochs continues the run, with the cosine schedule stretched to the new total)."""
+    return {k: v for k, v in vars(optim).items() if k not in ("epochs", "patience")}
+
+
+def _to(tensor: Tensor | None, device: torch.device) -> Tensor | None:
+    return None if tensor is None else tensor.to(device)
+
+
 # --- the four trainings ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class LoopOptions:
-    """What every training shares: seed, parallel runtime, progress, resume file, curves."""
+    """What every training shares: seed, parallel runtime, progress, resume file, curves
+    (``eval_data``, never used for choices) and the validation set that picks the best epoch
+    (``val_data``, carved from the training subjects; None = keep the last epoch)."""
 
     seed: int = 0
     parallel: Parallel = field(default_factory=Parallel)
     progress: bool = False
     state_path: Path | None = None
     eval_data: TensorSet | None = None
+    val_data: TensorSet | None = None
 
 
 def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
@@ -323,11 +435,12 @@ def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
     params = list(teacher.parameters())
     optimizer = _adam(params, optim)
     eeg, gsr, labels = data.eeg, data.gsr, data.labels
+    weight = _to(class_weights(labels, optim.class_weighting), par.device)
 
     def step(idx: Tensor, _: int) -> dict[str, float]:
         y = labels[idx].to(par.device)
         logits = teacher(eeg[idx].to(par.device), gsr[idx].to(par.device))
-        ce = F.cross_entropy(logits, y)
+        ce = F.cross_entropy(logits, y, weight=weight)
         loss = ce + l2_penalty(teacher, l2)
         _apply(optimizer, params, loss, par, optim.grad_clip)
         return {"loss": loss.item(), "ce": ce.item()}
@@ -337,7 +450,9 @@ def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
                     desc="teacher", progress=options.progress, state_path=options.state_path,
                     evaluate=_eval_fn(teacher, options.eval_data, par),
                     fingerprint={"kind": "teacher", "config": config.to_dict(), "n": len(data),
-                                 "seed": options.seed}).run(step)
+                                 "seed": options.seed, "optim": _resumable(optim)},
+                    optim=optim, scheduled=("teacher",),
+                    selection=_selection("teacher", teacher, options, optim)).run(step)
     return TrainResult(teacher.eval(), history)
 
 
@@ -352,10 +467,11 @@ def train_student(data: TensorSet, config: StudentConfig, optim: Any, l2: float,
     par.sync_module(student, average=False)
     params = list(student.parameters())
     optimizer = _adam(params, optim)
+    weight = _to(class_weights(data.labels, optim.class_weighting), par.device)
 
     def step(idx: Tensor, _: int) -> dict[str, float]:
         logits = student(data.gsr[idx].to(par.device))
-        ce = F.cross_entropy(logits, data.labels[idx].to(par.device))
+        ce = F.cross_entropy(logits, data.labels[idx].to(par.device), weight=weight)
         loss = ce + l2_penalty(student, l2)
         _apply(optimizer, params, loss, par, optim.grad_clip)
         return {"loss": loss.item(), "ce": ce.item()}
@@ -365,7 +481,9 @@ def train_student(data: TensorSet, config: StudentConfig, optim: Any, l2: float,
                     desc=desc, progress=options.progress, state_path=options.state_path,
                     evaluate=_eval_fn(student, options.eval_data, par),
                     fingerprint={"kind": desc, "config": config.to_dict(), "n": len(data),
-                                 "seed": options.seed}).run(step)
+                                 "seed": options.seed, "optim": _resumable(optim)},
+                    optim=optim, scheduled=("student",),
+                    selection=_selection("student", student, options, optim)).run(step)
     return TrainResult(student.eval(), history)
 
 
@@ -407,6 +525,7 @@ def train_distilled(
         teacher_opt = _adam(teacher.parameters(), teacher_optim or optim, lr=feedback.teacher_lr)
         modules["teacher"] = teacher
         optimizers["teacher"] = teacher_opt
+    weight = _to(class_weights(data.labels, optim.class_weighting), par.device)
     quiz_generator = torch.Generator().manual_seed(options.seed + 7)
     assert data.eeg is not None
     eeg = data.eeg
@@ -432,7 +551,8 @@ def train_distilled(
                 teacher.train()
         student.train()
         s_logits, s_feature = student.forward_with_features(gsr)
-        loss, detail = distillation_loss(s_logits, s_feature, y, t_logits, t_feature, matcher, distill)
+        loss, detail = distillation_loss(s_logits, s_feature, y, t_logits, t_feature, matcher, distill,
+                                         class_weight=weight)
         loss = loss + l2_penalty(student, distill.l2)
         _apply(optimizer, student_params, loss, par, optim.grad_clip)
         return {"loss": loss.item(), **{k: v.item() for k, v in detail.items()}, **parts}
@@ -448,7 +568,9 @@ def train_distilled(
                     progress=options.progress, state_path=options.state_path, evaluate=evaluate,
                     fingerprint={"kind": kind, "config": config.to_dict(), "n": len(data),
                                  "seed": options.seed, "distill": vars(distill),
-                                 "feedback": vars(feedback) if feedback else None}).run(step)
+                                 "feedback": vars(feedback) if feedback else None, "optim": _resumable(optim)},
+                    optim=optim, scheduled=("student",),
+                    selection=_selection("student", student, options, optim)).run(step)
     return TrainResult(student.eval(), history, teacher.eval() if feedback is not None else None)
 
 
@@ -458,8 +580,11 @@ __all__ = [
     "TensorSet",
     "TrainResult",
     "accuracy",
+    "class_weights",
+    "lr_factor",
     "predict_proba",
     "train_distilled",
     "train_student",
     "train_teacher",
+    "validation_loss",
 ]

@@ -114,3 +114,39 @@ def test_plain_kd_runs_the_teacher_once_per_window_then_never_again(monkeypatch:
                              DistillConfig())
     assert sum(calls) == len(data)  # the cache pass only, over three epochs of training
     assert len(result.history) == 3 and result.teacher is None
+
+
+def _eeg_dependence(mode: str) -> float:
+    """Largest change of the cached distillation target (eval-mode teacher) when only the EEG
+    input changes; for ``projection`` the target is the projected feature the student meets."""
+    torch.manual_seed(0)
+    cfg = TeacherConfig(window_samples=64, kernel_samples=8, stride_samples=4, filters=8, heads=2,
+                        head_dim=4, ff_dim=8, hidden=8, max_positions=16, eeg_channels=3)
+    teacher = EmotionNetTeacher(cfg)
+    matcher = FeatureMatcher(mode, cfg.tokens, cfg.filters)
+    eeg, gsr = torch.randn(5, 3, 64), torch.randn(5, 64)
+    other_eeg = eeg + 2.0 * torch.randn_like(eeg)
+    targets = []
+    for e in (eeg, other_eeg):
+        reduced = cache_teacher_outputs(teacher, e, gsr, matcher).features
+        if matcher.projection is not None:
+            pairs = reduced.reshape(-1, 2, cfg.tokens, cfg.filters).permute(0, 2, 1, 3)
+            reduced = matcher.projection(pairs.flatten(2)).detach()
+        targets.append(reduced)
+    return float((targets[0] - targets[1]).abs().max())
+
+
+@pytest.mark.parametrize("mode", ["sum_halves", "projection", "relational"])
+def test_distillation_target_depends_on_eeg(mode: str) -> None:
+    # the point of distilling from an EEG+GSR teacher: the target must carry EEG information
+    assert _eeg_dependence(mode) > 1e-4
+
+
+def test_gsr_half_target_ignores_eeg_in_eval_mode() -> None:
+    # why gsr_half is not the default: IMF gates act per token, so in eval mode the GSR-token
+    # half is a function of the GSR input alone (issue [model] cause 1)
+    assert _eeg_dependence("gsr_half") < 1e-6
+
+
+def test_default_matching_carries_eeg() -> None:
+    assert _eeg_dependence(DistillConfig().matching) > 1e-4

@@ -12,10 +12,14 @@ from emotionkd.training.evaluation import (
     EvaluationReport,
     aggregate,
     binary_metrics,
+    compare_arms,
+    comparison_table,
     folds,
     leave_one_subject_out,
+    paired_comparison,
     split_by_trial,
     trialwise_kfold,
+    validation_split,
 )
 from emotionkd.training.windowed import WindowedDataset
 
@@ -124,3 +128,53 @@ def test_aggregate_and_report_outputs() -> None:
     assert len(parsed["folds"]["arousal"]) == 4
     table = report.to_markdown()
     assert table.count("\n") == 4 and "| student | loso | arousal |" in table and "±" in table
+
+
+def test_validation_split_takes_whole_subjects_or_whole_trials() -> None:
+    data = _dataset(subjects=6)
+    fit, val = validation_split(data, 0.2, seed=0)
+    assert set(data.subject[fit].tolist()).isdisjoint(data.subject[val].tolist())
+    assert len(set(data.subject[val].tolist())) == 1 and len(fit) + len(val) == len(data)
+    one = _dataset(subjects=1)
+    fit, val = validation_split(one, 0.25, seed=0)
+    assert _pairs(one, fit).isdisjoint(_pairs(one, val)) and len(_pairs(one, val)) == 3
+    with pytest.raises(ConfigError, match="fraction"):
+        validation_split(data, 0.0)
+
+
+def test_paired_comparison_by_hand() -> None:
+    a, b = [0.7, 0.6, 0.8, 0.65, 0.9, 0.75], [0.5, 0.55, 0.6, 0.6, 0.7, 0.5]
+    stats = paired_comparison(a, b)
+    d = np.subtract(a, b)
+    assert stats["mean_difference"] == pytest.approx(d.mean()) and stats["n"] == 6
+    assert stats["ci_low"] <= d.mean() <= stats["ci_high"] and stats["ci_low"] > 0
+    assert stats["p_value"] == pytest.approx(0.03125)  # all 6 positive: 2 / 2**6, exact Wilcoxon
+    assert paired_comparison(a, b) == stats  # fixed bootstrap seed
+    assert paired_comparison(a, a)["p_value"] == 1.0
+    with pytest.raises(DataError, match="equal-length"):
+        paired_comparison(a, b[:3])
+
+
+def test_compare_arms_matches_folds_by_name() -> None:
+    data = _dataset(subjects=3)
+    reports = {m: EvaluationReport("loso", m) for m in ("kd", "student")}
+    for i, fold in enumerate(leave_one_subject_out(data)):
+        y = data.labels[fold.test, 0]
+        reports["student"].add("arousal", fold, y, 1 - y)
+        reports["kd"].add("arousal", fold, y, y if i < 2 else 1 - y)
+    rows = compare_arms(reports, [("kd", "student"), ("kd", "missing")])["arousal"]
+    assert len(rows) == 1 and rows[0]["differences"] == [1.0, 1.0, 0.0]
+    assert "| arousal | kd − student | +66.67 |" in comparison_table({"arousal": rows})
+
+
+def test_binary_metrics_agree_with_scikit_learn() -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        t, p = rng.integers(0, 2, 30), rng.integers(0, 2, 30)
+        m = binary_metrics(t, p)
+        assert m["accuracy"] == pytest.approx(accuracy_score(t, p))
+        assert m["f1"] == pytest.approx(f1_score(t, p, zero_division=0))
+        assert m["macro_f1"] == pytest.approx(f1_score(t, p, average="macro", zero_division=0))
+        assert m["chance"] == pytest.approx(max(t.mean(), 1 - t.mean()))

@@ -113,9 +113,38 @@ def test_evaluate_loso_writes_results_and_curves(tmp_path: Path) -> None:
     results = json.loads((run / "results.json").read_text())
     assert results["protocol"] == "loso"
     summary = results["summary"]["arousal"]
-    assert set(summary) == {"student", "kd"} and summary["kd"]["accuracy"]["folds"] == 3
+    assert set(summary) == {"student", "kd", "logreg-gsr", "logreg-eeg-bands"} and summary["kd"]["accuracy"]["folds"] == 3
     assert (run / "curves.png").stat().st_size > 1000
     assert "| arousal | kd |" in (run / "results.md").read_text() and "Majority rate" in output
+    # baselines, chance, training accuracy and paired comparisons sit in the same results
+    assert {"logreg-gsr", "logreg-eeg-bands"} <= set(results["reports"])
+    assert "chance" in summary["kd"] and "train_accuracy" in summary["kd"]
+    pairs = {(c["a"], c["b"]) for c in results["comparisons"]["arousal"]}
+    assert ("kd", "student") in pairs and ("student", "logreg-gsr") in pairs
+    assert "Wilcoxon p" in (run / "results.md").read_text()
+
+
+def test_evaluate_report_writes_the_results_document(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    report = tmp_path / "docs" / "results.md"
+    _invoke("evaluate", "--config", str(config), "--set", 'evaluation.methods=["teacher", "student"]',
+            "--set", 'targets=["valence"]', "--set", "evaluation.max_folds=2", "--report", str(report))
+    text = report.read_text()
+    assert "## The exact command" in text and "Chance (test majority)" in text and "Training accuracy" in text
+    assert "| valence | teacher − student |" in text and "![training loss" in text
+    assert (tmp_path / "docs" / "results-curves.png").stat().st_size > 1000
+    assert text.count("| s0") >= 2  # the per-fold table
+
+
+def test_folds_in_two_processes_give_the_same_results(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    summaries = []
+    for workers in (1, 2):
+        _invoke("evaluate", "--config", str(config), "--set", 'evaluation.methods=["student"]',
+                "--set", 'targets=["arousal"]', "--set", f"evaluation.fold_workers={workers}",
+                "--set", "threads=1", "--set", f'name="w{workers}"')
+        summaries.append(json.loads((tmp_path / "runs" / f"w{workers}" / "results.json").read_text())["reports"])
+    assert summaries[0] == summaries[1]
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
@@ -133,6 +162,16 @@ def test_paper_preset_has_the_authors_optimiser() -> None:
     assert paper.teacher_optim.lr == 5e-5 and paper.student_optim.lr == 1e-6
     assert paper.teacher_optim.eps == 1e-7 and (paper.teacher_optim.beta1, paper.teacher_optim.beta2) == (0.9, 0.999)
     assert paper.distill.kl_weight == 0.1 and paper.distill.feature_weight == 1.0 and paper.distill.temperature == 1.0
+    assert paper.teacher_optim.schedule == "constant" and paper.teacher_optim.class_weighting == "none"
+    assert paper.distill.matching == "gsr_half" and paper.evaluation.validation_fraction == 0.0
+
+
+def test_experiment_preset_is_the_sized_loso_recipe() -> None:
+    experiment = load_config(preset="experiment")
+    assert experiment.evaluation.protocol == "loso" and experiment.data.subjects >= 8 and experiment.data.trials >= 40
+    assert experiment.threads == 1 and experiment.evaluation.fold_workers == 2
+    assert experiment.evaluation.validation_fraction > 0 and experiment.teacher_optim.schedule == "cosine"
+    assert experiment.distill.matching != "gsr_half"
 
 
 def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
@@ -160,3 +199,16 @@ def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
     assert checkpoint.contract.provenance.method == "kd+feedback"
     state = load_training_state(tmp_path / "runs" / "t" / "state" / "arousal-kd-feedback.state.pt")
     assert state["epoch"] == 2
+
+
+def test_kd_sweep_compares_each_setting_with_the_student(tmp_path: Path) -> None:
+    config = _config(tmp_path, "prepared", _prepared(tmp_path))
+    _invoke("kd-sweep", "--config", str(config), "--set", 'targets=["arousal"]', "--set", "evaluation.max_folds=2",
+            "--matchings", "sum_halves,relational", "--kl-weights", "0.5", "--temperatures", "2")
+    results = json.loads((tmp_path / "runs" / "t" / "kd-sweep.json").read_text())
+    rows = results["comparisons"]["arousal"]
+    assert [r["a"] for r in rows] == ["matching=sum_halves, kl_weight=0.5, temperature=2.0",
+                                      "matching=relational, kl_weight=0.5, temperature=2.0"]
+    assert all(r["b"] == "student" and r["n"] == 2 for r in rows)
+    result = runner.invoke(app, ["kd-sweep", "--config", str(config), "--matchings", "cosine"])
+    assert result.exit_code == 2 and "matching" in result.output

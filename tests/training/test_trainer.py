@@ -1,0 +1,77 @@
+"""The training recipe: learning-rate schedule, class weights, best-epoch model selection and
+early stopping on a validation set."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from emotionkd.training.config import OptimConfig
+from emotionkd.training.trainer import (
+    LoopOptions,
+    TensorSet,
+    class_weights,
+    lr_factor,
+    train_student,
+    train_teacher,
+    validation_loss,
+)
+
+from .conftest import make_dataset, tiny_student_config, tiny_teacher_config
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
+    total = 100
+    factors = [lr_factor(s, total, "cosine", 0.1) for s in range(total)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(b <= a + 1e-12 for a, b in zip(factors[9:], factors[10:], strict=False))  # monotone decay
+    assert factors[-1] < 0.01
+    assert lr_factor(50, total, "constant", 0.1) == 1.0
+    assert lr_factor(0, total, "cosine", 0.0) == pytest.approx(1.0)
+    assert lr_factor(55, total, "cosine", 0.1) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+
+
+def test_balanced_class_weights_make_classes_count_equally() -> None:
+    labels = torch.tensor([0, 0, 0, 1])
+    weights = class_weights(labels, "balanced")
+    assert weights is not None
+    torch.testing.assert_close(weights, torch.tensor([4 / 6, 4 / 2]))
+    counted = torch.bincount(labels, minlength=2).float() * weights
+    assert counted[0] == pytest.approx(counted[1])
+    assert class_weights(labels, "none") is None
+
+
+def _noise_sets() -> tuple[TensorSet, TensorSet]:
+    # GSR unrelated to the labels: the student can only overfit, so validation loss gets worse
+    train = make_dataset(subjects=2, trials=8, windows=4, seed=1)
+    val = make_dataset(subjects=1, trials=8, windows=4, seed=2)
+    train.gsr[:] = torch.randn(train.gsr.shape, generator=torch.Generator().manual_seed(3)).numpy()
+    return TensorSet.from_dataset(train, "valence", need_eeg=False), TensorSet.from_dataset(val, "valence", need_eeg=False)
+
+
+def test_the_best_validation_epoch_is_kept_not_the_last() -> None:
+    train, val = _noise_sets()
+    optim = OptimConfig(lr=1e-2, epochs=8, batch_size=8)
+    result = train_student(train, tiny_student_config(), optim, 0.0, LoopOptions(val_data=val))
+    losses = [h["val_loss"] for h in result.history]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert best < len(losses) - 1, "setup must overfit, or this test could not tell best from last"
+    assert result.history[-1]["best_epoch"] == best + 1
+    assert validation_loss(result.model, val, "cpu", optim.class_weighting) == pytest.approx(losses[best], rel=1e-5)
+
+
+def test_early_stopping_waits_patience_epochs_after_the_best() -> None:
+    train, val = _noise_sets()
+    optim = OptimConfig(lr=1e-2, epochs=8, batch_size=8, patience=1)
+    history = train_student(train, tiny_student_config(), optim, 0.0, LoopOptions(val_data=val)).history
+    best_epoch = int(history[-1]["best_epoch"])
+    assert len(history) == min(8, best_epoch + 1)
+
+
+def test_without_validation_the_last_epoch_is_kept_and_recorded_nothing_else() -> None:
+    data = make_dataset(subjects=2, trials=4, windows=4)
+    tensors = TensorSet.from_dataset(data, "arousal", need_eeg=True)
+    history = train_teacher(tensors, tiny_teacher_config(), OptimConfig(epochs=2, batch_size=8), 0.0).history
+    assert len(history) == 2 and "val_loss" not in history[-1]
