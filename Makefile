@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 # apt's chatter goes here, not into `make test` (shown when an install fails)
 SYSTEM_DEPS_LOG := build/system-deps.log
 
-.PHONY: all demo test lint install clean bench pipeline bundled-model system-deps results
+.PHONY: all demo test lint install clean bench pipeline bundled-model bundled-model-real system-deps results
 
 all: test
 
@@ -58,6 +58,19 @@ BUNDLED_RECIPE := --seed 0 --set data.subjects=5 --set data.trials=16 --set data
 bundled-model: $(STAMP)
 	$(PY) examples/pipeline.py --out runs/bundled-model --stages synth,teacher,distill,export \
 		$(BUNDLED_RECIPE) --bundle $(BUNDLED_MODEL)
+	$(VENV)/bin/emotionkd-train bundle-checkpoint runs/bundled-model/run/student.pt
+
+## make bundled-model-real: after bundled-model, the arousal head fine-tuned on the 24 Stress-Predict
+## participants (MIT, Iqbal et al. 2022) with the recipe evaluate-real measures (docs/results-real.md);
+## valence stays the synthetic KD head. Writes the evaluation to runs/bundled-model/real.
+STRESS_PREDICT ?= ../shared/data/stress-predict
+REAL_RECIPE := --folds 6 --epochs 3 --train-windows 3000 --seed 0 --threads 1 \
+	--label-source "binary stress label: stress task = high arousal"
+bundled-model-real: $(STAMP)
+	$(VENV)/bin/emotionkd-train evaluate-real $(STRESS_PREDICT) --from runs/bundled-model/run/student.pt \
+		$(REAL_RECIPE) --out runs/bundled-model/real --write-finetuned runs/bundled-model/real/student.pt
+	$(VENV)/bin/emotionkd-export runs/bundled-model/real/student.pt --int8 -o $(BUNDLED_MODEL)
+	$(VENV)/bin/emotionkd-train bundle-checkpoint runs/bundled-model/real/student.pt
 
 ## make system-deps: apt-get the system packages above, only the missing ones, only as root
 system-deps:

@@ -58,7 +58,8 @@ class Prediction:
 
     Attributes:
         start_s, end_s: the window's span on the stream's time axis (s since its first sample).
-        arousal, valence: probability of "high" (0–1); None when the window failed the gate.
+        arousal, valence: probability of "high" (0–1); None when the window failed the gate or
+            the model has no such head (an arousal-only model: ``valence`` is always None).
         arousal_label, valence_label: the contract's class name (``low``/``high``) at 0.5; None
             when not predicted.
         quality: ``ok`` or why the window was not predicted (``gap``, ``electrode_off``,
@@ -97,7 +98,8 @@ class _StreamState:
     """Preprocessing state of one contiguous segment of one stream."""
 
     def __init__(self, classifier: EmotionClassifier, sample_rate_hz: float, unit: str, origin_s: float) -> None:
-        self.preprocessor = GsrPreprocessor(sample_rate_hz, unit, classifier.preprocessing, classifier.hop_samples)
+        self.preprocessor = GsrPreprocessor(sample_rate_hz, unit, classifier.preprocessing, classifier.hop_samples,
+                                            initial_baseline_us=classifier.baseline_us)
         self.flags = FlagTracker(sample_rate_hz)
         self.sample_rate_hz = float(sample_rate_hz)
         self.unit = unit
@@ -127,6 +129,10 @@ class EmotionClassifier:
         on_prediction: a callback called with every :class:`Prediction` (see
             :meth:`add_callback`).
         threads: onnxruntime threads.
+        baseline: personal calibration for ekd-gsr v2 models: the wearer's resting conductance
+            (µS), or a rest recording (2–5 minutes; an ``emotionkd-sdk record`` CSV or an E4
+            ``EDA.csv``) whose resting level seeds the causal baseline instead of the first
+            sample of each stream (see :mod:`emotionkd.sdk.calibration`).
 
     Raises:
         ModelError: no model can be loaded (no bundled model, missing or malformed file).
@@ -141,6 +147,7 @@ class EmotionClassifier:
         quality: QualityConfig | None = None,
         on_prediction: PredictionCallback | None = None,
         threads: int = 1,
+        baseline: float | str | Path | None = None,
     ) -> None:
         from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
 
@@ -149,10 +156,16 @@ class EmotionClassifier:
         else:
             self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads)
         self.contract: ModelContract = self.model.contract
-        for target in ("arousal", "valence"):
-            if target not in self.contract.targets:
-                raise ModelError(f"model {str(self.model.path)!r} has no {target!r} head (targets {self.contract.targets})")
+        # serve the heads the model has (an arousal-only fine-tune is a valid model)
+        if not {"arousal", "valence"} & set(self.contract.targets):
+            raise ModelError(f"model {str(self.model.path)!r} has neither an 'arousal' nor a 'valence' head "
+                             f"(targets {self.contract.targets})")
         self.preprocessing = self.contract.preprocessing_config()
+        self.baseline_us: float | None = None
+        if baseline is not None:
+            from emotionkd.sdk.calibration import resting_conductance_us
+
+            self.baseline_us = resting_conductance_us(baseline, self.preprocessing)
         if not (math.isfinite(hop_s) and 0 < hop_s <= MAX_HOP_S):
             raise ConfigError(f"hop_s must be a positive number of seconds up to {MAX_HOP_S:g}, got {hop_s!r}")
         self.hop_samples = max(1, int(round(hop_s * self.contract.sample_rate_hz)))
@@ -358,11 +371,15 @@ class EmotionClassifier:
             labels: tuple[str | None, str | None] = (None, None)
             arousal = valence = None
             if verdict.ok:
-                a, v = float(high["arousal"][row]), float(high["valence"][row])
+                # a head the model lacks stays None (see Prediction)
+                a = float(high["arousal"][row]) if "arousal" in high else None
+                v = float(high["valence"][row]) if "valence" in high else None
                 row += 1
-                if math.isfinite(a) and math.isfinite(v):
+                served = [x for x in (a, v) if x is not None]
+                if all(math.isfinite(x) for x in served):
                     arousal, valence = a, v
-                    labels = (names[int(arousal >= 0.5)], names[int(valence >= 0.5)])
+                    labels = (None if a is None else names[int(a >= 0.5)],
+                              None if v is None else names[int(v >= 0.5)])
                 else:  # a broken model: a per-window verdict, never a label taken from NaN
                     quality, detail = MODEL_ERROR, "the model's output is not a finite probability: a broken model file"
             out.append(Prediction(

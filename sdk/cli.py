@@ -224,6 +224,7 @@ def stream(
     column: ColumnOption = None,
     rate_hz: RateOption = None,
     no_verify: NoVerifyOption = False,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="A 2-5 min rest recording (emotionkd-sdk record CSV or E4 EDA.csv) that seeds a v2 model's baseline.")] = None,
 ) -> None:
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
@@ -238,7 +239,10 @@ def stream(
         host, bind_port = parse_bind(bind, allow_remote=allow_remote)
     url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit,
                       column=column, rate_hz=rate_hz)
-    classifier = EmotionClassifier(OnnxEmotionModel(model or bundled_model_path(), verify=not no_verify), hop_s=hop_s)
+    classifier = EmotionClassifier(OnnxEmotionModel(model or bundled_model_path(), verify=not no_verify), hop_s=hop_s,
+                                   baseline=baseline)
+    if classifier.baseline_us is not None:
+        _say(f"baseline: seeded at {classifier.baseline_us:.3f} uS from {baseline}")
     _note_synthetic(classifier)
     server = _start_dashboard(classifier, host, bind_port) if dashboard else None
 
@@ -278,7 +282,9 @@ def _note_synthetic(classifier: Any) -> None:
     """Say once, at start, that a model trained on synthetic data measures nothing."""
     if classifier.trained_on_synthetic_data:
         _say(f"note: model {classifier.model.path.name} was trained on synthetic data only; "
-                   "its outputs demonstrate the pipeline, they do not measure emotion")
+             "its outputs demonstrate the pipeline, they do not measure emotion")
+    elif classifier.contract.provenance_note():  # heads of mixed origin: say which met real skin
+        _say(f"note: model {classifier.model.path.name}: {classifier.contract.provenance_note()}")
 
 
 def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any], list[Any]], *,
@@ -426,8 +432,9 @@ def _demo_summary(predictions: list[Any], status: Any, change_s: float, device: 
     """The demo's closing lines: windows, quality, mean probabilities before/after the change."""
     from collections import Counter
 
-    def mean(values: list[float]) -> str:
-        return f"{sum(values) / len(values):.2f}" if values else "-"
+    def mean(values: list[float | None]) -> str:
+        present = [v for v in values if v is not None]  # None: a head the model lacks
+        return f"{sum(present) / len(present):.2f}" if present else "-"
 
     ok = [p for p in predictions if p.ok]
     flagged = Counter(p.quality for p in predictions if not p.ok)

@@ -30,8 +30,10 @@ from emotionkd.sdk.preprocessing import (
     PreprocessingConfig,
 )
 
-#: Version of the contract's schema. Bump on any change a reader must understand.
-CONTRACT_VERSION: Final = 1
+#: Version of the contract's schema. Bump on any change a reader must understand. Version 2 adds
+#: ``target_provenance``; a contract without it is still written as version 1, so older readers
+#: keep reading models that do not need it.
+CONTRACT_VERSION: Final = 2
 #: The ``metadata_props`` key holding the contract JSON in an ONNX file.
 ONNX_METADATA_KEY: Final = "emotionkd.contract"
 DATA_KINDS: Final = ("synthetic", "real")
@@ -86,6 +88,45 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class TargetProvenance:
+    """Where one output head's weights last learned from (heads of one model can differ: an
+    arousal head fine-tuned on real wrist EDA beside a valence head distilled on synthetic data).
+
+    Attributes:
+        data_kind: ``synthetic`` or ``real``.
+        dataset: what it was trained on, e.g. ``stress-predict (recordings)``.
+        labels: what the labels mean, e.g. "binary stress label: stress task = high arousal".
+        licence: the data's licence and attribution ("" when none is known).
+        protocol: how ``metrics`` were measured, e.g. ``holdout-subjects``.
+        subjects: subjects trained on.
+        method: ``kd+feedback``, ``kd+feedback+finetune`` …
+        metrics: ``{metric: value}`` of this head under ``protocol``.
+    """
+
+    data_kind: str = "synthetic"
+    dataset: str = ""
+    labels: str = ""
+    licence: str = ""
+    protocol: str = "none"
+    subjects: int = 0
+    method: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(TargetProvenance)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetProvenance:
+        if not isinstance(data, Mapping):
+            raise ContractError(f"target provenance must be a mapping, got {type(data).__name__}",
+                                field="target_provenance")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ContractError(f"unknown target provenance fields {unknown}", field="target_provenance")
+        return cls(**{k: (_plain(v) if k == "metrics" else v) for k, v in data.items()})
+
+
+@dataclass(frozen=True)
 class ModelContract:
     """What a model expects and what it is.
 
@@ -103,6 +144,8 @@ class ModelContract:
         metrics: ``{target: {metric: value}}`` from the evaluation protocol.
         model: architecture description (name, options, parameter count).
         export: filled by the exporter (exporter version, opset, int8, parity numbers).
+        target_provenance: ``{target: TargetProvenance}`` where the heads' data differ (empty:
+            every head has ``provenance``).
         contract_version: schema version.
     """
 
@@ -119,6 +162,7 @@ class ModelContract:
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     model: Mapping[str, Any] = field(default_factory=dict)
     export: Mapping[str, Any] = field(default_factory=dict)
+    target_provenance: Mapping[str, TargetProvenance] = field(default_factory=dict)
     contract_version: int = CONTRACT_VERSION
 
     def __post_init__(self) -> None:
@@ -133,6 +177,16 @@ class ModelContract:
                 field="provenance.data_kind")
         if not self.targets or len(self.class_names) != 2:
             raise ContractError("a contract needs at least one target and exactly two class names", field="targets")
+        # the schema version this contract needs (1 unless it records per-target provenance), so
+        # that it round-trips and older readers keep reading models that do not need version 2
+        object.__setattr__(self, "contract_version", CONTRACT_VERSION if self.target_provenance else 1)
+        for target, origin in self.target_provenance.items():
+            if target not in self.targets:
+                raise ContractError(f"target_provenance names {target!r}, not a target of {self.targets}",
+                                    field="target_provenance")
+            if origin.data_kind not in DATA_KINDS:
+                raise ContractError(f"target_provenance.{target}.data_kind must be one of {DATA_KINDS}, "
+                                    f"got {origin.data_kind!r}", field="target_provenance")
         config = self.preprocessing_config()
         if config.rate_hz != self.sample_rate_hz or config.window_samples != self.window_samples:
             raise ContractError(
@@ -150,7 +204,34 @@ class ModelContract:
 
     @property
     def is_synthetic(self) -> bool:
-        return self.provenance.data_kind == "synthetic"
+        """True when every head learned from synthetic data only."""
+        return not self.real_targets()
+
+    def origin(self, target: str) -> TargetProvenance:
+        """Where ``target``'s head learned from (its own record, else the model's provenance)."""
+        if target in self.target_provenance:
+            return self.target_provenance[target]
+        p = self.provenance
+        return TargetProvenance(data_kind=p.data_kind, dataset=p.dataset, protocol=p.protocol,
+                                subjects=p.subjects, method=p.method, metrics=dict(self.metrics.get(target, {})))
+
+    def real_targets(self) -> tuple[str, ...]:
+        """The heads that met real skin conductance."""
+        return tuple(t for t in self.targets if self.origin(t).data_kind == "real")
+
+    def provenance_note(self) -> str | None:
+        """One line saying which heads learned from real and which from synthetic data (None
+        when every head met real data)."""
+        real = self.real_targets()
+        if len(real) == len(self.targets):
+            return None
+        if not real:
+            return "trained on synthetic data only; its outputs demonstrate the pipeline and measure nothing"
+        synthetic = [t for t in self.targets if t not in real]
+        met = "; ".join(f"{t} head met real skin ({self.origin(t).dataset}: {self.origin(t).labels or 'labels'})"
+                        for t in real)
+        return f"{met}; {', '.join(synthetic)} {'head' if len(synthetic) == 1 else 'heads'} trained on " \
+               "synthetic data only (measures nothing)"
 
     def with_updates(self, **changes: Any) -> ModelContract:
         """A copy with some fields replaced (contracts are frozen)."""
@@ -178,6 +259,8 @@ class ModelContract:
             "metrics": _plain(self.metrics),
             "model": _plain(self.model),
             "export": _plain(self.export),
+            **({"target_provenance": {t: o.to_dict() for t, o in self.target_provenance.items()}}
+               if self.target_provenance else {}),
         }
 
     @classmethod
@@ -212,6 +295,11 @@ class ModelContract:
             for name in ("metrics", "model", "export"):
                 if name in data:
                     kwargs[name] = _plain(data[name])
+            if "target_provenance" in data:
+                if not isinstance(data["target_provenance"], Mapping):
+                    raise ContractError("target_provenance must map targets to records", field="target_provenance")
+                kwargs["target_provenance"] = {str(t): TargetProvenance.from_dict(o)
+                                               for t, o in data["target_provenance"].items()}
             return cls(**kwargs)
         except ContractError:
             raise
@@ -291,5 +379,6 @@ __all__ = [
     "ModelContract",
     "PreprocessingSpec",
     "Provenance",
+    "TargetProvenance",
     "check_plausible_shape",
 ]

@@ -146,6 +146,8 @@ def render_model_card(info: ModelInfo) -> str:
                  f"sha256 {info.sha256[:12]}…, contract v{c.contract_version})")
     if c.is_synthetic:
         lines.append("  ! trained on SYNTHETIC data: a demonstration model, not for real decisions")
+    elif c.provenance_note():
+        lines.append(f"  ! {c.provenance_note()}")
 
     section("What it expects")
     pre = c.preprocessing
@@ -163,7 +165,8 @@ def render_model_card(info: ModelInfo) -> str:
     rule = f"rating {c.label_rule} {c.label_threshold:g} is {c.class_names[1]!r}"
     for signature in info.outputs:
         row(signature.name, f"{signature}: probabilities of {list(c.class_names)}")
-    row("labels", f"self-report {rule} (1-9 scale)")
+    if not c.target_provenance:
+        row("labels", f"self-report {rule} (1-9 scale)")
 
     section("What it was trained on")
     p = c.provenance
@@ -172,6 +175,14 @@ def render_model_card(info: ModelInfo) -> str:
     row("protocol", p.protocol)
     if p.notes:
         row("notes", p.notes)
+    for target in c.targets if c.target_provenance else ():
+        o = c.origin(target)
+        section(f"Head {target!r}: {'met REAL skin' if o.data_kind == 'real' else 'SYNTHETIC data only'}")
+        row("data", f"{o.data_kind} ({o.dataset}), {o.subjects or 'unknown number of'} subjects")
+        row("labels", o.labels or f"self-report {rule} (1-9 scale)")
+        row("licence", o.licence or "not recorded")
+        row("method", o.method)
+        row("metrics", f"{_value(o.metrics) or 'none recorded'} ({o.protocol})")
 
     section(f"Metrics ({p.protocol})")
     if c.metrics:

@@ -74,32 +74,61 @@ def prepare(
     file_format: str = typer.Option("auto", help="deap: auto, python or matlab."),
     content_hash: bool = typer.Option(False, help="Key the cache on file contents (slower, exact)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes (subjects in parallel)."),
+    subjects: str | None = typer.Option(None, "--subjects", help="Only these subject ids, e.g. 2,3,7."),
+    label_target: str = typer.Option("arousal", help="recordings: the target a plain 'label' column labels."),
+    label_source: str | None = typer.Option(
+        None, help="recordings: where the labels come from, in words (goes into the model card), e.g. "
+                   "'binary stress label: stress task = high arousal'."),
 ) -> None:
     """Prepare (window, label, cache) a dataset and print a summary."""
     import time
 
-    import numpy as np
-
     from emotionkd.training.datasets import DatasetConfig, load_dataset
+    from emotionkd.training.windowed import TARGETS
 
     config = DatasetConfig(label_threshold=label_threshold, label_rule=label_rule,
-                           eeg_normalisation=eeg_normalisation, hop_samples=hop_samples)
+                           eeg_normalisation=eeg_normalisation, hop_samples=hop_samples,
+                           subjects=parse_subjects(subjects))
     options: dict[str, str] = {}
     if kind == "deap":
         options["file_format"] = file_format
+    if kind == "recordings":
+        options["label_target"] = label_target
+        if label_source:
+            options["label_source"] = label_source
     if gsr_unit is not None:
         options["gsr_unit"] = gsr_unit
     started = time.perf_counter()
     data = load_dataset(kind, root, config, cache_dir, workers=workers, content_hash=content_hash, **options)
     elapsed = time.perf_counter() - started
-    high = data.labels.mean(axis=0) if len(data) else np.zeros(2)
     typer.echo(f"{kind}: {len(data)} windows, {data.meta['n_subjects']} subjects, {data.meta['n_trials']} trials, "
                f"EEG {'yes' if data.eeg is not None else 'no'}, {data.meta['windows_dropped']} windows dropped "
                f"({data.meta['data_kind']}) in {elapsed:.1f} s")
-    typer.echo(f"high-class rate: arousal {high[0]:.2f}, valence {high[1]:.2f}; cache key {data.meta['cache_key']}")
+    labelled = data.meta.get("targets", list(TARGETS))
+    rates = ", ".join(f"{t} {data.labels[:, i].mean():.2f}" if t in labelled else f"{t} (no labels)"
+                      for i, t in enumerate(TARGETS))
+    typer.echo(f"high-class rate: {rates}; cache key {data.meta['cache_key']}")
+    for target, text in (data.meta.get("label_provenance") or {}).items():
+        if text:
+            typer.echo(f"{target} labels: {text}")
+    for item in data.meta.get("skipped") or []:
+        typer.echo(f"skipped {item['path']}: {item['reason']}")
     if out is not None:
         data.save_npz(out)
         typer.echo(f"wrote {out}")
+
+
+def parse_subjects(text: str | None) -> tuple[int, ...] | None:
+    """``"2,3,7"`` → (2, 3, 7); None or empty → None (all)."""
+    if not text:
+        return None
+    from emotionkd.firmware_bridge.errors import ConfigError
+
+    try:
+        ids = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--subjects must be comma-separated subject ids such as 2,3,7, got {text!r}") from exc
+    return ids or None
 
 
 # --- training: teacher, student, distill, finetune, evaluate (issue 4) ------------------------
@@ -116,20 +145,22 @@ def _experiment(config_path: Path | None, preset: str | None, overrides: list[st
     return load_config(config_path, preset=preset, overrides=changes)
 
 
-def _start(config: Any) -> tuple[Any, Any]:
+def _start(config: Any, preprocessing: Any = None) -> tuple[Any, Any]:
     """Join torchrun's process group (if any) and load the data (rank 0 first: it may generate
-    synthetic files that the other ranks then read from the cache)."""
-    from emotionkd.training.experiment import load_windows
+    synthetic files that the other ranks then read from the cache), prepared with
+    ``preprocessing`` (default: this emotionkd's)."""
+    import os
+
+    import torch
+
+    from emotionkd.training.experiment import default_threads, load_windows
     from emotionkd.training.trainer import Parallel
 
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(default_threads(config.threads, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     parallel = Parallel.from_environment(config.device)
     if not parallel.is_main:
         parallel.barrier()
-    data = load_windows(config, progress=config.progress and parallel.is_main)
+    data = load_windows(config, progress=config.progress and parallel.is_main, preprocessing=preprocessing)
     if parallel.is_main:
         parallel.barrier()
         from emotionkd.training.config import save_config
@@ -193,7 +224,6 @@ _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress b
 _REPORT = typer.Option(None, "--report", help="Also write the results document here (e.g. docs/results.md; "
                        "the curves beside it as NAME-curves.png).")
 _TEACHER = typer.Option(None, "--teacher", help="teacher.pt to distil from (default: train the teachers first).")
-_CHECKPOINT = typer.Option(..., "--checkpoint", help="student.pt to start from.")
 
 
 def _fit_on_training_subjects(config: Any, method: str, teachers: dict[str, Any] | None = None,
@@ -206,7 +236,8 @@ def _fit_on_training_subjects(config: Any, method: str, teachers: dict[str, Any]
     from emotionkd.training.experiment import fit_methods, subject_holdout
 
     parallel, data = _start(config)
-    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
+    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed,
+                                  config.evaluation.holdout_ids)
     models = {t: fit_methods(train, t, config, [method], parallel=parallel, state_dir=config.run_dir / "state",
                              teacher=(teachers or {}).get(t))[method].model for t in config.targets}
     return parallel, data, train, held, models
@@ -267,31 +298,77 @@ def distill(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, ov
 
 @app.command()
 @friendly_errors
-def finetune(checkpoint: Path = _CHECKPOINT,
+def finetune(checkpoint: str = typer.Option(..., "--checkpoint", "--from",
+                                            help="student.pt to start from, or 'bundled' (the bundled model's student)."),
              config_path: Path | None = _CONFIG, preset: str | None = _PRESET, overrides: list[str] = _SET,
              device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
-             progress: bool = _PROGRESS) -> None:
+             progress: bool = _PROGRESS,
+             holdout: str | None = typer.Option(None, "--holdout", help="Hold out these subject ids, e.g. 3,7 "
+                                                "(default: evaluation.holdout_subjects random ones).")) -> None:
     """Fine-tune a student on labelled GSR recordings (data.source=recordings or prepared):
-    GSR-only CE with the student optimiser; writes RUN/student-finetuned.pt."""
-    from emotionkd.training.checkpoint import load_student_checkpoint
+    GSR-only CE with the student optimiser, only the heads the data labels (the others are kept
+    with their provenance); writes RUN/student-finetuned.pt."""
+    import json
+
     from emotionkd.training.experiment import subject_holdout
+    from emotionkd.training.finetune import (
+        check_compatible,
+        finetune_targets,
+        finetuned_checkpoint,
+        load_start,
+    )
     from emotionkd.training.trainer import LoopOptions, TensorSet, train_student
 
-    base = load_student_checkpoint(checkpoint)
+    base = load_start(checkpoint)
+    ids = parse_subjects(holdout)
+    if ids:
+        overrides = [*overrides, f"evaluation.holdout_ids={json.dumps(list(ids))}"]
     config = _experiment(config_path, preset, overrides, device, seed, out, progress)
-    parallel, data = _start(config)
-    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed)
+    parallel, data = _start(config, base.contract.preprocessing_config())
+    check_compatible(base, data)
+    train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed,
+                                  config.evaluation.holdout_ids)
     students = {}
-    for target in config.targets:
+    for target in finetune_targets(config.targets, data, base):
         options = LoopOptions(seed=config.seed, parallel=parallel, progress=config.progress and parallel.is_main,
                               state_path=config.run_dir / "state" / f"{target}-finetune.state.pt")
         students[target] = train_student(TensorSet.from_dataset(train, target, need_eeg=False), base.student_config,
                                          config.student_optim, config.distill.l2, options,
                                          initial=base.build(target).train(), desc=f"finetune {target}").model
-    method = f"{base.contract.provenance.method}+finetune"
-    _write_student(config, data, train, held, students, method, parallel, config.run_dir / "student-finetuned.pt",
-                   notes=f"fine-tuned from {checkpoint}")
+    metrics = _holdout_metrics(students, train, held, parallel)
+    if parallel.is_main:
+        from emotionkd.training.checkpoint import save_student_checkpoint
+
+        result = finetuned_checkpoint(
+            base, data.meta, students, metrics, protocol="holdout-subjects" if held is not None else "none",
+            subjects=len(set(train.subject.tolist())), notes=f"fine-tuned from {checkpoint}",
+            train_config=config.to_dict())
+        path = save_student_checkpoint(result, config.run_dir / "student-finetuned.pt")
+        typer.echo(f"wrote {path} ({result.contract.provenance.method})")
+        for target in result.contract.targets:
+            origin = result.contract.origin(target)
+            tuned = "fine-tuned" if target in students else "kept"
+            typer.echo(f"  {target}: {tuned}, {origin.data_kind} data ({origin.dataset}); labels: {origin.labels or '-'}")
+            m = metrics.get(target)
+            if m:
+                typer.echo(f"    held-out accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} "
+                           f"(majority rate {m['majority_rate']:.3f})")
     _finish(parallel)
+
+
+@app.command("bundle-checkpoint")
+@friendly_errors
+def bundle_checkpoint(
+    student_pt: Annotated[Path, typer.Argument(help="The student.pt behind the bundled model.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the installed bundled "
+                                                           "checkpoint).")] = None,
+) -> None:
+    """Write a weights-only (float16) copy of a student checkpoint where `finetune --from bundled` finds it."""
+    from emotionkd.training.checkpoint import load_student_checkpoint
+    from emotionkd.training.finetune import bundled_checkpoint_path, save_weights_only
+
+    path = save_weights_only(load_student_checkpoint(student_pt), out or bundled_checkpoint_path())
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command()
@@ -385,6 +462,56 @@ def kd_sweep(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
         typer.echo(table)
         typer.echo(f"wrote {run / 'kd-sweep.json'}, {run / 'kd-sweep.md'}")
     _finish(parallel)
+
+
+@app.command("evaluate-real")
+@friendly_errors
+def evaluate_real(
+    root: Annotated[Path, typer.Argument(help="Labelled recordings (e.g. ../shared/data/stress-predict).")],
+    start: str = typer.Option("bundled", "--from", help="student.pt the fine-tuned arm starts from, or 'bundled'."),
+    shipped: str = typer.Option("bundled", "--shipped", help="ONNX model scored as shipped: 'bundled', a path, or 'none'."),
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/real"),
+    folds: int = typer.Option(6, "--folds", help="Groups of participants (0: leave one participant out)."),
+    epochs: int = typer.Option(3, "--epochs", help="Training passes (fine-tuned and scratch)."),
+    train_windows: int = typer.Option(3000, "--train-windows", help="Training windows sampled per fold."),
+    seed: int = typer.Option(0, "--seed", help="Seed of sampling, initialisation, shuffling, bootstrap."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Folds run in parallel (processes)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per process."),
+    label_target: str = typer.Option("arousal", help="The target a plain 'label' column labels."),
+    label_source: str | None = typer.Option(None, help="What the labels mean, in words."),
+    final: Annotated[Path | None, typer.Option(
+        "--write-finetuned", help="Also fine-tune on every participant (same recipe) and write this student.pt.")] = None,
+) -> None:
+    """Fine-tuned vs scratch vs shipped model vs baselines on real people (grouped k-fold by
+    participant); writes OUT/results.json, OUT/results.md and OUT/per-person-auc.png."""
+    import json
+
+    from emotionkd.training.finetune import resolve_checkpoint
+    from emotionkd.training.real_eval import RealEvalConfig, plot, results_markdown
+    from emotionkd.training.real_eval import evaluate_real as run
+
+    config = RealEvalConfig(folds=folds, epochs=epochs, train_windows=train_windows, seed=seed, workers=workers,
+                            threads=threads)
+    shipped_path = None
+    if shipped != "none":
+        from emotionkd.sdk.model import bundled_model_path
+
+        shipped_path = bundled_model_path() if shipped == "bundled" else Path(shipped)
+    options = {"label_target": label_target, **({"label_source": label_source} if label_source else {})}
+    results = run(root, resolve_checkpoint(start), shipped_path, config, dataset_options=options,
+                  on_fold=lambda r: typer.echo(f"fold {r['done']}/{r['folds']} done", err=True), final=final)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    table = results_markdown(results)
+    (out / "results.md").write_text(table + "\n", encoding="utf-8")
+    d = results["data"]
+    plot({a: {int(p): m for p, m in t.items()} for a, t in results["per_person"].items()}, out / "per-person-auc.png",
+         f"{d['participants']} participants, {d['decision_points']} decision points, "
+         f"{'LOPO' if folds == 0 else f'{folds} folds by person'}")
+    typer.echo(table)
+    t = results["time"]
+    typer.echo(f"wall {t['wall_s']:.0f} s, CPU {t['cpu_s']:.0f} s; wrote {out / 'results.json'}, "
+               f"{out / 'results.md'}, {out / 'per-person-auc.png'}" + (f", {final}" if final else ""))
 
 
 def main() -> None:

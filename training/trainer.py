@@ -146,6 +146,9 @@ class TensorSet:
                             "use a DEAP/MAHNOB/synthetic dataset or train the GSR-only student")
         if not (np.isfinite(data.gsr).all() and (data.eeg is None or np.isfinite(data.eeg).all())):
             raise DataError("windows contain NaN or infinite values; re-prepare the dataset")
+        if (data.labels[:, TARGETS.index(target)] < 0).any():
+            raise DataError(f"the data has no {target} labels (it labels {data.meta.get('targets')}); "
+                            f"train only those, e.g. --set targets={data.meta.get('targets')}")
         eeg = torch.from_numpy(np.ascontiguousarray(data.eeg)) if need_eeg and data.eeg is not None else None
         return cls(eeg=eeg, gsr=torch.from_numpy(np.ascontiguousarray(data.gsr)),
                    labels=torch.from_numpy(data.labels[:, TARGETS.index(target)].astype(np.int64)))

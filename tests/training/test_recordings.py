@@ -75,7 +75,7 @@ def test_empatica_e4_folder(tmp_path: Path) -> None:
         (lambda p: _csv(p / "s1.csv", 8, 20, "time_s,gsr_uS,arousal,valence", lambda t: "2,1"), DataError, "0 or 1"),
         (lambda p: _csv(p / "s1.csv", 8, 20, "time,gsr_uS,arousal,valence", lambda t: "1,1"), DataError, "no time_s"),
         (lambda p: _e4(p / "P1", 30, "start_s,end_s,arousal,valence\n0,10,1,inf\n"), DataError, "non-finite label"),
-        (lambda p: _e4(p / "P1", 30, "start_s,end_s,arousal\n0,10,1\n"), DataError, "label columns"),
+        (lambda p: _e4(p / "P1", 30, "start_s,end_s,mood\n0,10,1\n"), DataError, "label columns"),
     ],
 )
 def test_bad_recordings(tmp_path: Path, write, error: type, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -98,5 +98,6 @@ def test_irregular_and_truncated_files(tmp_path: Path) -> None:
     path.unlink()
     (tmp_path / "P2").mkdir()
     (tmp_path / "P2" / "EDA.csv").write_text("1600000000\n")
+    (tmp_path / "P2" / "labels.csv").write_text("start_s,end_s,arousal\n0,10,1\n")
     with pytest.raises(DataError, match=r"EDA\.csv.*truncated"):
         load_dataset("recordings", tmp_path, workers=1)

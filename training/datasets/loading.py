@@ -133,7 +133,7 @@ def load_dataset(
         "label_rule": config.label_meta(),
         "eeg_normalisation": {"method": config.eeg_normalisation, "floor_uv": config.eeg_zscore_floor_uv}
         if plan.has_eeg else None,
-        "targets": ["arousal", "valence"],
+        "targets": ["arousal", "valence"],  # narrowed below to the labelled ones
         "cache_key": key,
         "code_version": cache.code_version(),
     }
@@ -141,6 +141,9 @@ def load_dataset(
         meta.setdefault("eeg_channels", list(EEG_28))
     dataset = assemble(parts, has_eeg=plan.has_eeg, window_samples=config.preprocessing.window_samples,
                        eeg_channels=len(EEG_28), meta=meta, eeg_window_samples=config.eeg_window_samples)
+    # a target no window is labelled for (e.g. valence of stress labels) is absent, not "low"
+    labelled = [t for i, t in enumerate(("arousal", "valence")) if len(dataset) and (dataset.labels[:, i] >= 0).all()]
+    dataset.meta["targets"] = labelled
     if len(dataset) == 0:
         raise DataError(f"{root}: no usable windows (all {dataset.meta['windows_dropped']} windows had gaps "
                         "or invalid samples, or the recordings are shorter than one window)", path=str(root))
