@@ -330,10 +330,15 @@ def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, f
 
 
 def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, command: str, wall_s: float,
-                     curves_image: str | None = None) -> str:
+                     curves_image: str | None = None, cpu_s: float | None = None,
+                     appendices: Sequence[str] = ()) -> str:
     """The complete results document of one ``evaluate`` run (what ``make results`` writes to
     docs/results.md): command, data, settings, wall time, the summary table (chance and training
-    accuracy beside every figure), paired comparisons, and per-fold accuracies."""
+    accuracy beside every figure), paired comparisons, and per-fold accuracies.
+
+    ``cpu_s``: CPU seconds of the run (all processes), reported beside the wall time.
+    ``appendices``: Markdown sections appended as they are (e.g. the KD sweep that chose the
+    distillation settings, ``docs/kd-choice.md``), so the one command regenerates them too."""
     data = results.get("data", {})
     t_opt, s_opt, ev = config.teacher_optim, config.student_optim, config.evaluation
     lines = [
@@ -359,7 +364,9 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         f"quiz {config.feedback.quiz_fraction:.0%} of the training trials |",
         "| baselines | logistic regression (scikit-learn, class-balanced) on EEG log band powers "
         "(θ α β γ per channel) and on GSR level, slope, SCR count and amplitude of the model's window |",
-        f"| run | {wall_s / 60:.1f} min wall, {ev.fold_workers} fold process(es) × {config.threads or 'default'} "
+        f"| run | {wall_s / 60:.1f} min wall"
+        + (f", {cpu_s / 60:.1f} min CPU (all processes)" if cpu_s is not None else "")
+        + f", {ev.fold_workers} fold process(es) × {config.threads or 'default'} "
         f"torch thread(s), seed {config.seed} |",
         "",
         "## Accuracy (mean ± std over folds, %)", "",
@@ -383,6 +390,7 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         lines.append("")
     if curves_image:
         lines += ["## Training curves", "", f"![training loss and held-out accuracy per epoch]({curves_image})", ""]
+    lines += [appendix.rstrip("\n") + "\n" for appendix in appendices]
     return "\n".join(lines)
 
 
