@@ -37,7 +37,7 @@ $(SDK_STAMP): pyproject.toml constraints.txt
 	$(INSTALL) --editable .
 	touch $(SDK_STAMP)
 
-## make demo: an EKD sensor emulated on a pseudo-terminal, streamed through the bundled model (~20 s)
+## make demo: an EKD sensor emulated on a pseudo-terminal, streamed through the bundled model (~80 s: 32 s windows)
 demo: $(SDK_STAMP)
 	$(VENV)/bin/emotionkd-sdk demo
 
