@@ -347,14 +347,32 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
 # --- demo: the main job in one command (make demo) --------------------------------------------
 #: arousal of the emulated wearer before and after the demo's mid-run change (0-1)
 DEMO_AROUSAL: Final = (0.1, 0.95)
-#: when the change happens, as a fraction of the demo's duration
+#: when the change happens, as a fraction of the demo's duration (but never before one whole
+#: window plus 4 s, so that some windows lie wholly before it)
 DEMO_CHANGE_AT: Final = 0.4
+
+
+def demo_timing(window_s: float, duration_s: float | None) -> tuple[float, float]:
+    """(duration, change time) of the demo, in seconds of signal, for a model's window.
+
+    Default duration: 20 s, or two windows + 12 s when that is longer (v2's 32 s windows: 76 s),
+    so windows lie wholly before and wholly after the change. The change comes at 40 % of the
+    run, or one window + 4 s when that is later and still leaves a window after it.
+    """
+    if duration_s is None:
+        duration_s = max(20.0, 2 * window_s + 12.0)
+    change_s = DEMO_CHANGE_AT * duration_s
+    if window_s + 4.0 > change_s and window_s + 4.0 + window_s <= duration_s:
+        change_s = window_s + 4.0
+    return duration_s, change_s
 
 
 @app.command()
 @friendly_errors
 def demo(
-    duration_s: Annotated[float, typer.Option("--duration", help="Seconds of sensor signal to stream.")] = 20.0,
+    duration_s: Annotated[float | None, typer.Option(
+        "--duration", help="Seconds of sensor signal to stream (default: 20, or 2 windows + 12 s: 76 for 32 s windows).",
+        show_default=False)] = None,
     rate_hz: Annotated[float, typer.Option("--rate", help="Sampling rate of the emulated sensor (Hz).")] = 128.0,
     model: Annotated[Path | None, typer.Option("--model", help="An .onnx model (default: the bundled model).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table (live view), jsonl or csv.")] = "table",
@@ -364,18 +382,24 @@ def demo(
     """Live arousal and valence from an emulated EKD sensor, then a summary (make demo).
 
     The sensor is emulated on a pseudo-terminal and streamed exactly as `emotionkd-sdk stream
-    --port /dev/pts/N --protocol ekd` does; the wearer's arousal rises at 40 % of the run, and a
+    --port /dev/pts/N --protocol ekd` does; the wearer's arousal rises at 40 % of the run (or one
+    window + 4 s in, when later: see :func:`demo_timing`), and a
     burst of line noise shows the decoder resynchronising. The summary gives windows, quality,
     mean arousal and valence, and frames lost or bad.
     """
     from emotionkd.firmware_bridge.emulators import EkdEmulator, EmulatorConfig, require_pty
     from emotionkd.sdk.classifier import EmotionClassifier
 
-    _require(duration_s > 0, f"--duration must be positive, got {duration_s:g}")
+    _require(duration_s is None or duration_s > 0, f"--duration must be positive, got {duration_s or 0:g}")
     _require(rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz:g}")
     require_pty()
     started = time.monotonic()
     classifier = EmotionClassifier(model)
+    default_s, _ = demo_timing(classifier.window_s, None)
+    _require(duration_s is None or duration_s >= classifier.window_s,
+             f"--duration {duration_s or 0:g} s is shorter than the model's {classifier.window_s:g} s window, so no "
+             f"prediction could be made; use at least {classifier.window_s:g} (default for this model: {default_s:g})")
+    duration_s, change_s = demo_timing(classifier.window_s, duration_s)
     _note_synthetic(classifier)
     low, high = DEMO_AROUSAL
     emulator = EkdEmulator(EmulatorConfig(rate_hz=rate_hz, seed=seed, arousal=low), name="EKD-DEMO")
@@ -383,7 +407,6 @@ def demo(
     table: list[Any] = []
     # the emulator's own schedule, on the signal's time axis: (time_s, what happens, action)
     # (the change comes before half-way: the synthesizer applies it within 4 s, then windows fill)
-    change_s = duration_s * DEMO_CHANGE_AT
     events: list[tuple[float, str, Callable[[], None]]] = [
         (change_s, f"-- the wearer's arousal rises ({low:g} -> {high:g}) --", lambda: emulator.set_arousal(high))]
     if faults:  # garbage on the line: the decoder resynchronises, the frame it hit counts as lost

@@ -5,12 +5,23 @@ linear model gets from the same windows (issue [model]).
 
 * EEG: per channel, the log mean power (Welch periodogram, 1 s Hann segments) in theta
   (4–8 Hz), alpha (8–13 Hz), beta (13–30 Hz) and gamma (30–45 Hz) → (N, 4·C).
-* GSR, computed from the window the student sees (``WindowedDataset.gsr``; with v1
-  preprocessing that window is z-scored, so its *level* is 0 by construction and the
-  amplitude is relative — the features then describe shape only):
+* GSR, computed from exactly the window the student sees (``WindowedDataset.gsr``, at the
+  model rate), so the baseline and the network get the same information:
   level (mean), slope (least-squares, units per second), SCR count and SCR amplitude (peaks
-  of the smoothed first difference, :func:`gsr_features`). Hand-written, no neurokit2: four numbers per window
-  do not justify a dependency.
+  of the smoothed first difference, :func:`gsr_features`). Hand-written, no neurokit2: four
+  numbers per window do not justify a dependency.
+
+  - v2 (``log_baseline``, the default): the window is ``log_scale · (ln G − b)``, 32 s at
+    16 Hz, with ``b`` the wearer's causal 90 s baseline. Level is the tonic conductance
+    relative to that baseline (0.1 unit = 1 % at ``log_scale`` 10), slope its drift, and
+    SCRs are relative rises; the onset criterion is a rise of 1 %/s (≈ 0.05 µS/s at 5 µS,
+    the usual absolute criterion), i.e. ``log_scale · 0.01`` units/s
+    (:func:`scr_rise_threshold_per_s`).
+  - v1 (``window_zscore``): each 4 s window is z-scored, so its level is 0 by construction and
+    amplitudes are in window standard deviations: the features describe shape only; the
+    criterion is 0.05 standard deviations per second.
+
+  The EEG band powers use the EEG rate (128 Hz), never the GSR model rate.
 
 Both use scikit-learn: ``StandardScaler`` + ``LogisticRegression`` (class-balanced, L2,
 C = 1), fitted on the training split only.
@@ -18,7 +29,8 @@ C = 1), fitted on the training split only.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -83,6 +95,15 @@ def gsr_features(gsr: npt.NDArray[np.floating], rate_hz: float,
     return out
 
 
+def scr_rise_threshold_per_s(preprocessing_params: Mapping[str, Any]) -> float:
+    """The SCR onset criterion (units of the student's input per second) for a preprocessing
+    (the ``params`` of a model contract / ``WindowedDataset.meta["preprocessing"]``): a 1 %/s
+    relative rise under ``log_baseline`` (``log_scale · 0.01``), else 0.05 units/s."""
+    if preprocessing_params.get("normalisation") == "log_baseline":
+        return float(preprocessing_params.get("log_scale", 10.0)) * 0.01
+    return 0.05
+
+
 def logistic_baseline(train_x: npt.NDArray[np.floating], train_y: npt.NDArray[np.integer],
                       test_x: npt.NDArray[np.floating], seed: int = 0) -> npt.NDArray[np.int64]:
     """Fit standardise + class-balanced logistic regression on the training features and
@@ -100,4 +121,5 @@ def logistic_baseline(train_x: npt.NDArray[np.floating], train_y: npt.NDArray[np
     return model.predict(test_x).astype(np.int64)
 
 
-__all__ = ["BANDS_HZ", "BASELINES", "GSR_FEATURES", "eeg_band_powers", "gsr_features", "logistic_baseline"]
+__all__ = ["BANDS_HZ", "BASELINES", "GSR_FEATURES", "eeg_band_powers", "gsr_features", "logistic_baseline",
+           "scr_rise_threshold_per_s"]

@@ -221,6 +221,8 @@ _DEVICE = typer.Option(None, "--device", help="cpu or cuda.")
 _SEED = typer.Option(None, "--seed", help="Seed of initialisation, shuffling and splits.")
 _OUT = typer.Option(None, "--out", help="Output folder (config output_dir; the run goes to OUT/NAME).")
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+_APPEND = typer.Option([], "--append", help="Markdown file appended to the results document (repeatable), "
+                       "e.g. docs/kd-choice.md.")
 _REPORT = typer.Option(None, "--report", help="Also write the results document here (e.g. docs/results.md; "
                        "the curves beside it as NAME-curves.png).")
 _TEACHER = typer.Option(None, "--teacher", help="teacher.pt to distil from (default: train the teachers first).")
@@ -377,15 +379,18 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
              device: str | None = _DEVICE, seed: int | None = _SEED, out: Path | None = _OUT,
              progress: bool = _PROGRESS,
              protocol: str | None = typer.Option(None, "--protocol", help="loso or kfold."),
-             report_path: Path | None = _REPORT) -> None:
+             report_path: Path | None = _REPORT,
+             appendices: list[Path] = _APPEND) -> None:
     """Compare teacher, student, KD, KD + feedback and logistic-regression baselines over the folds
     of a protocol; writes RUN/results.json, RUN/results.md and RUN/curves.png."""
     import json
+    import resource
     import shlex
     import shutil
     import sys
     import time
 
+    from emotionkd.firmware_bridge.errors import ConfigError
     from emotionkd.training.experiment import evaluate_protocol, plot_curves, results_markdown
 
     started = time.perf_counter()
@@ -401,8 +406,16 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
                        f"accuracy {record['accuracy']:.3f} macro-F1 {record['macro_f1']:.3f} "
                        f"(majority {record['majority_rate']:.3f})")
 
+    texts = []
+    for path in appendices:
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except OSError as exc:  # before hours of training, not after
+            raise ConfigError(f"--append {path}: cannot read it ({exc.strerror}); give an existing Markdown file") from exc
     results = evaluate_protocol(data, config, parallel=parallel, on_fold=report)
     if parallel.is_main:
+        usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        results["cpu_s"] = sum(u.ru_utime + u.ru_stime for u in usage)
         run = config.run_dir
         results["config"] = config.to_dict()
         results["data"] = {"windows": len(data), "subjects": len(set(data.subject.tolist())),
@@ -412,7 +425,7 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
         command = "emotionkd-train " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "emotionkd-train evaluate"
         plot_curves(results["curves"], run / "curves.png")
         document = results_markdown(results, config, command=command, wall_s=results["wall_s"],
-                                    curves_image="curves.png")
+                                    curves_image="curves.png", cpu_s=results["cpu_s"], appendices=texts)
         (run / "results.md").write_text(document, encoding="utf-8")
         typer.echo(document)
         typer.echo(f"wrote {run / 'results.json'}, {run / 'results.md'}, {run / 'curves.png'}")
@@ -421,7 +434,8 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
             report_path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run / "curves.png", image)
             report_path.write_text(results_markdown(results, config, command=command, wall_s=results["wall_s"],
-                                               curves_image=image.name), encoding="utf-8")
+                                                    curves_image=image.name, cpu_s=results["cpu_s"],
+                                                    appendices=texts), encoding="utf-8")
             typer.echo(f"wrote {report_path}, {image}")
     _finish(parallel)
 

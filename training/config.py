@@ -8,7 +8,8 @@ Presets (``preset = "..."`` in the file or ``--preset``) are partial trees appli
 file's own values:
 
 * ``tuned`` (default): settings that train on our data in minutes on a CPU (warm-up + cosine
-  lr, class-balanced CE, best validation epoch kept, KD matching ``sum_halves``);
+  lr, class-balanced CE, best validation epoch kept, KD matching ``projection``, KL 0.1, T = 1:
+  chosen by ``emotionkd-train kd-sweep``, docs/results.md "KD choice");
 * ``paper``: the authors' optimiser settings (teacher lr 5e-5, student lr 1e-6, 100 epochs,
   constant lr, unweighted CE, last epoch kept, KD matching ``gsr_half``) and their input
   (``data.preprocessing = "paper"``: 4 s of GSR at 128 Hz, per-window z-score);
@@ -270,8 +271,11 @@ class ExperimentConfig:
 
 
 # --- presets -----------------------------------------------------------------------------------
+#: the KD settings chosen by the sweep (docs/results.md "KD choice"); also DistillConfig's defaults
+CHOSEN_DISTILL: Final = {"matching": "projection", "kl_weight": 0.1, "temperature": 1.0}
+
 PRESETS: Final[dict[str, dict[str, Any]]] = {
-    "tuned": {},
+    "tuned": {"distill": CHOSEN_DISTILL},
     "paper": {
         "data": {"preprocessing": "paper"},
         "teacher_optim": {"lr": 5e-5, "epochs": 100, "batch_size": 128, "schedule": "constant",
@@ -310,6 +314,7 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
                           "class_weighting": "balanced", "patience": 0},
         "student_optim": {"epochs": 6, "batch_size": 32, "schedule": "cosine", "warmup_fraction": 0.1,
                           "class_weighting": "balanced", "patience": 0},
+        "distill": CHOSEN_DISTILL,
         "feedback": {"period": 8},
         "evaluation": {"protocol": "loso", "validation_fraction": 0.15, "fold_workers": 2},
     },

@@ -197,18 +197,32 @@ ARM_PAIRS: tuple[tuple[str, str], ...] = (
     ("student", "logreg-gsr"), ("teacher", "logreg-eeg-bands"))
 
 
+def baseline_features(data: WindowedDataset, train: WindowedDataset, test: WindowedDataset,
+                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(train, test) features of each logistic-regression baseline: GSR features of exactly the
+    student's input windows (at the model rate, SCR criterion of its preprocessing) and EEG log
+    band powers at the EEG rate (:data:`EEG_RATE_HZ`)."""
+    from emotionkd.training.baselines import eeg_band_powers, gsr_features, scr_rise_threshold_per_s
+    from emotionkd.training.datasets.config import EEG_RATE_HZ
+
+    params = (data.meta.get("preprocessing") or {}).get("params", {})
+    gsr_rate_hz = float(params.get("rate_hz", data.meta.get("rate_hz", 128.0)))
+    threshold = scr_rise_threshold_per_s(params)
+    features = {"logreg-gsr": (gsr_features(train.gsr, gsr_rate_hz, threshold),
+                               gsr_features(test.gsr, gsr_rate_hz, threshold))}
+    if train.eeg is not None and test.eeg is not None:
+        features["logreg-eeg-bands"] = (eeg_band_powers(train.eeg, EEG_RATE_HZ),
+                                        eeg_band_powers(test.eeg, EEG_RATE_HZ))
+    return features
+
+
 def _fold_records(data: WindowedDataset, fold: Fold, config: ExperimentConfig,
                   par: Parallel) -> list[dict[str, Any]]:
     """Train and score every method and baseline of one fold: one record per (target, method)
     with the test labels, predictions, training labels and training accuracy."""
-    from emotionkd.training.baselines import eeg_band_powers, gsr_features, logistic_baseline
-
     ev = config.evaluation
     train, test = data.subset(fold.train), data.subset(fold.test)
-    rate_hz = float((data.meta.get("preprocessing") or {}).get("params", {}).get("rate_hz", 128.0))
-    features = {"logreg-gsr": (gsr_features(train.gsr, rate_hz), gsr_features(test.gsr, rate_hz))}
-    if train.eeg is not None and test.eeg is not None:
-        features["logreg-eeg-bands"] = (eeg_band_powers(train.eeg, rate_hz), eeg_band_powers(test.eeg, rate_hz))
+    features = baseline_features(data, train, test)
     records: list[dict[str, Any]] = []
     for target in config.targets:
         column = TARGETS.index(target)
@@ -222,6 +236,8 @@ def _fold_records(data: WindowedDataset, fold: Fold, config: ExperimentConfig,
                                     == y_train).mean())
             records.append({"target": target, "method": method, "y_test": y_test, "pred": predictions,
                             "y_train": y_train, "train_accuracy": train_accuracy, "history": result.history})
+        from emotionkd.training.baselines import logistic_baseline
+
         for name, (x_train, x_test) in features.items():
             predictions = logistic_baseline(x_train, y_train, x_test, seed=config.seed)
             train_accuracy = float((logistic_baseline(x_train, y_train, x_train, seed=config.seed)
@@ -358,10 +374,15 @@ def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, f
 
 
 def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, command: str, wall_s: float,
-                     curves_image: str | None = None) -> str:
+                     curves_image: str | None = None, cpu_s: float | None = None,
+                     appendices: Sequence[str] = ()) -> str:
     """The complete results document of one ``evaluate`` run (what ``make results`` writes to
     docs/results.md): command, data, settings, wall time, the summary table (chance and training
-    accuracy beside every figure), paired comparisons, and per-fold accuracies."""
+    accuracy beside every figure), paired comparisons, and per-fold accuracies.
+
+    ``cpu_s``: CPU seconds of the run (all processes), reported beside the wall time.
+    ``appendices``: Markdown sections appended as they are (e.g. the KD sweep that chose the
+    distillation settings, ``docs/kd-choice.md``), so the one command regenerates them too."""
     data = results.get("data", {})
     t_opt, s_opt, ev = config.teacher_optim, config.student_optim, config.evaluation
     lines = [
@@ -387,7 +408,9 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         f"quiz {config.feedback.quiz_fraction:.0%} of the training trials |",
         "| baselines | logistic regression (scikit-learn, class-balanced) on EEG log band powers "
         "(θ α β γ per channel) and on GSR level, slope, SCR count and amplitude of the model's window |",
-        f"| run | {wall_s / 60:.1f} min wall, {ev.fold_workers} fold process(es) × {config.threads or 'default'} "
+        f"| run | {wall_s / 60:.1f} min wall"
+        + (f", {cpu_s / 60:.1f} min CPU (all processes)" if cpu_s is not None else "")
+        + f", {ev.fold_workers} fold process(es) × {config.threads or 'default'} "
         f"torch thread(s), seed {config.seed} |",
         "",
         "## Accuracy (mean ± std over folds, %)", "",
@@ -411,6 +434,7 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         lines.append("")
     if curves_image:
         lines += ["## Training curves", "", f"![training loss and held-out accuracy per epoch]({curves_image})", ""]
+    lines += [appendix.rstrip("\n") + "\n" for appendix in appendices]
     return "\n".join(lines)
 
 

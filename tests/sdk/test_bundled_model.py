@@ -17,5 +17,7 @@ def test_the_bundled_model_is_the_pipelines_int8_student_on_synthetic_data() -> 
     assert contract.provenance.method == "kd+feedback" and contract.provenance.dataset == "deap"
     assert contract.export["int8"] is True
     assert min(contract.export["quantization"]["agreement"].values()) >= 0.9
-    predictions = clf.predict(synthesize_gsr(12.0, seed=4), sample_rate_hz=128.0)
+    # ekd-gsr v2 input: 32 s windows every 1 s, so 40 s of signal give 9 windows
+    assert contract.preprocessing.version == 2 and contract.window_s == 32.0
+    predictions = clf.predict(synthesize_gsr(40.0, seed=4), sample_rate_hz=128.0)
     assert len(predictions) >= 8 and all(p.ok and 0 <= p.arousal <= 1 and 0 <= p.valence <= 1 for p in predictions)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from emotionkd.sdk import EmotionClassifier
 from emotionkd.sdk.cli import app
 from emotionkd.sdk.recording import read_recording
 
@@ -145,3 +146,16 @@ def test_demo_table_without_faults_and_a_bad_duration(test_model: Path) -> None:
     assert "line noise" not in out + err and "0 garbage bytes sent" in err
     code, _, err = _run("demo", "--duration", "0", "--model", str(test_model))
     assert code == 2 and "--duration must be positive" in err
+    window_s = EmotionClassifier(test_model).window_s
+    code, _, err = _run("demo", "--duration", f"{window_s / 2:g}", "--model", str(test_model))
+    assert code == 2 and f"shorter than the model's {window_s:g} s window" in err
+
+
+def test_demo_timing_leaves_whole_windows_before_and_after_the_change() -> None:
+    from emotionkd.sdk.cli import demo_timing
+
+    assert demo_timing(4.0, None) == (20.0, 8.0)  # v1: 20 s, the change at 40 %
+    duration_s, change_s = demo_timing(32.0, None)  # v2: 32 s windows
+    assert (duration_s, change_s) == (76.0, 36.0)
+    assert change_s >= 32.0 and duration_s - change_s >= 32.0  # windows wholly before and after
+    assert demo_timing(32.0, 40.0) == (40.0, 16.0)  # too short for both: the 40 % rule stays

@@ -52,3 +52,44 @@ def test_logistic_baseline_learns_a_separable_feature() -> None:
     predictions = logistic_baseline(x[:150], y[:150], x[150:])
     assert (predictions == y[150:]).mean() > 0.95
     assert (logistic_baseline(x[:10], np.ones(10, np.int64), x[150:]) == 1).all()
+
+
+def test_gsr_baseline_sees_the_students_v2_input() -> None:
+    """Under v2 the GSR features are read from exactly the student's window (10·(ln G − causal
+    baseline), 32 s at 16 Hz): level is the rise above the wearer's baseline, responses are
+    relative rises caught by the 1 %/s criterion; EEG band powers use the EEG rate, not 16 Hz."""
+    from dataclasses import asdict
+
+    from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, preprocess_recording
+    from emotionkd.training.baselines import scr_rise_threshold_per_s
+    from emotionkd.training.experiment import baseline_features
+    from emotionkd.training.windowed import WindowedDataset
+
+    source_hz = 128.0
+    t = np.arange(int(160 * source_hz)) / source_hz  # last window: 128-160 s
+    calm = np.full_like(t, 4.0)
+    aroused = 4.0 * (1 + 0.002 * np.clip(t - 100, 0, None))  # tonic rise after 100 s
+    for onset_s in (135.0, 148.0):  # two 5 % responses: 1 s rise, 4 s recovery
+        shape = np.clip((t - onset_s) / 1.0, 0, 1) * np.exp(-np.clip(t - onset_s - 1.0, 0, None) / 4.0)
+        aroused = aroused * (1 + 0.05 * shape)
+    params = asdict(DEFAULT_PREPROCESSING)
+    windows = [preprocess_recording(x, source_hz, "uS", DEFAULT_PREPROCESSING).features[-1] for x in (calm, aroused)]
+    gsr = np.stack(windows).astype(np.float32)
+    assert gsr.shape == (2, 512)
+    threshold = scr_rise_threshold_per_s(params)
+    assert threshold == pytest.approx(0.1)
+    features = gsr_features(gsr, DEFAULT_PREPROCESSING.rate_hz, threshold)
+    level, slope, count, amplitude = features.T
+    assert abs(level[0]) < 1e-3 and count[0] == 0
+    assert level[1] > 0.2 and slope[1] > 0
+    assert count[1] == 2 and 10 * np.log(1.05) * 0.6 < amplitude[1] < 10 * np.log(1.05) * 1.1
+
+    rng = np.random.default_rng(0)
+    eeg = rng.normal(size=(4, 28, 512)).astype(np.float32)
+    data = WindowedDataset(gsr=np.r_[gsr, gsr], eeg=eeg, labels=np.array([[0, 0], [1, 1]] * 2),
+                           ratings=np.zeros((4, 2), np.float32), subject=np.array([0, 0, 1, 1]),
+                           trial=np.array([0, 1, 0, 1]), start_s=np.zeros(4, np.float32),
+                           meta={"preprocessing": {"name": "ekd-gsr", "version": 2, "params": params}})
+    features_by_name = baseline_features(data, data.subset([0, 1]), data.subset([2, 3]))
+    np.testing.assert_allclose(features_by_name["logreg-gsr"][0], features)
+    assert features_by_name["logreg-eeg-bands"][0].shape == (2, 4 * 28)  # 16 Hz would have no beta bin

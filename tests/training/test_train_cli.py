@@ -127,9 +127,13 @@ def test_evaluate_loso_writes_results_and_curves(tmp_path: Path) -> None:
 def test_evaluate_report_writes_the_results_document(tmp_path: Path) -> None:
     config = _config(tmp_path, "prepared", _prepared(tmp_path))
     report = tmp_path / "docs" / "results.md"
+    appendix = tmp_path / "kd-choice.md"
+    appendix.write_text("## KD choice\n\nthe sweep's table\n")
     _invoke("evaluate", "--config", str(config), "--set", 'evaluation.methods=["teacher", "student"]',
-            "--set", 'targets=["valence"]', "--set", "evaluation.max_folds=2", "--report", str(report))
+            "--set", 'targets=["valence"]', "--set", "evaluation.max_folds=2", "--report", str(report),
+            "--append", str(appendix))
     text = report.read_text()
+    assert text.rstrip().endswith("## KD choice\n\nthe sweep's table") and " min CPU (all processes)" in text
     assert "## The exact command" in text and "Chance (test majority)" in text and "Training accuracy" in text
     assert "| valence | teacher − student |" in text and "![training loss" in text
     assert (tmp_path / "docs" / "results-curves.png").stat().st_size > 1000
