@@ -14,7 +14,7 @@ This script plays all three roles on this machine:
    ``emotionkd-sdk stream --source lsl://LabGSR --lsl`` does;
 3. a "LabRecorder" inlet reads the ``emotionkd`` stream back and prints what it receives.
 
-    python examples/lsl_lab.py --duration 20
+    python examples/lsl_lab.py --duration 40
 
 Needs the ``lsl`` extra (``pip install "emotionkd[lsl]"``); without liblsl it says so and exits 0.
 """
@@ -77,7 +77,7 @@ def recorder(pylsl, stop: threading.Event, received: list[list[float]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of GSR to classify (default 20)")
+    parser.add_argument("--duration", type=float, default=40.0, help="seconds of GSR to classify (default 40; the bundled model reads 32 s windows)")
     parser.add_argument("--model", default=None, help="an .onnx model (default: the bundled one)")
     args = parser.parse_args()
 

@@ -10,7 +10,7 @@ any source URL you give (``--source serial:///dev/ttyUSB0?protocol=ekd``). Half-
 simulated wearer gets excited (arousal 0.1 -> 0.95), so the notification has something to react to.
 
     python examples/wearable_app.py                       # 30 s of sim:// in real time
-    python examples/wearable_app.py --emulator --duration 20
+    python examples/wearable_app.py --emulator --duration 60
     python examples/wearable_app.py --source "serial:///dev/ttyUSB0?protocol=ekd"
 """
 
@@ -80,7 +80,7 @@ def sensor(args: argparse.Namespace) -> Iterator[tuple[str, object | None]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of signal (default 30)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of signal (default 60; the bundled model reads 32 s windows)")
     parser.add_argument("--model", default=None, help="an .onnx model (default: the bundled one)")
     parser.add_argument("--emulator", action="store_true", help="an EKD device emulated on a pty")
     parser.add_argument("--source", default=None, help="any source URL (serial://, ble://, replay://, lsl://)")

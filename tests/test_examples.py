@@ -22,14 +22,14 @@ def _run(name: str, *args: str, timeout_s: float = 120.0, cwd: Path = ROOT) -> s
 
 
 def test_wearable_app_reacts_to_predictions_through_a_callback() -> None:
-    out = _run("wearable_app.py", "--duration", "16", "--speed", "0")
+    out = _run("wearable_app.py", "--duration", "48", "--speed", "0")  # 32 s windows
     rows = re.findall(r"arousal (\d\.\d\d) (low|high) +valence (\d\.\d\d) (low|high)", out)
     assert len(rows) >= 10 and all(0 <= float(r[0]) <= 1 and 0 <= float(r[2]) <= 1 for r in rows)
     assert re.search(r"\d+ notification\(s\)", out)
 
 
 def test_custom_firmware_streams_ekd_frames_through_a_pty_to_the_sdk() -> None:
-    out = _run("custom_firmware.py", "--duration", "6")
+    out = _run("custom_firmware.py", "--duration", "36")  # one 32 s window + 4 hops, in real time
     assert "serial:///dev/pts/" in out
     assert len(re.findall(r"arousal \d\.\d\d valence \d\.\d\d", out)) >= 2
     sent = int(re.search(r"the firmware sent (\d+) frames", out).group(1))  # type: ignore[union-attr]
@@ -37,7 +37,7 @@ def test_custom_firmware_streams_ekd_frames_through_a_pty_to_the_sdk() -> None:
 
 
 def test_lsl_lab_round_trips_gsr_and_predictions_or_says_why_not() -> None:
-    out = _run("lsl_lab.py", "--duration", "6")
+    out = _run("lsl_lab.py", "--duration", "36")  # one 32 s window + 4 hops, in real time
     if out.startswith("skipped:"):
         pytest.skip(out.strip())
     published, received = map(int, re.search(r"published (\d+) predictions .* received (\d+)", out).groups())  # type: ignore[union-attr]
@@ -46,7 +46,7 @@ def test_lsl_lab_round_trips_gsr_and_predictions_or_says_why_not() -> None:
 
 
 def test_offline_analysis_plots_a_recording(tmp_path: Path) -> None:
-    out = _run("offline_analysis.py", "--duration", "40", "--out", str(tmp_path))
+    out = _run("offline_analysis.py", "--duration", "80", "--out", str(tmp_path))
     png = tmp_path / "analysis.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     rows = (tmp_path / "predictions.csv").read_text().splitlines()

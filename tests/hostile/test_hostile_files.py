@@ -131,7 +131,7 @@ def test_multi_column_csv_without_time_column_by_column_and_rate(tmp_path: Path)
 
 def test_cli_column_and_rate_reach_the_replay(tmp_path: Path) -> None:
     path = tmp_path / "bio.csv"
-    path.write_text("ECG,EDA\n" + "".join(f"0.1,{5 + 0.001 * i:.4f}\n" for i in range(100 * 12)), encoding="utf-8")
+    path.write_text("ECG,EDA\n" + "".join(f"0.1,{5 + 0.001 * i:.4f}\n" for i in range(100 * 40)), encoding="utf-8")  # 40 s: the bundled model reads 32 s windows
     result = runner.invoke(app, ["stream", "--replay", str(path), "--column", "EDA", "--rate", "100",
                                  "--speed", "0", "--format", "jsonl"])
     assert result.exit_code == 0, result.stderr
