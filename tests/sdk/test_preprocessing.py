@@ -43,6 +43,17 @@ def _assert_same(a: Windows, b: Windows) -> None:
     np.testing.assert_allclose(a.features, b.features, atol=1e-6, equal_nan=True)
 
 
+def _wandering_trace_with_gaps(rate, seconds, gaps, seed):
+    """A random-walk conductance trace (µS) at ``rate`` with NaN gaps at ``(where 0-1, length s)``."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    x = 4.0 + np.cumsum(rng.normal(0, 0.02, n)) + rng.normal(0, 0.01, n)
+    for where, length_s in gaps:
+        start = int(where * n)
+        x[start : start + int(length_s * rate) + 1] = np.nan
+    return x
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rate=st.sampled_from([4.0, 15.0, 32.0, 50.0, 128.0, 256.0, 1000.0]),
@@ -53,12 +64,7 @@ def _assert_same(a: Windows, b: Windows) -> None:
     seed=st.integers(0, 2**16),
 )
 def test_streaming_equals_offline_for_any_chunking(rate, seconds, chunks, hop, gaps, seed):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * rate)
-    x = 4.0 + np.cumsum(rng.normal(0, 0.02, n)) + rng.normal(0, 0.01, n)
-    for where, length_s in gaps:
-        start = int(where * n)
-        x[start : start + int(length_s * rate) + 1] = np.nan
+    x = _wandering_trace_with_gaps(rate, seconds, gaps, seed)
     offline = preprocess_recording(x, rate, hop_samples=hop)
     streamed = _stream(x, rate, chunks, hop)
     _assert_same(offline, streamed)
@@ -168,12 +174,7 @@ V2 = DEFAULT_PREPROCESSING
     seed=st.integers(0, 2**16),
 )
 def test_v2_streaming_equals_offline_for_any_chunking(rate, seconds, chunks, hop, gaps, tau_s, seed):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * rate)
-    x = 4.0 + np.cumsum(rng.normal(0, 0.02, n)) + rng.normal(0, 0.01, n)
-    for where, length_s in gaps:
-        start = int(where * n)
-        x[start : start + int(length_s * rate) + 1] = np.nan
+    x = _wandering_trace_with_gaps(rate, seconds, gaps, seed)
     cfg = replace(V2, baseline_tau_s=tau_s)
     offline = preprocess_recording(x, rate, config=cfg, hop_samples=hop)
     _assert_same(offline, _stream(x, rate, chunks, hop, config=cfg))
