@@ -315,6 +315,9 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
         with open_source(url) as src:
             status.source = _source_label(url, src.info.device)
             outputs.extend(open_outputs(status))
+            for out in outputs:  # outputs that stamp predictions with the source's clock (LSL)
+                if hasattr(out, "bind_source"):
+                    out.bind_source(src)
             for block in src.blocks():
                 if status.samples == 0:  # said now: a device names itself in its first frames
                     info = src.info

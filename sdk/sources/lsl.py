@@ -79,6 +79,7 @@ class LslSource(Source):
         self._inlet = pylsl.StreamInlet(info, max_buflen=60, recover=True)
         self._clock = StreamClock(self.rate_hz)
         full = self._inlet.info(timeout=self.timeout_s)  # with the metadata (desc)
+        self._inlet.open_stream(timeout=self.timeout_s)  # buffer from now on, not from the first pull
         if self.unit is None:
             self.unit = normalise_unit(_channel_unit(full, self.channel) or "uS")
         self._device = f"LSL {info.name()} ({info.type()}, {info.hostname()})"
@@ -113,6 +114,7 @@ class LslSource(Source):
         # owns these rules).
         axis = AxisAligner(rate, GapPolicy(self.max_gap_s, jitter_s=max(2, round(0.1 * rate)) / rate, on_overlap="keep"),
                            start_index=0)
+        tolerance = axis.policy.jitter_samples(rate)
         first_stamp: float | None = None
         last_data = time.monotonic()
         while not self.closed:
@@ -130,14 +132,19 @@ class LslSource(Source):
             if first_stamp is None:
                 first_stamp = float(stamps_arr[0])
             flags = np.where(np.isnan(values), SampleFlag.GAP, 0).astype(np.uint8)
+            # one pull may span a gap: place each run of evenly stamped samples by its own stamp
             with np.errstate(over="ignore", invalid="ignore"):
-                claimed = (float(stamps_arr[0]) - first_stamp) * rate  # float: a 1e300 s jump stays a number
-            placed = axis.place_values(claimed, values, flags, time.time())
-            if placed.blocks:
-                last = placed.blocks[-1]
-                self._clock.mark(last.first_index, stamps_arr[stamps_arr.size - len(last):])
-            self._counters.update(axis.counters())
-            yield from placed.blocks
+                steps = np.diff(stamps_arr) * rate - 1.0
+            cuts = np.flatnonzero(~(np.abs(steps) <= tolerance)) + 1
+            for run in np.split(np.arange(stamps_arr.size), cuts):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    claimed = (float(stamps_arr[run[0]]) - first_stamp) * rate  # float: a 1e300 s jump stays a number
+                placed = axis.place_values(claimed, values[run], flags[run], time.time())
+                if placed.blocks:  # the run's samples are the last block (after any fill)
+                    last = placed.blocks[-1]
+                    self._clock.mark(last.first_index, stamps_arr[run][run.size - len(last):])
+                self._counters.update(axis.counters())
+                yield from placed.blocks
 
 
 def _channel_unit(info: Any, channel: int) -> str | None:

@@ -70,3 +70,50 @@ def test_a_time_stamp_jump_is_a_bounded_discontinuity() -> None:
     assert total <= 96 + 10 * 32 + 8, total  # before: 32,000,000 NaN samples
     flags = np.concatenate([b.flags for b in blocks])
     assert np.count_nonzero(flags & SampleFlag.CLOCK_RESYNC) == 1
+
+
+def test_a_time_jump_of_a_billion_seconds_keeps_memory_bounded_and_is_reported() -> None:
+    """10^9 s at 32 Hz would be 3.2e10 NaN samples (256 GB); the source fills max_gap (10 s),
+    counts a discontinuity and the samples the jump claims lost, and its peak memory stays small."""
+    import tracemalloc
+
+    rate = 32.0
+    reading = threading.Event()
+    stop = threading.Event()
+
+    def send() -> None:
+        outlet = _outlet("ekd-hostile-billion", rate)
+        reading.wait(10.0)
+        time.sleep(0.2)
+        start = pylsl.local_clock()
+        for i in range(0, 64, 8):
+            if stop.is_set():
+                return
+            jump = 1e9 if i >= 32 else 0.0
+            outlet.push_chunk([[5.0]] * 8, start + jump + (i + 7) / rate)  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        time.sleep(1.0)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    blocks = []
+    tracemalloc.start()
+    try:
+        with LslSource("lsl://ekd-hostile-billion?timeout=5&unit=uS") as source:
+            reading.set()
+            for block in source.blocks():
+                blocks.append(block)
+                if sum(len(b) for b in blocks) >= 64 + 10 * 32:
+                    break
+            counters = source.counters()
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        stop.set()
+        sender.join()
+    flags = np.concatenate([b.flags for b in blocks])
+    assert flags.size == 64 + 10 * 32  # 64 samples + a 10 s fill, nothing more
+    assert counters["discontinuities"] == 1 and counters["gap_samples"] == 10 * 32
+    assert counters["samples_lost"] >= 1e9 * rate - 64  # the claim is reported, not allocated
+    assert np.count_nonzero(flags & SampleFlag.CLOCK_RESYNC) == 1
+    assert peak_bytes < 4_000_000, peak_bytes
