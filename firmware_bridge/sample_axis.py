@@ -1,3 +1,4 @@
+# size: the one owner of the sample axis; the producer axis, the jump rules, the aligner and the clock share those rules (split, they would drift apart again)
 """The one owner of the sample axis: bounded gap filling, overlap trimming, restarts, segments.
 
 Every sample a source hands upward sits on a continuous *sample axis* (index 0 = the stream's
