@@ -57,6 +57,11 @@ class Source:
     def open(self) -> None:
         """Acquire the device or file (raise :class:`TransportError` / :class:`DataError`)."""
 
+    async def aopen(self) -> None:
+        """:meth:`open` for asyncio (a worker thread by default; the device source connects BLE
+        in the running loop)."""
+        await asyncio.to_thread(self.open)
+
     def close(self) -> None:
         """Release the device; makes a blocked :meth:`blocks` return soon. Idempotent."""
         self._closed.set()

@@ -192,7 +192,15 @@ class GsrSource(Source):
         return self
 
     def open(self) -> None:
-        self.start()
+        """:meth:`start`; on a thread whose event loop is running, connecting is left to
+        :meth:`ablocks` (or :meth:`aopen`), which does it in that loop: never block a loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.start()
+
+    async def aopen(self) -> None:
+        await self.astart()
 
     def _halt(self) -> None:
         """Stop the transport (sends the protocol's stop command when connected)."""

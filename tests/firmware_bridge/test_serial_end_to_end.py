@@ -194,6 +194,28 @@ def test_async_iteration() -> None:
     assert sum(len(b) for b in blocks) >= 64
 
 
+def test_open_inside_a_running_loop_leaves_connecting_to_the_async_face() -> None:
+    """``src.open(); async for … src.ablocks()`` (what ``EmotionClassifier.astream`` does) never
+    blocks the loop: open() defers, ablocks() connects (and reads) for the loop."""
+    async def main(path: str) -> tuple[bool, list[SampleBlock]]:
+        source = GsrSource(f"serial://{path}?protocol=ekd", backoff=FAST)
+        source.open()
+        deferred = source._thread is None
+        got: list[SampleBlock] = []
+        try:
+            async for block in source.ablocks():
+                got.append(block)
+                if sum(len(b) for b in got) >= 64:
+                    break
+        finally:
+            await source.aclose()
+        return deferred, got
+
+    with make_emulator("ekd", EmulatorConfig(rate_hz=128, frames_per_s=16)) as emu:
+        deferred, blocks = asyncio.run(main(emu.port_path))
+    assert deferred and sum(len(b) for b in blocks) >= 64
+
+
 def test_simulate_command_prints_the_pty() -> None:
     from emotionkd.sdk.cli import app
 
