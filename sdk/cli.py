@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
@@ -193,10 +193,6 @@ def _source_label(url: str, device: str) -> str:
     return device
 
 
-def _reached(block: Any, duration_s: float | None) -> bool:
-    return duration_s is not None and block.start_s + len(block) / block.rate_hz >= duration_s
-
-
 @app.command()
 @friendly_errors
 def stream(
@@ -311,31 +307,35 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
             for out in outputs:
                 out.write(prediction, status)
 
+    def shown(src: Any) -> Iterator[Any]:
+        """The source's blocks, each shown, recorded and counted before it is classified."""
+        nonlocal recorder
+        for block in src.blocks():
+            if status.samples == 0:  # said now: a device names itself in its first frames
+                info = src.info
+                status.source = _source_label(url, info.device)
+                status.nominal_rate_hz = block.rate_hz
+                _say(f"streaming {status.source} ({info.protocol}, {block.rate_hz:g} Hz) -> "
+                     f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s")
+            if record is not None and recorder is None:
+                recorder = RecordingWriter(record, device=src.info.device, protocol=src.info.protocol,
+                                           rate_hz=block.rate_hz)
+            if recorder is not None:
+                recorder.write(block)
+            status.received(len(block))
+            status.counters = src.counters()
+            if on_block is not None:
+                on_block(block, status)
+            yield block
+
     try:
         with open_source(url) as src:
             status.source = _source_label(url, src.info.device)
             outputs.extend(open_outputs(status))
-            for block in src.blocks():
-                if status.samples == 0:  # said now: a device names itself in its first frames
-                    info = src.info
-                    status.source = _source_label(url, info.device)
-                    status.nominal_rate_hz = block.rate_hz
-                    _say(f"streaming {status.source} ({info.protocol}, {block.rate_hz:g} Hz) -> "
-                               f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s")
-                if record is not None and recorder is None:
-                    recorder = RecordingWriter(record, device=src.info.device, protocol=src.info.protocol,
-                                               rate_hz=block.rate_hz)
-                if recorder is not None:
-                    recorder.write(block)
-                status.received(len(block))
-                status.counters = src.counters()
-                if on_block is not None:
-                    on_block(block, status)
-                emit(classifier.push(block))
-                if _reached(block, duration_s):
-                    break
-            else:  # the source ended (a replayed file): its last windows too
-                emit(classifier.flush())
+            classifier.reset()
+            # the classifier's own loop (duration, flush at the source's end); the CLI only shows
+            for prediction in classifier.classify_blocks(shown(src), duration_s=duration_s):
+                emit([prediction])
     finally:
         for out in outputs:
             out.close()
@@ -494,6 +494,7 @@ def record(
     unit: UnitOption = None,
 ) -> None:
     """Record raw samples (µS and flags, no model) to a CSV file that replay:// reads back."""
+    from emotionkd.sdk.pipeline import block_reaches
     from emotionkd.sdk.recording import RecordingWriter
     from emotionkd.sdk.sources import open_source
 
@@ -513,7 +514,7 @@ def record(
                     info = src.info
                     writer = RecordingWriter(path, device=info.device, protocol=info.protocol, rate_hz=block.rate_hz)
                 writer.write(block)
-                if _reached(block, duration_s):
+                if block_reaches(block, duration_s):
                     break
         finally:
             if writer is not None:

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TextIO
 import numpy as np
 
 from emotionkd.firmware_bridge.errors import DataError
-from emotionkd.sdk.classifier import Prediction
+from emotionkd.sdk.prediction import Prediction
 
 CSV_COLUMNS = ("start_s", "end_s", "arousal", "valence", "arousal_label", "valence_label",
                "quality", "samples_missing", "conductance_us", "quality_detail")

@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError, ContractError, DataError
+from emotionkd.firmware_bridge.samples import SampleFlag
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.resampling import StreamingResampler
 from emotionkd.sdk.windowing import Windower
@@ -58,6 +59,10 @@ V1_NORMALISATIONS: Final = ("window_zscore", "none")
 V2_FIELDS: Final = ("baseline_tau_s", "log_scale")
 #: ln conductance range the EMA's closed form may span inside one block (exp(25) ~ 7e10)
 _EMA_LOG_RANGE = 25.0
+#: the source flags the quality gate counts per window (kept with each source sample)
+_GATE_FLAGS: Final = int(SampleFlag.ELECTRODE_OFF | SampleFlag.SATURATED)
+#: the preprocessor's own bit beside them: the sample is missing (NaN after unit conversion)
+_MISSING: Final = 0x80
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,13 @@ class Windows:
         features: (N, W) float32, normalised model input (NaN rows where not usable).
         samples_missing: (N,) int64, samples missing at the source or lost to a gap.
         usable: (N,) bool, the window may be given to the model.
+        source_samples: (N,) int64, source samples that belong to the window.
+        electrode_off, saturated: (N,) int64, how many of them carry that :class:`SampleFlag`.
+
+    Source samples reach windows one way (:meth:`GsrPreprocessor.push`): model-rate sample
+    ``k`` stands for the source sample nearest in time (the resampler's
+    ``output_to_input_index``), and a window ``[k0, k0 + W)`` owns the source samples
+    ``[index(k0), index(k0 + W))``; its missing count and its flag counts both come from there.
     """
 
     start_index: npt.NDArray[np.int64]
@@ -194,6 +206,9 @@ class Windows:
     features: npt.NDArray[np.float32]
     samples_missing: npt.NDArray[np.int64]
     usable: npt.NDArray[np.bool_]
+    source_samples: npt.NDArray[np.int64]
+    electrode_off: npt.NDArray[np.int64]
+    saturated: npt.NDArray[np.int64]
 
     # Streams in lockstep (``GsrPreprocessor(streams=S)``): the per-window fields get a leading
     # stream axis, ``(S, N, W)`` and ``(S, N)``; the time fields stay ``(N,)`` (shared).
@@ -218,6 +233,9 @@ def _empty_windows(window_samples: int, streams: tuple[int, ...] = ()) -> Window
         np.zeros(streams + (0, window_samples), np.float32),
         np.zeros(streams + (0,), np.int64),
         np.zeros(streams + (0,), bool),
+        np.zeros(0, np.int64),
+        np.zeros(streams + (0,), np.int64),
+        np.zeros(streams + (0,), np.int64),
     )
 
 
@@ -339,7 +357,8 @@ class GsrPreprocessor:
         # per stream, () or (S,): the last valid sample and the length of the current missing run
         self._last_valid = np.full(self._streams, np.nan)
         self._run = np.zeros(self._streams, dtype=np.int64)
-        self._flags_in = np.zeros(self._streams + (0,), dtype=bool)  # source flags not yet mapped to outputs
+        # source SampleFlag bits (plus _MISSING where NaN) not yet mapped to outputs and windows
+        self._flags_in = np.zeros(self._streams + (0,), dtype=np.uint8)
         self._flags_start = 0  # input index of _flags_in[0]
 
     @property
@@ -371,13 +390,20 @@ class GsrPreprocessor:
         self._run = np.where(missing[..., -1], run[..., -1], 0)
         return out
 
-    def push(self, samples: npt.ArrayLike) -> Windows:
-        """Feed samples (shape ``(n,)``, or ``(S, n)`` in lockstep; in ``unit``; NaN = missing);
-        return completed windows."""
+    def push(self, samples: npt.ArrayLike, flags: npt.ArrayLike | None = None) -> Windows:
+        """Feed samples (shape ``(n,)``, or ``(S, n)`` in lockstep; in ``unit``; NaN = missing)
+        and optionally their :class:`SampleFlag` bits (same shape; counted per window as
+        ``electrode_off`` / ``saturated``); return completed windows."""
         conductance = to_conductance_us(np.asarray(samples, dtype=np.float64).reshape(self._streams + (-1,)), self.unit)
         if conductance.shape[-1] == 0:
             return _empty_windows(self.config.window_samples, self._streams)
-        self._flags_in = np.concatenate([self._flags_in, np.isnan(conductance)], axis=-1)
+        bits = np.isnan(conductance).astype(np.uint8) * np.uint8(_MISSING)
+        if flags is not None:
+            source_flags = np.asarray(flags, dtype=np.uint8)
+            if source_flags.shape != conductance.shape:
+                raise ConfigError(f"flags has shape {source_flags.shape} for samples of shape {conductance.shape}")
+            bits |= source_flags & np.uint8(_GATE_FLAGS)
+        self._flags_in = np.concatenate([self._flags_in, bits], axis=-1)
         held = self._hold(conductance)
         return self._emit(self._resampler.push(held))
 
@@ -393,18 +419,21 @@ class GsrPreprocessor:
         if resampled.shape[-1] == 0:
             return _empty_windows(self.config.window_samples, self._streams)
         held = self._flags_in.shape[-1]
+        to_input = self._resampler.output_to_input_index
         k = np.arange(self._resampler.samples_out - resampled.shape[-1], self._resampler.samples_out)
-        source = self._resampler.output_to_input_index(k) - self._flags_start
-        source = np.clip(source, 0, max(held - 1, 0))
-        flagged = self._flags_in[..., source] if held else np.zeros(resampled.shape, bool)
-        # Source flags older than the next output's source sample are no longer needed.
-        keep_from = int(source[-1])
-        self._flags_in = self._flags_in[..., keep_from:]
-        self._flags_start += keep_from
+        source = np.clip(to_input(k) - self._flags_start, 0, max(held - 1, 0))
+        flagged = (self._flags_in[..., source] & np.uint8(_MISSING)).astype(bool) if held else np.zeros(resampled.shape, bool)
         raw = self._windower.push(resampled, flagged)
         if self._baseline is not None:
             features = self._feature_windower.push(self._baseline.push(resampled)).values.astype(np.float32)
-        if len(raw) == 0:
+        counts = self._count_flags(raw.start_index, held) if len(raw) else None
+        # Source flags before the next window's first source sample (and before the next
+        # output's) are no longer needed.
+        keep_from = int(to_input(np.int64(min(self._windower.next_start, self._resampler.samples_out))))
+        keep_from = min(max(keep_from - self._flags_start, 0), max(held - 1, 0))
+        self._flags_in = self._flags_in[..., keep_from:]
+        self._flags_start += keep_from
+        if counts is None:
             return _empty_windows(self.config.window_samples, self._streams)
         cfg = self.config
         nan = np.isnan(raw.values)
@@ -422,7 +451,29 @@ class GsrPreprocessor:
             features=features,
             samples_missing=missing,
             usable=usable,
+            source_samples=counts[0],
+            electrode_off=counts[1],
+            saturated=counts[2],
         )
+
+    def _count_flags(self, start_index: npt.NDArray[np.int64],
+                     held: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(source samples, electrode-off, saturated) of windows starting at model samples
+        ``start_index``: the source samples ``[index(k0), index(k0 + W))`` held so far."""
+        to_input = self._resampler.output_to_input_index
+        lo = np.clip(to_input(start_index) - self._flags_start, 0, held)
+        hi = np.clip(to_input(start_index + self.config.window_samples) - self._flags_start, 0, held)
+        bits = self._flags_in
+        shape = self._streams + (start_index.size,)
+        if not held or not (bits & np.uint8(_GATE_FLAGS)).any():  # the usual case: nothing flagged
+            zeros = np.zeros(shape, np.int64)
+            return (hi - lo).astype(np.int64), zeros, zeros.copy()
+        counts = []
+        for bit in (SampleFlag.ELECTRODE_OFF, SampleFlag.SATURATED):
+            running = np.cumsum((bits & np.uint8(bit)) != 0, axis=-1, dtype=np.int64)
+            running = np.concatenate([np.zeros(self._streams + (1,), np.int64), running], axis=-1)
+            counts.append(running[..., hi] - running[..., lo])
+        return (hi - lo).astype(np.int64), counts[0], counts[1]
 
 
 def rest_baseline_us(

@@ -54,6 +54,11 @@ class Windower:
         self._buffer_start = 0  # stream index of _values[0]
         self._next_start = 0  # stream index of the next window's first sample
 
+    @property
+    def next_start(self) -> int:
+        """Stream index of the next window's first sample."""
+        return self._next_start
+
     def push(self, values: npt.ArrayLike, flagged: npt.ArrayLike | None = None) -> RawWindows:
         """Append samples (shape ``(n,)``) and their source flags; return windows now complete.
 

@@ -120,7 +120,7 @@ def test_vectorised_gate_agrees_with_judge_window(level: float, spread: float, u
     if nan_at >= 0:
         x[nan_at] = np.nan
     cfg = QualityConfig(max_electrode_off_fraction=tolerance, max_saturated_fraction=tolerance)
-    verdict = judge_window(x, usable, 0, WindowFlags(total, off, saturated, 0), cfg)
+    verdict = judge_window(x, usable, 0, WindowFlags(total, off, saturated), cfg)
     vectorised = windows_pass(x[None], np.array([usable]), np.array([off]), np.array([saturated]), total, cfg)
     assert bool(vectorised[0]) == verdict.ok
     median = window_levels_us(x[None])[0]
