@@ -221,13 +221,16 @@ def stream(
     rate_hz: RateOption = None,
     no_verify: NoVerifyOption = False,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="A 2-5 min rest recording (emotionkd-sdk record CSV or E4 EDA.csv) that seeds a v2 model's baseline.")] = None,
+    hysteresis: Annotated[float, typer.Option("--hysteresis", help="Label hysteresis: a label turns high at P >= 0.5 + H/2 and low below 0.5 - H/2 (0: every window at 0.5).")] = 0.0,
 ) -> None:
     """Stream arousal and valence from a GSR sensor, a recording or a simulation."""
     from emotionkd.sdk.classifier import EmotionClassifier
     from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
+    from emotionkd.sdk.prediction import LabelRule
 
     _check_source_options(protocol, baud, speed, timeout_s, unit, duration_s)
     _require(hop_s > 0, f"--hop must be a positive number of seconds, got {hop_s:g}")
+    LabelRule(hysteresis=hysteresis)  # a bad --hysteresis is refused before anything opens
     _require(rate_hz is None or rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz}")
     if dashboard:
         from emotionkd.sdk.dashboard import parse_bind
@@ -236,7 +239,7 @@ def stream(
     url = _source_url(port, baud, protocol, ble, ble_name, replay, simulate, source, speed, timeout_s, unit,
                       column=column, rate_hz=rate_hz)
     classifier = EmotionClassifier(OnnxEmotionModel(model or bundled_model_path(), verify=not no_verify), hop_s=hop_s,
-                                   baseline=baseline)
+                                   baseline=baseline, hysteresis=hysteresis)
     if classifier.baseline_us is not None:
         _say(f"baseline: seeded at {classifier.baseline_us:.3f} uS from {baseline}")
     _note_synthetic(classifier)
