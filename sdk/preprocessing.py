@@ -360,6 +360,7 @@ class GsrPreprocessor:
         # source SampleFlag bits (plus _MISSING where NaN) not yet mapped to outputs and windows
         self._flags_in = np.zeros(self._streams + (0,), dtype=np.uint8)
         self._flags_start = 0  # input index of _flags_in[0]
+        self._gate_flagged_to = 0  # one past the input index of the last sample with a gate flag
 
     @property
     def baseline_us(self) -> float | None:
@@ -402,7 +403,11 @@ class GsrPreprocessor:
             source_flags = np.asarray(flags, dtype=np.uint8)
             if source_flags.shape != conductance.shape:
                 raise ConfigError(f"flags has shape {source_flags.shape} for samples of shape {conductance.shape}")
-            bits |= source_flags & np.uint8(_GATE_FLAGS)
+            gate = source_flags & np.uint8(_GATE_FLAGS)
+            flagged_at = np.flatnonzero(gate.reshape(-1, gate.shape[-1]).any(axis=0))
+            if flagged_at.size:
+                bits |= gate
+                self._gate_flagged_to = self._flags_start + self._flags_in.shape[-1] + int(flagged_at[-1]) + 1
         self._flags_in = np.concatenate([self._flags_in, bits], axis=-1)
         held = self._hold(conductance)
         return self._emit(self._resampler.push(held))
@@ -465,7 +470,7 @@ class GsrPreprocessor:
         hi = np.clip(to_input(start_index + self.config.window_samples) - self._flags_start, 0, held)
         bits = self._flags_in
         shape = self._streams + (start_index.size,)
-        if not held or not (bits & np.uint8(_GATE_FLAGS)).any():  # the usual case: nothing flagged
+        if not held or self._flags_start + int(lo[0]) >= self._gate_flagged_to:  # the usual case: nothing flagged
             zeros = np.zeros(shape, np.int64)
             return (hi - lo).astype(np.int64), zeros, zeros.copy()
         counts = []
