@@ -7,7 +7,7 @@ Windows start at sample indices ``0, hop, 2·hop, …`` of the stream.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,67 @@ class RawWindows:
 
     def __len__(self) -> int:
         return int(self.start_index.size)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Preprocessed windows, a batch of ``N`` windows of ``W`` samples at the model rate.
+
+    Attributes:
+        start_index: (N,) int64, first sample of each window at the model rate (0 = the
+            stream's first sample).
+        start_s, end_s: (N,) float64, window span in seconds on the stream's time axis.
+        conductance_us: (N, W) float64, smoothed conductance (NaN where missing).
+        features: (N, W) float32, normalised model input (NaN rows where not usable).
+        samples_missing: (N,) int64, samples missing at the source or lost to a gap.
+        usable: (N,) bool, the window may be given to the model.
+        source_samples: (N,) int64, source samples that belong to the window.
+        electrode_off, saturated: (N,) int64, how many of them carry that :class:`SampleFlag`.
+
+    Source samples reach windows one way (:meth:`GsrPreprocessor.push`): model-rate sample
+    ``k`` stands for the source sample nearest in time (the resampler's
+    ``output_to_input_index``), and a window ``[k0, k0 + W)`` owns the source samples
+    ``[index(k0), index(k0 + W))``; its missing count and its flag counts both come from there.
+    """
+
+    start_index: npt.NDArray[np.int64]
+    start_s: npt.NDArray[np.float64]
+    end_s: npt.NDArray[np.float64]
+    conductance_us: npt.NDArray[np.float64]
+    features: npt.NDArray[np.float32]
+    samples_missing: npt.NDArray[np.int64]
+    usable: npt.NDArray[np.bool_]
+    source_samples: npt.NDArray[np.int64]
+    electrode_off: npt.NDArray[np.int64]
+    saturated: npt.NDArray[np.int64]
+
+    # Streams in lockstep (``GsrPreprocessor(streams=S)``): the per-window fields get a leading
+    # stream axis, ``(S, N, W)`` and ``(S, N)``; the time fields stay ``(N,)`` (shared).
+
+    def __len__(self) -> int:
+        return int(self.start_index.size)
+
+    @staticmethod
+    def concatenate(parts: list[Windows], window_samples: int) -> Windows:
+        """Join batches in order (an empty list gives an empty batch of width W)."""
+        if not parts:
+            return empty_windows(window_samples)
+        return Windows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Windows)))
+
+
+def empty_windows(window_samples: int, streams: tuple[int, ...] = ()) -> Windows:
+    return Windows(
+        np.zeros(0, np.int64),
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros(streams + (0, window_samples)),
+        np.zeros(streams + (0, window_samples), np.float32),
+        np.zeros(streams + (0,), np.int64),
+        np.zeros(streams + (0,), bool),
+        np.zeros(0, np.int64),
+        np.zeros(streams + (0,), np.int64),
+        np.zeros(streams + (0,), np.int64),
+    )
 
 
 class Windower:
@@ -93,4 +154,4 @@ class Windower:
         return windows
 
 
-__all__ = ["RawWindows", "Windower"]
+__all__ = ["RawWindows", "Windower", "Windows", "empty_windows"]
