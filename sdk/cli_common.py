@@ -169,11 +169,11 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
 
 
 def _open_output(fmt: str, output: Path | None, header: str, status: Any = None, window_s: float = 4.0) -> Any:
-    from emotionkd.sdk import outputs
+    from emotionkd.sdk import live_view, outputs
 
     stream = sys.stdout if output is None else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
     if fmt == "table":
-        return outputs.TableOutput(stream, header=header, status=status, window_s=window_s)
+        return live_view.TableOutput(stream, header=header, status=status, window_s=window_s)
     if fmt == "jsonl":
         return outputs.JsonlOutput(stream)
     if fmt == "csv":
