@@ -60,7 +60,7 @@ class AsciiCounters(DecoderCounters):
     invalid_readings: int = 0
 
 
-class AsciiLineDecoder(Decoder):
+class AsciiLineDecoder(Decoder[AsciiCounters]):
     """One number per line → µS, host-timed.
 
     Args:

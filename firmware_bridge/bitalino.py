@@ -155,7 +155,7 @@ class BitalinoCounters(DecoderCounters):
     saturated: int = 0
 
 
-class BitalinoDecoder(Decoder):
+class BitalinoDecoder(Decoder[BitalinoCounters]):
     """BITalino frames → EDA in µS.
 
     Args:

@@ -63,7 +63,8 @@ from emotionkd.firmware_bridge.ekd import (
     frame_size,
     serial_encode,
 )
-from emotionkd.firmware_bridge.errors import ConfigError, ProtocolError
+from emotionkd.firmware_bridge.errors import ProtocolError
+from emotionkd.firmware_bridge.sample_axis import classify_jump
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 
 #: the longest run of bytes without a 0x00 that can still hold frames: two merged frames
@@ -121,7 +122,7 @@ class LinearCalibration:
         return cls(float(hello.gain), float(hello.offset), hello.adc_bits)
 
 
-class _EkdCore(Decoder):
+class _EkdCore(Decoder[EkdCounters]):
     """Frame → sample logic shared by the serial and BLE decoders."""
 
     protocol = "ekd"
@@ -309,31 +310,29 @@ class _EkdCore(Decoder):
             delta = (frame.t0 - expected) & 0xFFFFFFFF
             if delta >= 1 << 31:
                 delta -= 1 << 32
-            if delta > 0:
+            jump = classify_jump(delta, n, self.axis.max_gap_samples)
+            if delta > 0:  # a gap, or a jump beyond the bound: the axis bounds the fill
                 self.counters.samples_lost += delta
                 block = self.axis.gap(delta, now)
                 if block is not None:
                     if len(block) < delta:
                         self.counters.discontinuities += 1
                     out.append(block)
-            elif delta < 0:
-                behind = -delta
-                if behind <= self.axis.max_gap_samples:
-                    if behind >= n:
-                        self.counters.duplicates += 1
-                        self.counters.duplicate_samples += n
-                        return out
-                    # partial overlap: keep only the samples not emitted yet
-                    self.counters.duplicate_samples += behind
-                    values, flags = values[behind:], flags[behind:]
-                    n -= behind
-                else:
-                    # the device restarted its sample counter (e.g. after a power cycle)
-                    fill = None
-                    if self._pending_outage_s is not None:
-                        fill = int(round(self._pending_outage_s * self.axis.rate_hz))
-                    out.append(self.axis.discontinuity(now, fill))
-                    self.counters.discontinuities += 1
+            elif jump.kind == "duplicate":
+                self.counters.duplicates += 1
+                self.counters.duplicate_samples += n
+                return out
+            elif jump.kind == "overlap":  # keep only the samples not emitted yet
+                self.counters.duplicate_samples += jump.skip
+                values, flags = values[jump.skip:], flags[jump.skip:]
+                n -= jump.skip
+            elif jump.kind == "discontinuity":
+                # far behind: the device restarted its sample counter (e.g. after a power cycle)
+                fill = None
+                if self._pending_outage_s is not None:
+                    fill = int(round(self._pending_outage_s * self.axis.rate_hz))
+                out.append(self.axis.discontinuity(now, fill))
+                self.counters.discontinuities += 1
             self._next_t0 = expected + delta
         self._pending_outage_s = None
         out.append(self.axis.samples(values, flags, now))
@@ -452,13 +451,4 @@ class EkdBleDecoder(_EkdCore):
         return self._on_frame(frame, now)
 
 
-def make_ekd_decoder(transport: str, rate_hz: float = 128.0, **kwargs: object) -> _EkdCore:
-    """``"serial"`` (also BLE Nordic UART) → :class:`EkdSerialDecoder`; ``"ble"`` → :class:`EkdBleDecoder`."""
-    if transport == "serial":
-        return EkdSerialDecoder(rate_hz, **kwargs)  # type: ignore[arg-type]
-    if transport == "ble":
-        return EkdBleDecoder(rate_hz, **kwargs)  # type: ignore[arg-type]
-    raise ConfigError(f"unknown EKD transport {transport!r}; use 'serial' or 'ble'")
-
-
-__all__ = ["EkdBleDecoder", "EkdCounters", "EkdSerialDecoder", "LinearCalibration", "find_frames", "make_ekd_decoder"]
+__all__ = ["EkdBleDecoder", "EkdCounters", "EkdSerialDecoder", "LinearCalibration", "find_frames"]

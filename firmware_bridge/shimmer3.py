@@ -108,7 +108,7 @@ class Shimmer3Counters(DecoderCounters):
     sync_losses: int = 0
 
 
-class Shimmer3Decoder(Decoder):
+class Shimmer3Decoder(Decoder[Shimmer3Counters]):
     """Shimmer3 GSR+ byte stream → µS on the device's 32768 Hz time base.
 
     Args:

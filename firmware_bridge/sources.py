@@ -33,14 +33,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import numpy as np
-
 from emotionkd.firmware_bridge.ascii_lines import AsciiLineDecoder
 from emotionkd.firmware_bridge.bitalino import BitalinoDecoder
 from emotionkd.firmware_bridge.decoding import Decoder
 from emotionkd.firmware_bridge.ekd_decoder import EkdBleDecoder, EkdSerialDecoder
 from emotionkd.firmware_bridge.errors import ConfigError, TransportError
-from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
+from emotionkd.firmware_bridge.sample_axis import AxisAligner, GapPolicy
+from emotionkd.firmware_bridge.samples import SampleBlock
 from emotionkd.firmware_bridge.shimmer3 import Shimmer3Decoder
 
 logger = logging.getLogger(__name__)
@@ -123,7 +122,7 @@ def parse_source_url(url: str) -> SourceSpec:
     raise ConfigError(f"unknown source scheme {parts.scheme!r} in {url!r}; use serial:// or ble://")
 
 
-def make_decoder(spec: SourceSpec) -> Decoder:
+def make_decoder(spec: SourceSpec) -> Decoder[Any]:
     """The decoder a source URL asks for (protocol options come from the query)."""
     opts = dict(spec.options)
     try:
@@ -214,11 +213,14 @@ class GsrSource:
         stall_timeout_s: silence that counts as a lost link (None: never).
         max_queue_blocks: capacity of the block queue.
         connect_timeout_s: how long :meth:`start` waits for the first connection.
+        decoder: a decoder to use instead of the one the URL names.
+        gap_policy: the bound on the NaN fill that stands for blocks the queue dropped.
     """
 
     def __init__(self, url: str, *, reconnect: bool = True, backoff: Backoff | None = None,
                  stall_timeout_s: float | None = 5.0, max_queue_blocks: int = 1024,
-                 connect_timeout_s: float = 20.0, decoder: Decoder | None = None) -> None:
+                 connect_timeout_s: float = 20.0, decoder: Decoder[Any] | None = None,
+                 gap_policy: GapPolicy | None = None) -> None:
         self.url = url
         self.spec = parse_source_url(url)
         self.decoder = decoder or make_decoder(self.spec)
@@ -232,7 +234,8 @@ class GsrSource:
         self._first_result = threading.Event()
         self._first_error: TransportError | None = None
         self._thread: threading.Thread | None = None
-        self._next_index = 0
+        self._aligner: AxisAligner | None = None
+        self.gap_policy = gap_policy or GapPolicy()
         self._closed = False
         self._decoder_lock = threading.Lock()
 
@@ -323,16 +326,12 @@ class GsrSource:
             return []
         if isinstance(item, BaseException):
             raise item
-        out: list[SampleBlock] = []
-        if item.first_index > self._next_index:
-            # the queue dropped blocks here: NaN fill in bounded chunks
-            for start in range(self._next_index, item.first_index, 4096):
-                n = min(4096, item.first_index - start)
-                out.append(SampleBlock(start, np.full(n, np.nan), np.full(n, SampleFlag.GAP, dtype=np.uint8),
-                                       item.rate_hz, item.host_time_s))
-        out.append(item)
-        self._next_index = item.first_index + len(item)
-        return out
+        aligner = self._aligner
+        if aligner is None or aligner.rate_hz != item.rate_hz:  # first block, or the device changed rate
+            start = 0 if aligner is None else aligner.next_index
+            aligner = self._aligner = AxisAligner(item.rate_hz, self.gap_policy, start_index=start)
+        # blocks the queue dropped come back as a bounded NaN fill (sample_axis owns the rules)
+        return aligner.place(item).blocks
 
     def collect(self, seconds: float) -> list[SampleBlock]:
         """All blocks that arrive within ``seconds`` (for scripts and tests)."""

@@ -179,6 +179,9 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
         with open_source(url) as src:
             status.source = _source_label(url, src.info.device)
             outputs.extend(open_outputs(status))
+            for out in outputs:  # outputs that stamp predictions with the source's clock (LSL)
+                if hasattr(out, "bind_source"):
+                    out.bind_source(src)
             classifier.reset()
             # the classifier's own loop (duration, flush at the source's end); the CLI only shows
             for prediction in classifier.classify_blocks(shown(src), duration_s=duration_s):

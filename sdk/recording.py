@@ -34,7 +34,8 @@ import numpy.typing as npt
 
 from emotionkd.firmware_bridge.bounds import MAX_FLAGS, rate_problem
 from emotionkd.firmware_bridge.errors import DataError, TransportError
-from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
+from emotionkd.firmware_bridge.sample_axis import AxisAligner, GapPolicy
+from emotionkd.firmware_bridge.samples import SampleBlock
 
 MAGIC: Final = "# emotionkd recording v1"
 COLUMNS: Final = "time_s,conductance_us,flags"
@@ -73,6 +74,8 @@ class RecordingWriter:
         rate_hz: sampling rate of the source.
         flush_every_s: longest time data may sit in a buffer (s).
         extra: more ``# key: value`` metadata lines.
+        gap_policy: the longest gap written as GAP rows (default 10 s); a longer jump (a clock
+            reset, a 10^9 s time stamp) is written as that bound and counted (:attr:`gaps`).
     """
 
     def __init__(
@@ -84,16 +87,18 @@ class RecordingWriter:
         rate_hz: float,
         flush_every_s: float = 1.0,
         extra: dict[str, str] | None = None,
+        gap_policy: GapPolicy | None = None,
     ) -> None:
         self.path = Path(path)
+        # places blocks on the written axis: gaps filled (bounded by gap_policy), overlaps trimmed
+        self._axis = AxisAligner(float(rate_hz), gap_policy)
         try:
             self._file: TextIO = open(self.path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
         except OSError as exc:
             raise TransportError(f"cannot write recording {str(self.path)!r}: {exc.strerror or exc}") from exc
         self.rate_hz = float(rate_hz)
         self.flush_every_s = float(flush_every_s)
-        self._next_index: int | None = None  # first sample not yet written (None: nothing yet)
-        self._origin_index = 0  # the axis index of the recording's first sample (time_s 0)
+        self._origin_index: int | None = None  # the axis index of the recording's first sample (time_s 0)
         self.samples_written = 0
         self.start_time = _dt.datetime.now(_dt.UTC)
         meta = {"device": device, "protocol": protocol, "rate_hz": f"{self.rate_hz:g}", "unit": "uS",
@@ -116,29 +121,29 @@ class RecordingWriter:
             raise DataError(f"recording {str(self.path)!r} is closed", path=str(self.path))
         if block.rate_hz != self.rate_hz:
             raise DataError(f"block at {block.rate_hz} Hz cannot go into a {self.rate_hz} Hz recording")
-        values, flags = block.conductance_us, block.flags.astype(np.uint8)
-        start = block.first_index
-        if self._next_index is None:
-            self._origin_index = self._next_index = start
-        if start > self._next_index:  # the source skipped samples: keep the time axis true
-            missing = start - self._next_index
-            values = np.concatenate([np.full(missing, np.nan), values])
-            flags = np.concatenate([np.full(missing, SampleFlag.GAP, np.uint8), flags])
-            start = self._next_index
-        elif start < self._next_index:  # already written (a source replayed an overlap)
-            skip = self._next_index - start
-            values, flags, start = values[skip:], flags[skip:], self._next_index
-        if values.size == 0:
+        placed = self._axis.place(block).blocks  # bounded gap fill, overlap trimmed (sample_axis)
+        if not placed:
             return
+        if self._origin_index is None:
+            self._origin_index = placed[0].first_index
+        start = placed[0].first_index
+        values = np.concatenate([b.conductance_us for b in placed])
+        flags = np.concatenate([b.flags for b in placed]).astype(np.uint8)
         buffer = io.StringIO()
         times = (start - self._origin_index + np.arange(values.size)) / self.rate_hz
         for t, v, f in zip(times.tolist(), values.tolist(), flags.tolist(), strict=True):
             buffer.write(f"{t:.6f},{'' if math.isnan(v) else format(v, '.6g')},{f}\n")
         self._file.write(buffer.getvalue())
-        self._next_index = start + values.size
         self.samples_written += values.size
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self._flush()
+
+    @property
+    def gaps(self) -> dict[str, int]:
+        """What the writer filled: ``gap_samples`` written as GAP rows, ``samples_lost`` the
+        sources' claims said were missing, ``discontinuities`` (jumps beyond ``max_gap_s``, each
+        written as a bounded ``max_gap_s`` of GAP rows, the next row flagged CLOCK_RESYNC)."""
+        return self._axis.counters()
 
     def close(self) -> None:
         if not self._file.closed:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.firmware_bridge.sample_axis import StreamClock
 from emotionkd.firmware_bridge.samples import SampleBlock
 
 
@@ -81,6 +82,12 @@ class Source:
     @property
     def info(self) -> SourceInfo:
         return SourceInfo(device=self.url, protocol="unknown", rate_hz=0.0)
+
+    @property
+    def clock(self) -> StreamClock | None:
+        """The source's own clock along its sample axis (LSL time for ``lsl://``), or None when it
+        has none; outputs use it to stamp a prediction with its window's end."""
+        return None
 
     def counters(self) -> Mapping[str, int]:
         """Counters of the transport and decoder (frames, lost, CRC failures …), for displays."""

@@ -6,21 +6,29 @@ the stream's nominal-rate axis by their LSL time stamps, so that samples the net
 up as a gap instead of being stitched. Parameters: ``type`` (match by type instead of name),
 ``channel`` (index, default 0), ``unit`` (default: the channel's ``unit`` in the stream
 metadata, else ``uS``), ``rate`` (needed for irregular-rate streams), ``timeout`` (s to find the
-stream and the longest silence tolerated, default 10).
+stream and the longest silence tolerated, default 10), ``max_gap`` (s: the longest jump in time
+stamps filled with NaN, default 10; a longer one is a bounded discontinuity, counted).
+
+Each sample's LSL time stamp is kept in :attr:`LslSource.clock`, so that predictions can be
+stamped with the LSL time of their window's end (:class:`~emotionkd.sdk.lsl.PredictionOutlet`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from emotionkd.firmware_bridge.bounds import MAX_GAP_FILL_SAMPLES, rate_problem
-from emotionkd.firmware_bridge.decoding import DEFAULT_MAX_GAP_S
+from emotionkd.firmware_bridge.bounds import rate_problem
 from emotionkd.firmware_bridge.errors import ConfigError, TransportError
+from emotionkd.firmware_bridge.sample_axis import (
+    DEFAULT_MAX_GAP_S,
+    AxisAligner,
+    GapPolicy,
+    StreamClock,
+)
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.lsl import import_pylsl
@@ -40,12 +48,14 @@ class LslSource(Source):
         self.unit = normalise_unit(unit) if unit else None
         self.rate_hz = parsed.take_float("rate", None)
         self.timeout_s = float(parsed.take_float("timeout", 10.0) or 10.0)
-        parsed.refuse_leftovers("type, channel, unit, rate, timeout")
         if not self.name and not self.stream_type:
             raise ConfigError("lsl:// needs a stream name (lsl://NAME) or a type (lsl://?type=EDA)")
         self._inlet: Any = None
         self._device = self.name or f"type {self.stream_type}"
+        self.max_gap_s = float(parsed.take_float("max_gap", DEFAULT_MAX_GAP_S) or DEFAULT_MAX_GAP_S)
+        parsed.refuse_leftovers("type, channel, unit, rate, timeout, max_gap")
         self._counters = {"samples": 0, "gap_samples": 0, "discontinuities": 0}
+        self._clock: StreamClock | None = None
 
     def open(self) -> None:
         if self._inlet is not None:
@@ -67,7 +77,9 @@ class LslSource(Source):
         if problem is not None:  # a stream may claim anything; nothing is sized from it unchecked
             raise ConfigError(f"LSL stream {info.name()!r}: {problem}; give the true one, lsl://{info.name()}?rate=32")
         self._inlet = pylsl.StreamInlet(info, max_buflen=60, recover=True)
+        self._clock = StreamClock(self.rate_hz)
         full = self._inlet.info(timeout=self.timeout_s)  # with the metadata (desc)
+        self._inlet.open_stream(timeout=self.timeout_s)  # buffer from now on, not from the first pull
         if self.unit is None:
             self.unit = normalise_unit(_channel_unit(full, self.channel) or "uS")
         self._device = f"LSL {info.name()} ({info.type()}, {info.hostname()})"
@@ -85,16 +97,25 @@ class LslSource(Source):
     def counters(self) -> dict[str, int]:
         return dict(self._counters)
 
+    @property
+    def clock(self) -> StreamClock | None:
+        """The LSL time of every position on this source's sample axis (None before :meth:`open`):
+        ``clock.time_at(prediction.end_s)`` is the LSL time of a window's end."""
+        return self._clock
+
     def blocks(self) -> Iterator[SampleBlock]:
         if self._inlet is None:
             self.open()
-        assert self.rate_hz and self.unit
+        assert self.rate_hz and self.unit and self._clock is not None
         rate, unit = self.rate_hz, self.unit
+        # Samples are placed by their LSL time stamps: a jump up to max_gap_s is lost samples
+        # (NaN fill), a longer one (or a clock reset, or a 10^9 s stamp) a bounded discontinuity;
+        # jitter up to 0.1 s is neither, and stamps that step back keep every sample (sample_axis
+        # owns these rules).
+        axis = AxisAligner(rate, GapPolicy(self.max_gap_s, jitter_s=max(2, round(0.1 * rate)) / rate, on_overlap="keep"),
+                           start_index=0)
+        tolerance = axis.policy.jitter_samples(rate)
         first_stamp: float | None = None
-        next_index = 0
-        # A jump in time stamps larger than this is lost samples, not jitter.
-        tolerance = max(2, int(round(0.1 * rate)))
-        max_gap = max(tolerance + 1, min(MAX_GAP_FILL_SAMPLES, int(round(DEFAULT_MAX_GAP_S * rate))))
         last_data = time.monotonic()
         while not self.closed:
             inlet = self._inlet
@@ -110,27 +131,20 @@ class LslSource(Source):
             stamps_arr = np.asarray(stamps, dtype=np.float64)
             if first_stamp is None:
                 first_stamp = float(stamps_arr[0])
-            ahead = (stamps_arr[0] - first_stamp) * rate - next_index  # float: a 1e300 s jump stays a number
-            blocks = []
             flags = np.where(np.isnan(values), SampleFlag.GAP, 0).astype(np.uint8)
-            if not math.isfinite(ahead) or ahead > max_gap:
-                # a jump longer than a gap (or a clock reset): a bounded discontinuity, then the
-                # axis continues from here (as the decoders do)
-                missing = max_gap
-                first_stamp = float(stamps_arr[0]) - (next_index + missing) / rate
-                flags[:1] |= np.uint8(SampleFlag.CLOCK_RESYNC)
-                self._counters["discontinuities"] += 1
-            else:
-                missing = int(round(ahead)) if ahead > tolerance else 0
-            if missing:
-                blocks.append(SampleBlock(next_index, np.full(missing, np.nan),
-                                          np.full(missing, SampleFlag.GAP, np.uint8), rate, time.time()))
-                self._counters["gap_samples"] += missing
-                next_index += missing
-            blocks.append(SampleBlock(next_index, values, flags, rate, time.time()))
-            next_index += values.size
-            self._counters["samples"] += values.size
-            yield from blocks
+            # one pull may span a gap: place each run of evenly stamped samples by its own stamp
+            with np.errstate(over="ignore", invalid="ignore"):
+                steps = np.diff(stamps_arr) * rate - 1.0
+            cuts = np.flatnonzero(~(np.abs(steps) <= tolerance)) + 1
+            for run in np.split(np.arange(stamps_arr.size), cuts):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    claimed = (float(stamps_arr[run[0]]) - first_stamp) * rate  # float: a 1e300 s jump stays a number
+                placed = axis.place_values(claimed, values[run], flags[run], time.time())
+                if placed.blocks:  # the run's samples are the last block (after any fill)
+                    last = placed.blocks[-1]
+                    self._clock.mark(last.first_index, stamps_arr[run][run.size - len(last):])
+                self._counters.update(axis.counters())
+                yield from placed.blocks
 
 
 def _channel_unit(info: Any, channel: int) -> str | None:

@@ -39,8 +39,8 @@ import numpy.typing as npt
 
 from emotionkd.firmware_bridge.ascii_lines import grove_adc_to_us
 from emotionkd.firmware_bridge.bounds import MAX_SIGNAL_SAMPLES, implausible_values, rate_problem
-from emotionkd.firmware_bridge.decoding import DEFAULT_MAX_GAP_S
 from emotionkd.firmware_bridge.errors import ConfigError, DataError
+from emotionkd.firmware_bridge.sample_axis import DEFAULT_MAX_GAP_S, max_gap_samples
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.recording import is_recording, read_recording
@@ -258,7 +258,7 @@ def _on_grid(times: npt.NDArray[np.float64], conductance: npt.NDArray[np.float64
     """Place time-stamped samples on the rate's grid; jumps beyond REPLAY_MAX_GAP_S are shortened
     to it (a discontinuity, flagged CLOCK_RESYNC on the first sample after it)."""
     steps = np.round(np.diff(times) * rate_hz)  # float: a 1e300 s jump stays representable
-    max_gap = max(1, int(round(REPLAY_MAX_GAP_S * rate_hz)))
+    max_gap = max_gap_samples(rate_hz, REPLAY_MAX_GAP_S)  # the bound sample_axis gives every fill
     jumps = steps > max_gap + 1
     steps = np.where(jumps, max_gap + 1, np.maximum(steps, 1)).astype(np.int64)
     grid = np.concatenate([[0], np.cumsum(steps)])

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from emotionkd.firmware_bridge.bounds import MAX_GAP_FILL_SAMPLES, MAX_RATE_HZ
-from emotionkd.firmware_bridge.decoding import FILL_CREDIT_PER_SAMPLE
 from emotionkd.firmware_bridge.ekd import FrameType, Hello, control_frame, data_frame, serial_encode
 from emotionkd.firmware_bridge.ekd_decoder import EkdBleDecoder, EkdSerialDecoder
+from emotionkd.firmware_bridge.sample_axis import FILL_CREDIT_PER_SAMPLE
 
 MB = 1 << 20
 

@@ -90,3 +90,55 @@ def test_prediction_outlet_publishes_with_units_and_labels(test_model: Path) -> 
     assert labels == [("arousal", "probability"), ("valence", "probability"), ("quality", "code")]
     assert meta.desc().child("model").child_value("trained_on") == "synthetic"
     outlet.close()
+
+
+def test_predictions_carry_the_lsl_time_of_their_window_end(test_model: Path) -> None:
+    """mne-lsl's way: a prediction's LSL stamp is its window's end on the GSR stream's clock,
+    not the push time (the sender's stamps lie 500 s in the past, so push time would be off by
+    500 s); across a 3 s gap in the sender's stamps (filled on the axis) they stay aligned."""
+    from emotionkd.sdk.sources.lsl import LslSource
+
+    rate = 32.0
+    gsr = synthesize_gsr(12.0, seed=3, config=GsrSynthConfig(rate_hz=rate))
+    stop = threading.Event()
+    offset = -500.0
+    base: list[float] = []
+    reading = threading.Event()
+
+    def send() -> None:
+        info = pylsl.StreamInfo("ekd-test-time", "GSR", 1, rate, "float32", "ekd-test-time-id")
+        outlet = pylsl.StreamOutlet(info)
+        reading.wait(10.0)  # the source's inlet is open: no sample is lost before it
+        time.sleep(0.2)
+        base.append(pylsl.local_clock() + offset)
+        for i in range(0, gsr.size, 8):
+            if stop.is_set():
+                return
+            shift = 3.0 if i >= 192 else 0.0  # 3 s of stamps missing after 6 s: a gap
+            outlet.push_chunk(gsr[i : i + 8].reshape(-1, 1).tolist(), base[0] + shift + (i + 7) / rate)
+            time.sleep(0.02)
+        time.sleep(1.0)
+
+    clf = EmotionClassifier(test_model)
+    out = PredictionOutlet(clf.contract, name="ekd-test-time-predictions")
+    (found,) = pylsl.resolve_byprop("name", "ekd-test-time-predictions", timeout=5)
+    reader = pylsl.StreamInlet(found)
+    reader.open_stream(timeout=5)
+    sender = threading.Thread(target=send)
+    sender.start()
+    predictions = []
+    try:
+        with LslSource("lsl://ekd-test-time?timeout=5&unit=uS") as source:
+            out.bind_source(source)
+            reading.set()
+            for prediction in clf.stream(source, duration_s=14.0):
+                out.write(prediction)
+                predictions.append(prediction)
+    finally:
+        stop.set()
+        sender.join()
+    _, stamps = reader.pull_chunk(timeout=2.0, max_samples=100)
+    assert len(stamps) == len(predictions) and predictions[-1].end_s >= 12.0  # windows after the gap
+    for prediction, stamp in zip(predictions, stamps, strict=True):
+        assert stamp == pytest.approx(base[0] + prediction.end_s, abs=0.010), prediction
+    out.close()

@@ -63,3 +63,31 @@ def test_damaged_files_are_named(tmp_path, content: str, match: str) -> None:
         read_recording(path)
     with pytest.raises(DataError, match="cannot read"):
         read_recording(tmp_path / "missing.csv")
+
+
+def test_a_time_jump_of_a_billion_seconds_keeps_memory_bounded_and_is_reported(tmp_path) -> None:
+    """A block claiming to start 10^9 s later (a clock reset, a corrupt index) would need 1.28e11
+    GAP rows; the writer writes the bounded max_gap_s (10 s) fill, flags the next sample
+    CLOCK_RESYNC and reports the jump in ``gaps``."""
+    import tracemalloc
+
+    rate = 128.0
+    path = tmp_path / "jump.csv"
+    tracemalloc.start()
+    try:
+        with RecordingWriter(path, device="dev", protocol="ekd", rate_hz=rate) as writer:
+            writer.write(SampleBlock(0, np.full(128, 5.0), np.zeros(128, np.uint8), rate))
+            writer.write(SampleBlock(int(1e9 * rate), np.full(128, 6.0), np.zeros(128, np.uint8), rate))
+            writer.write(SampleBlock(int(1e9 * rate) + 128, np.full(128, 7.0), np.zeros(128, np.uint8), rate))
+            gaps = writer.gaps
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    rec = read_recording(path)
+    assert len(rec) == 128 + 1280 + 256
+    assert np.isnan(rec.conductance_us[128:1408]).all() and (rec.flags[128:1408] & SampleFlag.GAP).all()
+    assert rec.flags[1408] & SampleFlag.CLOCK_RESYNC and rec.conductance_us[1408] == 6.0
+    assert gaps["discontinuities"] == 1 and gaps["gap_samples"] == 1280
+    assert gaps["samples_lost"] == int(1e9 * rate) - 128
+    assert peak_bytes < 4_000_000, peak_bytes
+
