@@ -8,10 +8,12 @@ source flags carried to the windows) → quality gate. It is the part every live
 :class:`~emotionkd.sdk.batch_pipeline.LockstepStreams`, the same maths on ``(S, n)`` arrays.
 
 Segments: a block that skips ahead (samples lost on the way) is filled with missing samples up
-to :data:`MAX_FILLED_GAP_S`, so windows keep a true time axis; a longer gap, a rate or unit
-change, or a source whose sample counter went backwards (a device restart) starts a new segment
-(fresh preprocessing) that continues the stream's time axis. :class:`_Segment` and
-:meth:`StreamPipeline.push_block` are the one place that decides this.
+to :data:`MAX_FILLED_GAP_S` (and never more than the sample axis' fill bound), so windows keep
+a true time axis; a longer gap, a rate or unit change, or a source whose sample counter went
+backwards (a device restart) starts a new segment (fresh preprocessing) that continues the
+stream's time axis. The kind of each jump is the sample axis' one rule
+(:func:`emotionkd.firmware_bridge.sample_axis.classify_jump`, what decoders, recorder, replay
+and LSL use); :meth:`StreamPipeline.push_block` applies it with the classifier's bounds.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError
-from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
+from emotionkd.firmware_bridge.sample_axis import Jump, classify_jump, gap_block, max_gap_samples
+from emotionkd.firmware_bridge.samples import SampleBlock
 from emotionkd.firmware_bridge.units import normalise_unit
 from emotionkd.sdk.preprocessing import GsrPreprocessor, PreprocessingConfig, Windows
 from emotionkd.sdk.quality import GatedWindows, QualityConfig, gate_windows
@@ -109,32 +112,44 @@ class StreamPipeline:
         return self._push(segment, values, flag_array)
 
     def push_block(self, block: SampleBlock) -> list[GatedWindows]:
-        """The next :class:`SampleBlock` (rate, flags and position come with it)."""
+        """The next :class:`SampleBlock` (rate, flags and position come with it).
+
+        Where the block lies against the samples already consumed is decided by the sample
+        axis' one rule (:func:`~emotionkd.firmware_bridge.sample_axis.classify_jump`), with
+        this pipeline's bounds: forward, gaps up to :data:`MAX_FILLED_GAP_S` are filled (never
+        more than the axis' fill bound) and a longer one starts a segment where the block
+        claims to lie; backward, up to one block (at least one second) is an overlap or a
+        repeat, further back the device restarted its counter: a new segment that continues
+        the time axis.
+        """
         segment = self._segment
         if segment is not None and segment.index_base is None:
             segment.index_base = block.first_index - segment.samples_in  # arrays, then blocks
         if segment is None or segment.sample_rate_hz != block.rate_hz or segment.unit != "uS":
             segment = self._new_segment(block, segment.end_s if segment else block.start_s)
-        position = block.first_index - (segment.index_base or 0)
+        rate = segment.sample_rate_hz
+        delta = block.first_index - (segment.index_base or 0) - segment.samples_in
+        bound = max_gap_samples(rate, MAX_FILLED_GAP_S) if delta > 0 else max(len(block), int(rate))
+        jump = classify_jump(delta, len(block), bound)
+        if block.first_index < (segment.index_base or 0):
+            jump = Jump("discontinuity")  # before the segment's own start: a restart too
         values, flags = block.conductance_us, block.flags
-        if position < segment.samples_in:
-            overlap = segment.samples_in - position
-            if position < 0 or overlap > max(len(block), segment.sample_rate_hz):
-                # The counter went far back: the device restarted its sample counter.
+        gated: list[GatedWindows] = []
+        if jump.kind == "duplicate":
+            return []  # a block repeated: already seen
+        if jump.kind == "overlap":
+            values, flags = values[jump.skip:], flags[jump.skip:]
+        elif jump.kind == "gap":
+            fill = gap_block(block.first_index - jump.fill, jump.fill, rate)
+            gated += self._push(segment, fill.conductance_us, fill.flags)
+        elif jump.kind == "discontinuity":
+            if delta < 0:  # the counter went far back: the device restarted its sample counter
                 logger.info("source sample counter went back from %d to %d; new segment",
                             segment.samples_in + (segment.index_base or 0), block.first_index)
-                segment = self._new_segment(block, segment.end_s)
-                position = 0
-            elif overlap >= len(block):
-                return []  # a block repeated: already seen
-            else:
-                values, flags, position = values[overlap:], flags[overlap:], segment.samples_in
-        missing = position - segment.samples_in
-        gated: list[GatedWindows] = []
-        if missing > MAX_FILLED_GAP_S * segment.sample_rate_hz:
-            segment = self._new_segment(block, segment.origin_s + position / segment.sample_rate_hz)
-        elif missing > 0:
-            gated += self._push(segment, np.full(missing, np.nan), np.full(missing, SampleFlag.GAP, np.uint8))
+                origin_s = segment.end_s
+            else:  # a gap too long to fill: the new segment starts where the block lies
+                origin_s = segment.end_s + delta / rate
+            segment = self._new_segment(block, origin_s)
         return gated + self._push(segment, np.asarray(values, np.float64), np.asarray(flags, np.uint8))
 
     def _new_segment(self, block: SampleBlock, origin_s: float) -> _Segment:
