@@ -56,6 +56,7 @@ class LogBaseline:
                 raise ConfigError(
                     f"initial_baseline_us must be a positive conductance in µS, got {initial_baseline_us!r}")
             start = math.log(initial_baseline_us)
+        self._powers: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] = (np.zeros(0), np.zeros(0))
         #: ln-conductance baseline now, () or (S,) (NaN before the first valid sample)
         self.states: npt.NDArray[np.float64] = np.full(() if streams is None else (streams,), start)
 
@@ -67,6 +68,8 @@ class LogBaseline:
     def push(self, conductance_us: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Features (same shape: ``(n,)``, or ``(S, n)`` in lockstep) for the next samples (µS, NaN = missing)."""
         y = np.asarray(conductance_us, dtype=np.float64)
+        if 0 < y.shape[-1] <= self._block and (y > 0).all() and np.isfinite(self.states).all():
+            return self._push_valid(y)
         with np.errstate(invalid="ignore", divide="ignore"):
             x = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
         out = np.full(x.shape, np.nan)
@@ -88,6 +91,20 @@ class LogBaseline:
             state = base[..., -1]  # a stream without a valid sample here keeps its state exactly
         self.states = np.asarray(state, dtype=np.float64)
         return out
+
+    def _push_valid(self, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """:meth:`push` of one block of valid samples with a started baseline (the live case):
+        the same arithmetic in the same order (so the same numbers), without the masks."""
+        x = np.log(y)
+        n = x.shape[-1]
+        if self._powers[0].size < n:  # a^-m and a^m for m = 1 … n, as the general path computes them
+            m = np.arange(1, n + 1)
+            self._powers = (self.decay ** -m.astype(np.float64), self.decay ** m)
+        offset = self.states[..., None]
+        weighted = (x - offset) * self._powers[0][:n]
+        base = offset + self._powers[1][:n] * (1.0 - self.decay) * np.cumsum(weighted, axis=-1)
+        self.states = np.asarray(base[..., -1], dtype=np.float64)
+        return self.scale * (x - base)
 
 
 __all__ = ["LogBaseline", "normalise_windows"]

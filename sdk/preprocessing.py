@@ -222,7 +222,7 @@ class GsrPreprocessor:
         self._baseline: LogBaseline | None = None
         if self.config.normalisation == "log_baseline":
             self._baseline = LogBaseline(self.config, initial_baseline_us, streams)
-            self._feature_windower = Windower(self.config.window_samples, self.hop_samples)
+            self._feature_windower = Windower(self.config.window_samples, self.hop_samples, track_flags=False)
         self._hold_max = int(round(self.config.hold_max_s * self.sample_rate_hz))
         # per stream, () or (S,): the last valid sample and the length of the current missing run
         self._last_valid = np.full(self._streams, np.nan)
@@ -296,7 +296,8 @@ class GsrPreprocessor:
         held = self._flags_in.shape[-1]
         to_input = self._resampler.output_to_input_index
         k = np.arange(self._resampler.samples_out - resampled.shape[-1], self._resampler.samples_out)
-        source = np.clip(to_input(k) - self._flags_start, 0, max(held - 1, 0))
+        # (np.minimum/np.maximum: np.clip's own checks cost more than the clipping here)
+        source = np.minimum(np.maximum(to_input(k) - self._flags_start, 0), max(held - 1, 0))
         flagged = (self._flags_in[..., source] & np.uint8(_MISSING)).astype(bool) if held else np.zeros(resampled.shape, bool)
         raw = self._windower.push(resampled, flagged)
         if self._baseline is not None:
@@ -336,8 +337,8 @@ class GsrPreprocessor:
         """(source samples, electrode-off, saturated) of windows starting at model samples
         ``start_index``: the source samples ``[index(k0), index(k0 + W))`` held so far."""
         to_input = self._resampler.output_to_input_index
-        lo = np.clip(to_input(start_index) - self._flags_start, 0, held)
-        hi = np.clip(to_input(start_index + self.config.window_samples) - self._flags_start, 0, held)
+        lo = np.minimum(np.maximum(to_input(start_index) - self._flags_start, 0), held)
+        hi = np.minimum(np.maximum(to_input(start_index + self.config.window_samples) - self._flags_start, 0), held)
         bits = self._flags_in
         shape = self._streams + (start_index.size,)
         if not held or self._flags_start + int(lo[0]) >= self._gate_flagged_to:  # the usual case: nothing flagged

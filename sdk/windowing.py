@@ -101,15 +101,18 @@ class Windower:
     Args:
         window_samples: W, samples per window (512 = 4 s at 128 Hz).
         hop_samples: samples between window starts (128 = 1 s at 128 Hz; W for no overlap).
+        track_flags: keep per-sample flags; False for a stream that has none (the windows'
+            ``flagged`` is then all False, without a buffer).
     """
 
-    def __init__(self, window_samples: int, hop_samples: int) -> None:
+    def __init__(self, window_samples: int, hop_samples: int, *, track_flags: bool = True) -> None:
         if int(window_samples) < 1:
             raise ConfigError(f"window_samples must be >= 1, got {window_samples!r}")
         if int(hop_samples) < 1:
             raise ConfigError(f"hop_samples must be >= 1, got {hop_samples!r}")
         self.window_samples = int(window_samples)
         self.hop_samples = int(hop_samples)
+        self.track_flags = track_flags
         self._values = np.zeros(0)
         self._flags = np.zeros(0, dtype=bool)
         self._buffer_start = 0  # stream index of _values[0]
@@ -128,9 +131,10 @@ class Windower:
         """
         v = np.asarray(values, dtype=np.float64)
         v = v.reshape(-1) if v.ndim <= 1 else v
-        f = np.zeros(v.shape, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(v.shape[:-1] + (-1,))
-        if f.shape != v.shape:
-            raise ConfigError(f"flagged has shape {f.shape} for samples of shape {v.shape}")
+        if self.track_flags:
+            f = np.zeros(v.shape, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(v.shape[:-1] + (-1,))
+            if f.shape != v.shape:
+                raise ConfigError(f"flagged has shape {f.shape} for samples of shape {v.shape}")
         if self._values.shape[:-1] != v.shape[:-1]:
             if self._values.shape[-1] or self._next_start:
                 raise ConfigError(f"this windower cuts {self._values.shape[:-1] or 'one'} stream(s); "
@@ -138,18 +142,22 @@ class Windower:
             self._values = np.zeros(v.shape[:-1] + (0,))
             self._flags = np.zeros(v.shape[:-1] + (0,), dtype=bool)
         self._values = np.concatenate([self._values, v], axis=-1)
-        self._flags = np.concatenate([self._flags, f], axis=-1)
+        if self.track_flags:
+            self._flags = np.concatenate([self._flags, f], axis=-1)
         end = self._buffer_start + self._values.shape[-1]  # one past the last sample held
         w, h = self.window_samples, self.hop_samples
         count = (end - w - self._next_start) // h + 1 if end - self._next_start >= w else 0
         starts = self._next_start + h * np.arange(count, dtype=np.int64)
         idx = (starts - self._buffer_start)[:, None] + np.arange(w)[None, :]
-        windows = RawWindows(starts, self._values[..., idx], self._flags[..., idx])
+        values = self._values[..., idx]
+        flags = self._flags[..., idx] if self.track_flags else np.broadcast_to(np.False_, values.shape)
+        windows = RawWindows(starts, values, flags)
         self._next_start += h * count
         drop = min(self._next_start - self._buffer_start, self._values.shape[-1])
         if drop > 0:
             self._values = self._values[..., drop:]
-            self._flags = self._flags[..., drop:]
+            if self.track_flags:
+                self._flags = self._flags[..., drop:]
             self._buffer_start += drop
         return windows
 
