@@ -56,6 +56,7 @@ class LogBaseline:
                 raise ConfigError(
                     f"initial_baseline_us must be a positive conductance in µS, got {initial_baseline_us!r}")
             start = math.log(initial_baseline_us)
+        self._started = initial_baseline_us is not None  # every stream's baseline is a number
         self._powers: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] = (np.zeros(0), np.zeros(0))
         #: ln-conductance baseline now, () or (S,) (NaN before the first valid sample)
         self.states: npt.NDArray[np.float64] = np.full(() if streams is None else (streams,), start)
@@ -68,7 +69,7 @@ class LogBaseline:
     def push(self, conductance_us: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Features (same shape: ``(n,)``, or ``(S, n)`` in lockstep) for the next samples (µS, NaN = missing)."""
         y = np.asarray(conductance_us, dtype=np.float64)
-        if 0 < y.shape[-1] <= self._block and (y > 0).all() and np.isfinite(self.states).all():
+        if self._started and 0 < y.shape[-1] <= self._block and (y > 0).all():
             return self._push_valid(y)
         with np.errstate(invalid="ignore", divide="ignore"):
             x = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
@@ -90,6 +91,7 @@ class LogBaseline:
             out[..., start : start + seg.shape[-1]] = np.where(valid, self.scale * (seg - base), np.nan)
             state = base[..., -1]  # a stream without a valid sample here keeps its state exactly
         self.states = np.asarray(state, dtype=np.float64)
+        self._started = bool(np.isfinite(self.states).all())  # a started baseline never goes back to NaN
         return out
 
     def _push_valid(self, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 import numpy as np
@@ -232,7 +233,7 @@ class GatedWindows:
     def __len__(self) -> int:
         return len(self.windows)
 
-    @property
+    @cached_property
     def passed(self) -> int:
         """How many windows passed (rows of :meth:`good_features`)."""
         return int(np.count_nonzero(self.good))

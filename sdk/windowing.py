@@ -113,6 +113,7 @@ class Windower:
         self.window_samples = int(window_samples)
         self.hop_samples = int(hop_samples)
         self.track_flags = track_flags
+        self._offsets = np.arange(self.window_samples)[None, :]  # sample offsets inside a window
         self._values = np.zeros(0)
         self._flags = np.zeros(0, dtype=bool)
         self._buffer_start = 0  # stream index of _values[0]
@@ -148,9 +149,9 @@ class Windower:
         w, h = self.window_samples, self.hop_samples
         count = (end - w - self._next_start) // h + 1 if end - self._next_start >= w else 0
         starts = self._next_start + h * np.arange(count, dtype=np.int64)
-        idx = (starts - self._buffer_start)[:, None] + np.arange(w)[None, :]
+        idx = (starts - self._buffer_start)[:, None] + self._offsets
         values = self._values[..., idx]
-        flags = self._flags[..., idx] if self.track_flags else np.broadcast_to(np.False_, values.shape)
+        flags = self._flags[..., idx] if self.track_flags else np.zeros(values.shape, dtype=bool)
         windows = RawWindows(starts, values, flags)
         self._next_start += h * count
         drop = min(self._next_start - self._buffer_start, self._values.shape[-1])
