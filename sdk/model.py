@@ -130,6 +130,7 @@ class OnnxEmotionModel:
         except ContractError as exc:
             raise ModelError(f"model {str(self.path)!r}: {exc}") from exc
         self.targets = tuple(self.contract.targets)
+        self._output_names = list(self.targets)  # built once: run() is on every push's path
         self._batch_fixed = self._check_io()
 
     def _check_io(self) -> bool:
@@ -168,7 +169,7 @@ class OnnxEmotionModel:
 
     def _run(self, x: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
         try:
-            values = self._session.run(list(self.targets), {INPUT_NAME: x})
+            values = self._session.run(self._output_names, {INPUT_NAME: x})
         except Exception as exc:
             raise ModelError(f"model {str(self.path)!r} failed on a batch of shape {x.shape}: {exc}") from exc
         out: dict[str, Any] = {}
