@@ -1,278 +1,208 @@
-"""Sources: a transport + a decoder behind one façade, addressed by URL.
+"""The device source: one object from a ``serial://`` or ``ble://`` spec to sample blocks.
 
 ::
 
-    serial:///dev/ttyUSB0?protocol=ekd&baud=115200
-    serial:///dev/ttyACM0?protocol=ascii&unit=adc&rate=10&baud=9600
-    serial:///dev/rfcomm0?protocol=shimmer3&rate=128
-    serial:///dev/rfcomm1?protocol=bitalino&rate=100&channels=2&eda=2
-    ble://AA:BB:CC:DD:EE:FF?protocol=ekd          (by address; macOS: the CoreBluetooth UUID)
-    ble://EKD-GSR-01?protocol=ekd                  (by advertised name)
-    ble://AA:BB:CC:DD:EE:FF?protocol=ekd&mode=nus  (EKD serial stream over Nordic UART)
+    transport (bytes) ─LinkProtocol─► DecoderProtocol ─► sans-IO decoder ─► BlockQueue
+        ─► sample axis (refill of dropped blocks, bounded) ─► blocks() / ablocks()
 
-A :class:`GsrSource` runs its transport in a background thread and hands decoded
-:class:`~emotionkd.firmware_bridge.samples.SampleBlock` s through a bounded queue, usable as
-``for block in source`` or ``async for block in source``. When the consumer falls behind, the
-oldest blocks are dropped and counted (``queue_drops``) and the iterator fills their samples
-with NaN + GAP, so the sample axis stays true. A lost link is reconnected with capped
-exponential backoff; the decoder measures the outage on the device's time base (or the host
-clock for host-timed devices). If the first connection fails, or ``reconnect=False`` and the
-link drops, iteration raises :class:`TransportError`.
+A :class:`GsrSource` is a :class:`~emotionkd.firmware_bridge.source_base.Source` with two faces:
+
+* **sync** (``with source: for block in source``, :meth:`read`, :meth:`blocks`): the transport
+  runs in a background thread (pyserial blocks; BLE gets its own event loop there);
+* **async** (``async with source: async for block in source``, :meth:`ablocks`): BLE runs as a
+  task in the caller's event loop, end to end (bleak's notifications feed the decoder in that
+  loop); serial still reads in a thread, which wakes the loop when blocks arrive.
+
+When the consumer falls behind, the oldest blocks are dropped and counted (``queue_drops``) and
+the reader fills their samples with NaN + GAP (bounded: :mod:`~emotionkd.firmware_bridge.sample_axis`).
+A lost link is reconnected with capped exponential backoff; the decoder measures the outage on
+the device's time base (or the host clock for host-timed devices). ``protocol=auto`` (serial)
+tries each protocol of the device registry for ``probe`` s and keeps the first that decodes
+samples. No sample within ``timeout`` s of connecting is an error that says why (bytes that do
+not decode, or no bytes at all). If the first connection fails, or ``reconnect=False`` and the
+link drops, iteration raises :class:`TransportError` (with the fix for ports that cannot be
+opened).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import contextlib
 import logging
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from emotionkd.firmware_bridge.ascii_lines import AsciiLineDecoder
-from emotionkd.firmware_bridge.bitalino import BitalinoDecoder
+import numpy as np
+
 from emotionkd.firmware_bridge.decoding import Decoder
-from emotionkd.firmware_bridge.ekd_decoder import EkdBleDecoder, EkdSerialDecoder
-from emotionkd.firmware_bridge.errors import ConfigError, TransportError
+from emotionkd.firmware_bridge.devices import (
+    AUTO_ORDER,
+    DEFAULT_BAUD,
+    DEFAULT_RATE_HZ,
+    PROTOCOLS,
+    device,
+)
+from emotionkd.firmware_bridge.errors import ConfigError, ProtocolError, TransportError
+from emotionkd.firmware_bridge.link import (
+    Backoff,
+    BlockQueue,
+    DecoderProtocol,
+    LinkSupervisor,
+    SourceCounters,
+)
 from emotionkd.firmware_bridge.sample_axis import AxisAligner, GapPolicy
 from emotionkd.firmware_bridge.samples import SampleBlock
-from emotionkd.firmware_bridge.shimmer3 import Shimmer3Decoder
+from emotionkd.firmware_bridge.source_base import Source, SourceInfo
+from emotionkd.firmware_bridge.source_spec import (
+    BleSpec,
+    DeviceSpec,
+    SerialSpec,
+    SourceSpec,
+    parse_source_url,
+)
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("ekd", "ascii", "shimmer3", "bitalino")
-DEFAULT_BAUD = {"ekd": 115200, "ascii": 9600, "shimmer3": 115200, "bitalino": 115200}
-DEFAULT_RATE_HZ = {"ekd": 128.0, "ascii": 10.0, "shimmer3": 128.0, "bitalino": 100.0}
-_BLE_ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+#: seconds a protocol probe waits for a first byte before it passes over a silent port
+SILENT_PROBE_S = 1.2
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff: ``initial_s · factor^attempt``, at most ``max_s``."""
-
-    initial_s: float = 0.2
-    factor: float = 2.0
-    max_s: float = 5.0
-
-    def delay_s(self, attempt: int) -> float:
-        return min(self.max_s, self.initial_s * self.factor ** max(0, attempt))
+def make_decoder(spec: DeviceSpec) -> Decoder[Any]:
+    """The decoder a device spec asks for (its protocol's, from the device registry)."""
+    framed_ble = isinstance(spec, BleSpec) and spec.profile.framed
+    return device(spec.protocol).decoder(spec.rate_hz, spec.options, framed_ble=framed_ble)
 
 
-@dataclass(frozen=True)
-class SourceSpec:
-    """A parsed source URL.
-
-    Attributes:
-        scheme: ``"serial"`` or ``"ble"``.
-        target: serial device path, or BLE address / name.
-        protocol: one of :data:`PROTOCOLS`.
-        baud: serial baud rate.
-        rate_hz: nominal (or requested) sampling rate.
-        by_name: BLE: ``target`` is an advertised name, not an address.
-        options: the remaining query parameters (protocol-specific: unit, channels, eda, mode …).
-    """
-
-    scheme: str
-    target: str
-    protocol: str
-    baud: int
-    rate_hz: float
-    by_name: bool = False
-    options: dict[str, str] = field(default_factory=dict)
+def _device_spec(spec: str | SourceSpec) -> DeviceSpec:
+    parsed = parse_source_url(spec) if isinstance(spec, str) else spec
+    if not isinstance(parsed, SerialSpec | BleSpec):
+        raise ConfigError(f"{parsed.url!r} is not a device; GsrSource opens serial:// and ble:// URLs")
+    return parsed
 
 
-def parse_source_url(url: str) -> SourceSpec:
-    """Parse a ``serial://`` or ``ble://`` URL (see the module docstring).
-
-    Raises:
-        ConfigError: unknown scheme or protocol, missing target, malformed numbers.
-    """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    protocol = query.pop("protocol", "ekd").lower()
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r} in {url!r}; use one of {', '.join(PROTOCOLS)}")
-    try:
-        baud = int(query.pop("baud", DEFAULT_BAUD[protocol]))
-        rate_hz = float(query.pop("rate", DEFAULT_RATE_HZ[protocol]))
-    except ValueError as exc:
-        raise ConfigError(f"baud and rate must be numbers in {url!r}") from exc
-    if baud <= 0 or not rate_hz > 0:
-        raise ConfigError(f"baud and rate must be positive in {url!r}")
-    if scheme == "serial":
-        target = unquote(parts.netloc + parts.path)
-        if not target:
-            raise ConfigError(f"no serial device in {url!r}; write serial:///dev/ttyUSB0?protocol=ekd")
-        return SourceSpec("serial", target, protocol, baud, rate_hz, False, query)
-    if scheme == "ble":
-        target = unquote(parts.netloc + parts.path).strip("/")
-        name = query.pop("name", "")
-        if name:
-            target = name
-        if not target:
-            raise ConfigError(f"no BLE address or name in {url!r}; write ble://AA:BB:CC:DD:EE:FF?protocol=ekd")
-        if protocol not in ("ekd",) and query.get("mode", "") != "nus":
-            raise ConfigError(f"protocol {protocol!r} has no BLE transport here; its devices appear as serial ports")
-        return SourceSpec("ble", target, protocol, baud, rate_hz, not _BLE_ADDRESS.match(target), query)
-    raise ConfigError(f"unknown source scheme {parts.scheme!r} in {url!r}; use serial:// or ble://")
-
-
-def make_decoder(spec: SourceSpec) -> Decoder[Any]:
-    """The decoder a source URL asks for (protocol options come from the query)."""
-    opts = dict(spec.options)
-    try:
-        if spec.protocol == "ekd":
-            if spec.scheme == "ble" and opts.get("mode", "gatt") != "nus":
-                return EkdBleDecoder(spec.rate_hz)
-            return EkdSerialDecoder(spec.rate_hz)
-        if spec.protocol == "ascii":
-            kwargs: dict[str, Any] = {"unit": opts.get("unit", "adc")}
-            if "cal" in opts:
-                kwargs["grove_cal"] = float(opts["cal"])
-            return AsciiLineDecoder(spec.rate_hz, **kwargs)
-        if spec.protocol == "shimmer3":
-            return Shimmer3Decoder(spec.rate_hz)
-        channels = tuple(int(c) for c in opts.get("channels", "2").split(",") if c != "")
-        eda = int(opts.get("eda", channels[0] if len(channels) == 1 else 2))
-        return BitalinoDecoder(spec.rate_hz, channels=channels, eda_channel=eda)
-    except ValueError as exc:
-        raise ConfigError(f"bad option for protocol {spec.protocol!r}: {exc}") from exc
-
-
-# --- the queue between the transport thread and the consumer ----------------------------------
-
-class BlockQueue:
-    """Bounded FIFO of blocks; a full queue drops its oldest block (counted)."""
-
-    def __init__(self, max_blocks: int = 1024) -> None:
-        self._items: collections.deque[SampleBlock | BaseException] = collections.deque()
-        self._max = int(max_blocks)
-        self._cond = threading.Condition()
-        self.drops = 0
-        self.dropped_samples = 0
-
-    def put(self, item: SampleBlock | BaseException) -> None:
-        with self._cond:
-            if len(self._items) >= self._max and isinstance(item, SampleBlock):
-                old = self._items.popleft()
-                if isinstance(old, SampleBlock):
-                    self.drops += 1
-                    self.dropped_samples += len(old)
-                else:  # never drop an error: put it back in front
-                    self._items.appendleft(old)
-            self._items.append(item)
-            self._cond.notify_all()
-
-    def get(self, timeout_s: float | None) -> SampleBlock | BaseException | None:
-        with self._cond:
-            if not self._items:
-                self._cond.wait(timeout_s)
-            return self._items.popleft() if self._items else None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-@dataclass
-class SourceCounters:
-    """Transport-level counters of a source.
-
-    Attributes:
-        connects, disconnects: link events.
-        stalls: links dropped by the watchdog (no bytes for ``stall_timeout_s``).
-        bytes_read: bytes from the transport.
-        queue_drops, queue_dropped_samples: blocks the consumer was too slow for.
-        write_errors: commands that could not be sent.
-        mtu: BLE ATT MTU of the current link (0 for serial).
-        last_error: text of the last transport error.
-    """
-
-    connects: int = 0
-    disconnects: int = 0
-    stalls: int = 0
-    bytes_read: int = 0
-    queue_drops: int = 0
-    queue_dropped_samples: int = 0
-    write_errors: int = 0
-    mtu: int = 0
-    last_error: str = ""
-
-
-class GsrSource:
-    """A live source of samples: ``for block in source`` / ``async for block in source``.
+class GsrSource(Source):
+    """A live sensor (see the module docstring).
 
     Args:
-        url: source URL (see :func:`parse_source_url`).
+        spec: a :class:`SerialSpec` / :class:`BleSpec`, or a URL (parsed here, once).
         reconnect: reconnect after the link drops (the first connection must succeed).
         backoff: delays between reconnection attempts.
         stall_timeout_s: silence that counts as a lost link (None: never).
         max_queue_blocks: capacity of the block queue.
         connect_timeout_s: how long :meth:`start` waits for the first connection.
-        decoder: a decoder to use instead of the one the URL names.
+        decoder: a decoder to use instead of the one the spec names.
         gap_policy: the bound on the NaN fill that stands for blocks the queue dropped.
     """
 
-    def __init__(self, url: str, *, reconnect: bool = True, backoff: Backoff | None = None,
+    def __init__(self, spec: str | SourceSpec, *, reconnect: bool = True, backoff: Backoff | None = None,
                  stall_timeout_s: float | None = 5.0, max_queue_blocks: int = 1024,
                  connect_timeout_s: float = 20.0, decoder: Decoder[Any] | None = None,
                  gap_policy: GapPolicy | None = None) -> None:
-        self.url = url
-        self.spec = parse_source_url(url)
+        self.spec: DeviceSpec = _device_spec(spec)
+        super().__init__(self.spec.url)
+        self.auto = self.spec.protocol == "auto"
+        if isinstance(self.spec, SerialSpec) and self.auto:
+            self.spec = self.spec.for_protocol(AUTO_ORDER[0])  # _detect tries the others
+        self.protocol = self.spec.protocol
         self.decoder = decoder or make_decoder(self.spec)
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.stall_timeout_s = stall_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.gap_policy = gap_policy or GapPolicy()
         self.transport_counters = SourceCounters()
         self._queue = BlockQueue(max_queue_blocks)
+        self._link = DecoderProtocol(self.decoder, self._deliver, self.transport_counters)
+        self._supervisor: LinkSupervisor | None = None
         self._stop = threading.Event()
-        self._first_result = threading.Event()
-        self._first_error: TransportError | None = None
         self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
         self._aligner: AxisAligner | None = None
-        self.gap_policy = gap_policy or GapPolicy()
-        self._closed = False
-        self._decoder_lock = threading.Lock()
+        self._pending: list[SampleBlock] = []
 
-    # -- lifecycle -----------------------------------------------------------------------
+    # -- description ---------------------------------------------------------------------
     @property
     def rate_hz(self) -> float:
         return self.decoder.rate_hz
 
+    @property
+    def info(self) -> SourceInfo:
+        hello = getattr(self.decoder, "hello", None)  # EKD devices say their name
+        name = getattr(hello, "name", None)
+        return SourceInfo(device=f"{name or self.spec.target} ({self.spec.scheme})", protocol=self.protocol,
+                          rate_hz=self.rate_hz)
+
+    def counters(self) -> dict[str, int]:
+        """Decoder and transport counters (integers) as one plain dict."""
+        merged = {**self.decoder.describe(), **asdict(self.transport_counters)}
+        return {k: v for k, v in merged.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+    # -- life cycle (sync face) ----------------------------------------------------------------
+    def _supervise(self, reconnect: bool) -> LinkSupervisor:
+        self._stop.clear()
+        self._supervisor = LinkSupervisor(reconnect, self.backoff, self.transport_counters, self._fatal)
+        return self._supervisor
+
+    def _launch(self, reconnect: bool) -> None:
+        """Start the transport thread and wait for the first connection."""
+        from emotionkd.firmware_bridge.transports import run_ble, run_serial
+
+        supervisor = self._supervise(reconnect)
+        target = run_serial if isinstance(self.spec, SerialSpec) else run_ble
+        self._thread = threading.Thread(target=target, name=f"emotionkd-source {self.url}", daemon=True,
+                                        args=(self.spec, self._link, supervisor, self._stop, self.stall_timeout_s))
+        self._thread.start()
+        self._await_first(supervisor.first_result.wait(self.connect_timeout_s))
+
+    def _await_first(self, arrived: bool) -> None:
+        supervisor = self._supervisor
+        assert supervisor is not None
+        if not arrived:
+            self._halt()
+            raise TransportError(f"no connection to {self.url} within {self.connect_timeout_s:g} s; "
+                                 "is the device on and in range?", url=self.url)
+        if supervisor.first_error is not None:
+            self._halt()
+            error = supervisor.first_error
+            if isinstance(self.spec, SerialSpec):
+                from emotionkd.firmware_bridge.transports import explain_open_error
+
+                line = explain_open_error(error, self.spec.target)
+                if line:
+                    raise TransportError(line, url=self.url) from error
+            raise error
+
     def start(self) -> GsrSource:
-        """Connect (waits for the first connection) and start streaming.
+        """Connect (waits for the first connection; probes protocols for ``protocol=auto``) and
+        start streaming.
 
         Raises:
             TransportError: the first connection failed (names the device and the fix).
+            ProtocolError: ``protocol=auto`` and bytes arrive that no protocol decodes.
         """
-        if self._thread is not None:
-            return self
-        from emotionkd.firmware_bridge.transports import run_ble, run_serial
-
-        target = run_serial if self.spec.scheme == "serial" else run_ble
-        self._thread = threading.Thread(target=target, args=(self,), name=f"emotionkd-source {self.url}", daemon=True)
-        self._thread.start()
-        if not self._first_result.wait(self.connect_timeout_s):
-            self.close()
-            raise TransportError(f"no connection to {self.url} within {self.connect_timeout_s:g} s; "
-                                 "is the device on and in range?", url=self.url)
-        if self._first_error is not None:
-            self.close()
-            raise self._first_error
+        if self._thread is None and self._task is None:
+            if self.auto:
+                self._detect()
+            else:
+                self._launch(self.reconnect)
         return self
 
-    def close(self) -> None:
+    def open(self) -> None:
+        self.start()
+
+    def _halt(self) -> None:
         """Stop the transport (sends the protocol's stop command when connected)."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10.0)
         self._thread = None
-        self._closed = True
+
+    def close(self) -> None:
+        self._halt()
+        super().close()
 
     def __enter__(self) -> GsrSource:
         return self.start()
@@ -280,22 +210,51 @@ class GsrSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> GsrSource:
-        await asyncio.to_thread(self.start)
-        return self
+    def _detect(self) -> None:
+        """Try each protocol for ``probe_s``; keep the first that decodes valid samples.
 
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.close)
+        A protocol that gets no byte at all within :data:`SILENT_PROBE_S` of its start command
+        is passed over early, and a port silent to every protocol is reported as "no data" (a
+        switched-off sensor), not as a protocol mismatch.
+        """
+        assert isinstance(self.spec, SerialSpec)
+        tried: list[tuple[str, int]] = []
+        started = time.monotonic()
+        probed = self.spec
+        for protocol in AUTO_ORDER:
+            self.spec = probed.for_protocol(protocol)
+            self.protocol, self.decoder = protocol, make_decoder(self.spec)
+            self._link.decoder = self.decoder
+            self._queue.clear()
+            self._launch(reconnect=False)
+            blocks: list[SampleBlock] = []
+            opened = time.monotonic()
+            with contextlib.suppress(TransportError):
+                while time.monotonic() < opened + self.spec.probe_s and not self.closed:
+                    blocks += self.read(0.1)
+                    if any(np.isfinite(b.conductance_us).any() for b in blocks):
+                        logger.info("%s speaks %s", self.spec.target, protocol)
+                        assert self._supervisor is not None
+                        self._supervisor.reconnect = self.reconnect  # probed without; now a live link
+                        self._pending = blocks
+                        return
+                    if time.monotonic() - opened > SILENT_PROBE_S and not self._bytes_in():
+                        break
+            tried.append((protocol, self._bytes_in()))
+            self._halt()
+            self._aligner = None
+        if not any(n for _, n in tried):
+            raise TransportError(
+                f"no data from {self.spec.target} in {time.monotonic() - started:.0f} s (tried "
+                f"{', '.join(p for p, _ in tried)}): is the sensor switched on and streaming?", url=self.url)
+        raise ProtocolError(f"{self.spec.target}: no protocol decodes its bytes (tried "
+                            f"{', '.join(f'{p} ({n} bytes, none decoded)' for p, n in tried)}); "
+                            "check --baud, or name the protocol with --protocol")
 
-    # -- called by the transport thread ------------------------------------------------------
-    def _connected(self) -> None:
-        self.transport_counters.connects += 1
-        self._first_result.set()
+    def _bytes_in(self) -> int:
+        return int(self.decoder.counters.bytes_received)
 
-    def _failed_first(self, error: TransportError) -> None:
-        self._first_error = error
-        self._first_result.set()
-
+    # -- called by the link -----------------------------------------------------------------------
     def _deliver(self, blocks: list[SampleBlock]) -> None:
         for block in blocks:
             self._queue.put(block)
@@ -304,22 +263,18 @@ class GsrSource:
         self.transport_counters.last_error = str(error)
         self._queue.put(error)
 
-    def _feed(self, data: bytes) -> None:
-        self.transport_counters.bytes_read += len(data)
-        with self._decoder_lock:
-            blocks = self.decoder.feed(data)
-        self._deliver(blocks)
-
-    # -- consumer side -------------------------------------------------------------------------
+    # -- consumer side (sync) ----------------------------------------------------------------------
     def read(self, timeout_s: float | None = 1.0) -> list[SampleBlock]:
         """The next block(s), or ``[]`` after ``timeout_s`` without data.
 
-        Blocks the queue dropped come back as NaN + GAP fills (several blocks then).
+        Blocks the queue dropped come back as a bounded NaN + GAP fill (several blocks then).
 
         Raises:
             TransportError: the link failed and will not be re-established.
         """
-        item = self._queue.get(timeout_s)
+        return self._take(self._queue.get(timeout_s))
+
+    def _take(self, item: SampleBlock | BaseException | None) -> list[SampleBlock]:
         self.transport_counters.queue_drops = self._queue.drops
         self.transport_counters.queue_dropped_samples = self._queue.dropped_samples
         if item is None:
@@ -330,7 +285,6 @@ class GsrSource:
         if aligner is None or aligner.rate_hz != item.rate_hz:  # first block, or the device changed rate
             start = 0 if aligner is None else aligner.next_index
             aligner = self._aligner = AxisAligner(item.rate_hz, self.gap_policy, start_index=start)
-        # blocks the queue dropped come back as a bounded NaN fill (sample_axis owns the rules)
         return aligner.place(item).blocks
 
     def collect(self, seconds: float) -> list[SampleBlock]:
@@ -341,40 +295,114 @@ class GsrSource:
             blocks += self.read(min(0.1, max(0.0, end - time.monotonic())))
         return blocks
 
+    def blocks(self) -> Iterator[SampleBlock]:
+        """Blocks until the source is closed (raises when no sample arrives within the spec's
+        ``timeout`` of connecting, saying whether bytes arrived)."""
+        self.start()
+        pending, self._pending = self._pending, []
+        yield from pending
+        got_samples = bool(pending)
+        started = time.monotonic()
+        while not (self.closed and not len(self._queue)):
+            blocks = self.read(0.25)
+            if blocks:
+                got_samples = True
+                yield from blocks
+            elif not got_samples and time.monotonic() - started > self.spec.timeout_s:
+                raise self._no_data_error()
+
     def __iter__(self) -> Iterator[SampleBlock]:
-        if self._thread is None:
-            self.start()
-        while not (self._closed and not len(self._queue)):
-            yield from self.read(0.25)
+        return self.blocks()
 
-    async def __aiter__(self) -> AsyncIterator[SampleBlock]:
-        if self._thread is None:
+    def _no_data_error(self) -> Exception:
+        received = self._bytes_in() or self.transport_counters.bytes_read
+        if received:
+            return ProtocolError(
+                f"{received} bytes arrived from {self.spec.target} in {self.spec.timeout_s:g} s but none decode as "
+                f"{self.protocol}: wrong protocol or baud rate? (try --protocol auto, or --baud)")
+        return TransportError(
+            f"no data from {self.spec.target} in {self.spec.timeout_s:g} s: is the sensor switched on, "
+            "streaming and (for BLE) in range?", url=self.url)
+
+    # -- consumer side (async) ---------------------------------------------------------------------
+    async def astart(self) -> GsrSource:
+        """:meth:`start` for asyncio: BLE connects in this loop (a task, no thread); serial opens
+        (and probes) in a worker thread once."""
+        if self._thread is not None or self._task is not None:
+            return self
+        if isinstance(self.spec, BleSpec):
+            from emotionkd.firmware_bridge.transports import ble_session
+
+            supervisor = self._supervise(self.reconnect)
+            self._task = asyncio.get_running_loop().create_task(
+                ble_session(self.spec, self._link, supervisor, self._stop, self.stall_timeout_s))
+            deadline = time.monotonic() + self.connect_timeout_s
+            while not supervisor.first_result.is_set() and time.monotonic() < deadline and not self._task.done():
+                await asyncio.sleep(0.02)
+            if self._task.done() and not supervisor.first_result.is_set() and self._task.exception() is not None:
+                raise TransportError(f"BLE transport for {self.url} failed: {self._task.exception()!r}", url=self.url)
+            self._await_first(supervisor.first_result.is_set())
+        else:
             await asyncio.to_thread(self.start)
-        while not (self._closed and not len(self._queue)):
-            for block in await asyncio.to_thread(self.read, 0.25):
-                yield block
+        return self
 
-    def counters(self) -> dict[str, Any]:
-        """Decoder and transport counters as one plain dict."""
-        return {**self.decoder.describe(), **asdict(self.transport_counters)}
+    async def aclose(self) -> None:
+        """:meth:`close` for asyncio (waits for the BLE task to disconnect)."""
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10.0)
+        await asyncio.to_thread(self.close)
 
+    async def __aenter__(self) -> GsrSource:
+        return await self.astart()
 
-def open_source(url: str, **kwargs: Any) -> GsrSource:
-    """Create and start a :class:`GsrSource` (see its arguments)."""
-    return GsrSource(url, **kwargs).start()
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
+    async def ablocks(self) -> AsyncIterator[SampleBlock]:
+        """Async iterator over the same blocks as :meth:`blocks`; the reader waits on an event the
+        producer sets (no thread hop per block)."""
+        await self.astart()
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+        self._queue.on_put = lambda: loop.call_soon_threadsafe(ready.set)
+        pending, self._pending = self._pending, []
+        for block in pending:
+            yield block
+        got_samples = bool(pending)
+        started = time.monotonic()
+        try:
+            while not (self.closed and not len(self._queue)):
+                blocks = self._take(self._queue.get(0))
+                if blocks:
+                    got_samples = True
+                    for block in blocks:
+                        yield block
+                    continue
+                if not got_samples and time.monotonic() - started > self.spec.timeout_s:
+                    raise self._no_data_error()
+                ready.clear()
+                if not len(self._queue):
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(ready.wait(), 0.25)
+        finally:
+            self._queue.on_put = None
+
+    def __aiter__(self) -> AsyncIterator[SampleBlock]:
+        return self.ablocks()
 
 
 __all__ = [
     "DEFAULT_BAUD",
     "DEFAULT_RATE_HZ",
     "PROTOCOLS",
+    "SILENT_PROBE_S",
     "Backoff",
     "BlockQueue",
     "GsrSource",
     "SourceCounters",
-    "SourceSpec",
     "make_decoder",
-    "open_source",
     "parse_source_url",
 ]

@@ -1,6 +1,11 @@
 """The transports behind :class:`~emotionkd.firmware_bridge.sources.GsrSource`: serial and BLE.
 
-Both run in the source's background thread, feed the source's decoder and survive link loss:
+A transport only moves bytes: it calls a :class:`~emotionkd.firmware_bridge.link.LinkProtocol`
+(connection_made → start-up commands, data_received, connection_lost, stop_commands) and asks a
+:class:`~emotionkd.firmware_bridge.link.LinkSupervisor` whether and when to reconnect. Serial
+runs in a thread (pyserial blocks); BLE is a coroutine (:func:`ble_session`) that runs in the
+caller's event loop (the source's async face) or in a thread's loop (its sync face). Both survive
+link loss:
 
 * **Serial** (pyserial): open (exclusive), assert DTR/RTS where the port has them (a
   pseudo-terminal answers ENOTTY: tolerated), send the protocol's start-up commands (EKD: HELLO
@@ -20,64 +25,22 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from emotionkd.firmware_bridge import ekd
 from emotionkd.firmware_bridge.errors import TransportError
+from emotionkd.firmware_bridge.link import LinkProtocol, LinkSupervisor
+from emotionkd.firmware_bridge.source_spec import BleSpec, SerialSpec
 
 if TYPE_CHECKING:
     import serial
-
-    from emotionkd.firmware_bridge.sources import GsrSource
 
 logger = logging.getLogger(__name__)
 
 #: pause between start-up commands (devices such as the Shimmer3 process one at a time)
 COMMAND_GAP_S = 0.05
-SCAN_TIMEOUT_S = 10.0
-
-
-class _LinkKeeper:
-    """Link bookkeeping shared by the transports: first failure, outage, counters, backoff."""
-
-    def __init__(self, source: GsrSource) -> None:
-        self.source = source
-        self.attempt = 0
-        self.connected_once = False
-        self.down_since: float | None = None
-
-    def resume(self) -> None:
-        """The link is back: let the decoder account for the outage (drop partial bytes, fill)."""
-        if self.down_since is None:
-            return
-        with self.source._decoder_lock:
-            fill = self.source.decoder.link_reset(time.monotonic() - self.down_since)
-        self.source._deliver(fill)
-
-    def connected(self) -> None:
-        self.source._connected()
-        self.connected_once = True
-        self.attempt = 0
-        self.down_since = None
-
-    def failed(self, error: TransportError) -> float | None:
-        """Account a failure; returns the delay before the next attempt, or None to give up."""
-        source = self.source
-        if not self.connected_once:
-            source._failed_first(error)
-            return None
-        if self.down_since is None:
-            source.transport_counters.disconnects += 1
-            self.down_since = time.monotonic()
-        source.transport_counters.last_error = str(error)
-        if not source.reconnect:
-            source._fatal(error)
-            return None
-        delay = source.backoff.delay_s(self.attempt)
-        self.attempt += 1
-        logger.info("%s; reconnecting in %.1f s", error, delay)
-        return delay
 
 
 def open_serial(path: str, baud: int, *, read_timeout_s: float = 0.1) -> serial.Serial:
@@ -119,24 +82,22 @@ def assert_modem_lines(port: Any) -> None:
                 raise TransportError(f"cannot set {line.upper()} on {port.port}: {exc}") from exc
 
 
-def run_serial(source: GsrSource) -> None:
-    """Thread body: keep a serial link up and feed the source until it is closed."""
+def run_serial(spec: SerialSpec, protocol: LinkProtocol, supervisor: LinkSupervisor, stop: threading.Event,
+               stall_timeout_s: float | None) -> None:
+    """Thread body: keep a serial link up and feed ``protocol`` until ``stop`` is set."""
     import serial
 
-    spec, decoder, stop = source.spec, source.decoder, source._stop
-    url = source.url
-    link = _LinkKeeper(source)
+    url = spec.url
     while not stop.is_set():
         port = None
         try:
             port = open_serial(spec.target, spec.baud)
             port.reset_input_buffer()
-            link.resume()
-            for command in decoder.startup_commands():
+            for command in protocol.connection_made():
                 port.write(command)
                 port.flush()
-                _drain(port, source, COMMAND_GAP_S)
-            link.connected()
+                _drain(port, protocol, COMMAND_GAP_S)
+            supervisor.connected()
             last_rx = time.monotonic()
             while not stop.is_set():
                 waiting = port.in_waiting
@@ -144,12 +105,12 @@ def run_serial(source: GsrSource) -> None:
                 now = time.monotonic()
                 if data:
                     last_rx = now
-                    source._feed(data)
-                elif source.stall_timeout_s is not None and now - last_rx > source.stall_timeout_s:
-                    source.transport_counters.stalls += 1
-                    raise TransportError(f"{url}: no data for {source.stall_timeout_s:g} s (stalled link)", url=url)
+                    protocol.data_received(data)
+                elif stall_timeout_s is not None and now - last_rx > stall_timeout_s:
+                    supervisor.counters.stalls += 1
+                    raise TransportError(f"{url}: no data for {stall_timeout_s:g} s (stalled link)", url=url)
             with contextlib.suppress(Exception):
-                for command in decoder.stop_commands():
+                for command in protocol.stop_commands():
                     port.write(command)
                 port.flush()
             port.close()
@@ -160,38 +121,58 @@ def run_serial(source: GsrSource) -> None:
             if port is not None:
                 with contextlib.suppress(Exception):
                     port.close()
-            delay = link.failed(error)
+            if supervisor.connected_once:
+                protocol.connection_lost(error)
+            delay = supervisor.failed(error)
             if delay is None:
                 return
             stop.wait(delay)
 
 
-def _drain(port: Any, source: GsrSource, seconds: float) -> None:
+def _drain(port: Any, protocol: LinkProtocol, seconds: float) -> None:
     """Read (and decode) whatever arrives during ``seconds``: replies between commands."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         data = port.read(max(1, port.in_waiting))
         if data:
-            source._feed(data)
+            protocol.data_received(data)
+
+
+def explain_open_error(exc: BaseException, path: str) -> str | None:
+    """One line with the fix for a serial port that cannot be opened, or None if unknown."""
+    code = None
+    for err in (exc, exc.__cause__, exc.__context__, getattr(exc.__cause__, "__cause__", None)):
+        code = getattr(err, "errno", None) or code
+    text = " ".join(str(e) for e in (exc, exc.__cause__) if e is not None).lower()
+    if code == errno.ENOENT or "no such file" in text:
+        return (f"serial port {path} does not exist: is the sensor plugged in? "
+                "(`emotionkd-sdk devices` lists the ports)")
+    if code in (errno.EACCES, errno.EPERM) or "permission denied" in text:
+        group = _owning_group(path)
+        return (f"permission denied on {path}: join the group that owns it ({group}): "
+                f"sudo usermod -aG {group} $USER, then log out and in again")
+    if code in (errno.EBUSY, errno.EAGAIN) or "exclusively lock" in text or "busy" in text:
+        return (f"serial port {path} is busy: another program holds it (a serial monitor, "
+                "another emotionkd, ModemManager); close it and try again")
+    return None
+
+
+def _owning_group(path: str) -> str:
+    """The group that owns a device file (``dialout`` on Debian/Ubuntu, ``uucp`` on Arch)."""
+    try:
+        import grp
+
+        return grp.getgrgid(os.stat(path).st_gid).gr_name
+    except (ImportError, KeyError, OSError):
+        return "dialout on Debian/Ubuntu/Fedora, uucp on Arch"
 
 
 # --- BLE ------------------------------------------------------------------------------------------
 
-def run_ble(source: GsrSource) -> None:
-    """Thread body: an asyncio loop running the BLE link."""
-    try:
-        asyncio.run(_ble_main(source))
-    except Exception as exc:  # an unexpected failure must still reach the consumer
-        error = TransportError(f"BLE transport for {source.url} failed: {exc!r}", url=source.url)
-        source._failed_first(error)
-        source._fatal(error)
-
-
-async def _find_ble_device(source: GsrSource) -> Any:
+async def _find_ble_device(spec: BleSpec) -> Any:
     from bleak import BleakScanner
 
-    spec = source.spec
-    timeout = float(spec.options.get("scan_timeout", SCAN_TIMEOUT_S))
+    timeout = spec.scan_timeout_s
     if spec.by_name:
         device = await BleakScanner.find_device_by_name(spec.target, timeout=timeout)
     else:
@@ -200,7 +181,7 @@ async def _find_ble_device(source: GsrSource) -> Any:
         kind = "name" if spec.by_name else "address"
         raise TransportError(f"BLE device with {kind} {spec.target!r} not found within {timeout:g} s; "
                              "is it powered, advertising and in range (and not connected to another host)?",
-                             url=source.url)
+                             url=spec.url)
     return device
 
 
@@ -230,63 +211,78 @@ async def _ble_write(client: Any, char_uuid: str, data: bytes, nus: bool) -> Non
         await client.write_gatt_char(char, data, response=True)
 
 
-async def _ble_main(source: GsrSource) -> None:
+async def ble_session(spec: BleSpec, protocol: LinkProtocol, supervisor: LinkSupervisor, stop: threading.Event,
+                      stall_timeout_s: float | None) -> None:
+    """Keep a BLE link up and feed ``protocol`` until ``stop`` is set (runs in the caller's loop:
+    notifications reach the decoder in that loop, no thread in between)."""
     from bleak import BleakClient
     from bleak.exc import BleakError
 
-    spec, decoder, stop = source.spec, source.decoder, source._stop
-    nus = spec.options.get("mode", "gatt") == "nus"
-    notify_uuid = ekd.NUS_TX_CHAR_UUID if nus else ekd.DATA_CHAR_UUID
-    write_uuid = ekd.NUS_RX_CHAR_UUID if nus else ekd.CONTROL_CHAR_UUID
+    profile = spec.profile
+    nus = not profile.framed
+    url = spec.url
     loop = asyncio.get_running_loop()
-    link = _LinkKeeper(source)
     while not stop.is_set():
         lost = asyncio.Event()
         last_rx = [time.monotonic()]
 
         def on_disconnect(_client: Any, lost: asyncio.Event = lost) -> None:
-            loop.call_soon_threadsafe(lost.set)
+            loop.call_soon_threadsafe(lost.set)  # safe whichever thread a backend calls back from
 
         def on_notify(_char: Any, data: bytearray, last_rx: list[float] = last_rx) -> None:
             last_rx[0] = time.monotonic()
-            source._feed(bytes(data))
+            protocol.data_received(bytes(data))
 
         try:
-            device = await _find_ble_device(source)
+            device = await _find_ble_device(spec)
             client = BleakClient(device, disconnected_callback=on_disconnect)
             await client.connect()
             try:
-                await client.start_notify(notify_uuid, on_notify)
-                source.transport_counters.mtu = _att_mtu(client, notify_uuid)
-                link.resume()
-                for command in decoder.startup_commands():
-                    await _ble_write(client, write_uuid, command, nus)
-                link.connected()
+                await client.start_notify(profile.notify_uuid, on_notify)
+                supervisor.counters.mtu = _att_mtu(client, profile.notify_uuid)
+                for command in protocol.connection_made():
+                    await _ble_write(client, profile.write_uuid, command, nus)
+                supervisor.connected()
                 last_rx[0] = time.monotonic()
                 while not stop.is_set() and not lost.is_set():
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(lost.wait(), 0.1)
-                    if (source.stall_timeout_s is not None
-                            and time.monotonic() - last_rx[0] > source.stall_timeout_s):
-                        source.transport_counters.stalls += 1
-                        raise TransportError(f"{source.url}: no notification for {source.stall_timeout_s:g} s "
-                                             "(stalled link)", url=source.url)
+                    if stall_timeout_s is not None and time.monotonic() - last_rx[0] > stall_timeout_s:
+                        supervisor.counters.stalls += 1
+                        raise TransportError(f"{url}: no notification for {stall_timeout_s:g} s (stalled link)",
+                                             url=url)
                 if lost.is_set():
-                    raise TransportError(f"{source.url}: the BLE device disconnected", url=source.url)
+                    raise TransportError(f"{url}: the BLE device disconnected", url=url)
                 with contextlib.suppress(Exception):
-                    for command in decoder.stop_commands():
-                        await _ble_write(client, write_uuid, command, nus)
+                    for command in protocol.stop_commands():
+                        await _ble_write(client, profile.write_uuid, command, nus)
                 return
             finally:
                 with contextlib.suppress(Exception):
                     await client.disconnect()
         except (TimeoutError, BleakError, TransportError, OSError) as exc:
             error = exc if isinstance(exc, TransportError) else TransportError(
-                f"BLE link to {spec.target} failed: {exc}", url=source.url)
-            delay = link.failed(error)
+                f"BLE link to {spec.target} failed: {exc}", url=url)
+            if supervisor.connected_once:
+                protocol.connection_lost(error)
+            delay = supervisor.failed(error)
             if delay is None:
                 return
-            await asyncio.to_thread(stop.wait, delay)
+            end = time.monotonic() + delay
+            while not stop.is_set() and time.monotonic() < end:
+                await asyncio.sleep(min(0.05, delay))
 
 
-__all__ = ["COMMAND_GAP_S", "assert_modem_lines", "open_serial", "run_ble", "run_serial"]
+def run_ble(spec: BleSpec, protocol: LinkProtocol, supervisor: LinkSupervisor, stop: threading.Event,
+            stall_timeout_s: float | None) -> None:
+    """Thread body for the sync face: :func:`ble_session` in this thread's own event loop."""
+    try:
+        asyncio.run(ble_session(spec, protocol, supervisor, stop, stall_timeout_s))
+    except Exception as exc:  # an unexpected failure must still reach the consumer
+        error = TransportError(f"BLE transport for {spec.url} failed: {exc!r}", url=spec.url)
+        supervisor.first_error = supervisor.first_error or error
+        supervisor.first_result.set()
+        supervisor.on_fatal(error)
+
+
+__all__ = ["COMMAND_GAP_S", "assert_modem_lines", "ble_session", "explain_open_error", "open_serial", "run_ble", "run_serial"]

@@ -142,8 +142,9 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
     """
     from emotionkd.sdk.outputs import StreamStatus
     from emotionkd.sdk.recording import RecordingWriter
-    from emotionkd.sdk.sources import open_source
+    from emotionkd.sdk.sources import open_source, parse_source
 
+    spec = parse_source(url)  # parsed once; the source is made from the spec
     recorder: RecordingWriter | None = None
     outputs: list[Any] = []
     status = StreamStatus(source=url)
@@ -160,7 +161,7 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
         for block in src.blocks():
             if status.samples == 0:  # said now: a device names itself in its first frames
                 info = src.info
-                status.source = _source_label(url, info.device)
+                status.source = _source_label(spec, info.device)
                 status.nominal_rate_hz = block.rate_hz
                 _say(f"streaming {status.source} ({info.protocol}, {block.rate_hz:g} Hz) -> "
                      f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s")
@@ -176,8 +177,8 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
             yield block
 
     try:
-        with open_source(url) as src:
-            status.source = _source_label(url, src.info.device)
+        with open_source(spec) as src:
+            status.source = _source_label(spec, src.info.device)
             outputs.extend(open_outputs(status))
             for out in outputs:  # outputs that stamp predictions with the source's clock (LSL)
                 if hasattr(out, "bind_source"):

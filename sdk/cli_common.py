@@ -119,7 +119,7 @@ def _require(ok: bool, message: str) -> None:
 def _check_source_options(protocol: str, baud: int | None, speed: float, timeout_s: float, unit: str | None,
                           duration_s: float | None) -> None:
     """The options every source takes, checked before a port, file or model is touched."""
-    from emotionkd.firmware_bridge.sources import PROTOCOLS
+    from emotionkd.firmware_bridge.devices import PROTOCOLS
     from emotionkd.firmware_bridge.units import normalise_unit
 
     known = ("auto", *PROTOCOLS)
@@ -183,14 +183,11 @@ def _open_output(fmt: str, output: Path | None, header: str, status: Any = None,
     raise ConfigError(f"unknown --format {fmt!r}; use table, jsonl or csv")
 
 
-def _source_label(url: str, device: str) -> str:
-    """What the live view calls the source: a replay names its file (and what recorded it), not
-    the serial port the recording once came from."""
-    from emotionkd.sdk.sources import SourceUrl
-
-    parsed = SourceUrl.parse(url)
-    if parsed.scheme == "replay":
-        return f"replay of {Path(parsed.location).name} (recorded from {device})"
+def _source_label(spec: Any, device: str) -> str:
+    """What the live view calls the source (``spec``: the parsed URL): a replay names its file
+    (and what recorded it), not the serial port the recording once came from."""
+    if spec.scheme == "replay":
+        return f"replay of {Path(spec.path).name} (recorded from {device})"
     return device
 
 

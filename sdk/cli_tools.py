@@ -63,23 +63,23 @@ def devices(
     ble_timeout_s: Annotated[float, typer.Option("--ble-timeout", help="Seconds to scan for BLE devices (0: skip).")] = 5.0,
 ) -> None:
     """List serial ports and nearby BLE devices that could be GSR sensors."""
-    from emotionkd.sdk.discovery import list_serial_ports, scan_ble
+    from emotionkd.firmware_bridge.discovery import list_serial_ports, scan_ble_sync
 
     ports = list_serial_ports()
     typer.echo("serial ports:" if ports else "serial ports: none found")
     for port in ports:
-        typer.echo(f"  {port.device:<20} {port.description}  ->  emotionkd-sdk stream --port {port.device}")
+        typer.echo(f"  {port.address:<20} {port.name}  ->  emotionkd-sdk stream --source '{port.url}'")
     if ble_timeout_s <= 0:
         return
     try:
-        found = scan_ble(ble_timeout_s)
+        found = scan_ble_sync(ble_timeout_s)
     except EmotionKDError as exc:
         typer.echo(f"BLE: {exc}")
         return
     typer.echo(f"BLE devices ({ble_timeout_s:g} s scan):" if found else f"BLE devices: none seen in {ble_timeout_s:g} s")
     for dev in found:
-        mark = "  [EKD sensor]" if dev.ekd else ""
-        typer.echo(f"  {dev.address:<20} {dev.name or '(no name)'}  rssi {dev.rssi}{mark}")
+        mark = "  [EKD sensor]" if dev.protocol == "ekd" else ""
+        typer.echo(f"  {dev.address:<20} {dev.name or '(no name)'}  rssi {dev.rssi}{mark}  ->  {dev.url}")
 
 # --- simulate: device emulators on a pseudo-terminal (firmware_bridge) ------------------------
 @app.command()

@@ -15,36 +15,47 @@ time and memory an app that replays files never needs).
 
 from __future__ import annotations
 
-import importlib
-from typing import Final
+from emotionkd.firmware_bridge.source_base import Source, SourceInfo
+from emotionkd.firmware_bridge.source_spec import (
+    SourceSpec,
+    parse_source_url,
+    register_scheme,
+    schemes,
+    source_class,
+)
+from emotionkd.sdk.sources.base import Pacer, SourceUrl
 
-from emotionkd.firmware_bridge.errors import ConfigError
-from emotionkd.sdk.sources.base import Pacer, Source, SourceInfo, SourceUrl
-
-#: scheme -> (module, class)
-SCHEMES: Final[dict[str, tuple[str, str]]] = {
-    "serial": ("emotionkd.sdk.sources.device", "DeviceSource"),
-    "ble": ("emotionkd.sdk.sources.device", "DeviceSource"),
-    "replay": ("emotionkd.sdk.sources.replay", "ReplaySource"),
-    "sim": ("emotionkd.sdk.sources.sim", "SimSource"),
-    "lsl": ("emotionkd.sdk.sources.lsl", "LslSource"),
-}
+# serial:// and ble:// are registered by the firmware bridge (GsrSource); the SDK adds these.
+register_scheme("replay", "emotionkd.sdk.sources.replay:parse_replay", "emotionkd.sdk.sources.replay:ReplaySource",
+                "replay://recording.csv?speed=1")
+register_scheme("sim", "emotionkd.sdk.sources.sim:parse_sim", "emotionkd.sdk.sources.sim:SimSource",
+                "sim://?rate=128&arousal=0.3")
+register_scheme("lsl", "emotionkd.sdk.sources.lsl:parse_lsl", "emotionkd.sdk.sources.lsl:LslSource",
+                "lsl://StreamName")
 
 
-def open_source(url: str) -> Source:
-    """Create the source a URL names (not yet opened: use it as a context manager).
+def parse_source(url: str) -> SourceSpec:
+    """Parse a source URL once into its scheme's typed spec (:class:`SerialSpec`, :class:`BleSpec`,
+    ``ReplaySpec``, ``SimSpec``, ``LslSpec`` or a registered scheme's).
+
+    Raises:
+        ConfigError: not a URL, unknown scheme, bad parameters.
+    """
+    return parse_source_url(url)
+
+
+def open_source(source: str | SourceSpec) -> Source:
+    """Create the source a URL (parsed here, once) or a parsed spec names; not yet opened: use it
+    as a context manager.
 
     Raises:
         ConfigError: unknown scheme or bad parameters.
         DataError: a replay file that cannot be read.
     """
-    scheme = SourceUrl.parse(url).scheme
-    if scheme not in SCHEMES:
-        raise ConfigError(f"unknown source scheme {scheme!r} in {url!r}; use one of "
-                          + ", ".join(f"{s}://" for s in SCHEMES))
-    module, name = SCHEMES[scheme]
-    cls = getattr(importlib.import_module(module), name)
-    return cls(url)
+    spec = parse_source_url(source) if isinstance(source, str) else source
+    opened: Source = source_class(spec)(spec)
+    return opened
 
 
-__all__ = ["SCHEMES", "Pacer", "Source", "SourceInfo", "SourceUrl", "open_source"]
+__all__ = ["Pacer", "Source", "SourceInfo", "SourceSpec", "SourceUrl", "open_source", "parse_source",
+           "register_scheme", "schemes"]

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,30 +31,59 @@ from emotionkd.firmware_bridge.sample_axis import (
     StreamClock,
 )
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
+from emotionkd.firmware_bridge.source_spec import SourceSpec
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.lsl import import_pylsl
 from emotionkd.sdk.sources.base import Source, SourceInfo, SourceUrl
 
 
-class LslSource(Source):
-    """One channel of an LSL stream as GSR in µS (see the module docstring)."""
+@dataclass(frozen=True)
+class LslSpec(SourceSpec):
+    """``lsl://NAME?…`` parsed (see the module docstring for the parameters)."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        parsed = SourceUrl.parse(url)
-        self.name = parsed.location
-        self.stream_type = parsed.take("type")
-        self.channel = parsed.take_int("channel", 0)
-        unit = parsed.take("unit")
-        self.unit = normalise_unit(unit) if unit else None
-        self.rate_hz = parsed.take_float("rate", None)
-        self.timeout_s = float(parsed.take_float("timeout", 10.0) or 10.0)
-        if not self.name and not self.stream_type:
-            raise ConfigError("lsl:// needs a stream name (lsl://NAME) or a type (lsl://?type=EDA)")
+    scheme: ClassVar[str] = "lsl"
+    name: str = ""
+    stream_type: str | None = None
+    channel: int = 0
+    unit: str | None = None
+    rate_hz: float | None = None
+    timeout_s: float = 10.0
+    max_gap_s: float = DEFAULT_MAX_GAP_S
+
+
+def parse_lsl(url: str) -> LslSpec:
+    """Parse an ``lsl://`` URL.
+
+    Raises:
+        ConfigError: no name or type, an unknown unit or parameter, a malformed number.
+    """
+    parsed = SourceUrl.parse(url)
+    unit = parsed.take("unit")
+    spec = LslSpec(url, parsed.location, parsed.take("type"), parsed.take_int("channel", 0),
+                   normalise_unit(unit) if unit else None, parsed.take_float("rate", None),
+                   float(parsed.take_float("timeout", 10.0) or 10.0),
+                   float(parsed.take_float("max_gap", DEFAULT_MAX_GAP_S) or DEFAULT_MAX_GAP_S))
+    parsed.refuse_leftovers("type, channel, unit, rate, timeout, max_gap")
+    if not spec.name and not spec.stream_type:
+        raise ConfigError("lsl:// needs a stream name (lsl://NAME) or a type (lsl://?type=EDA)")
+    return spec
+
+
+class LslSource(Source):
+    """One channel of an LSL stream as GSR in µS (see the module docstring).
+
+    Args:
+        spec: an :class:`LslSpec` (or the URL, parsed here).
+    """
+
+    def __init__(self, spec: LslSpec | str) -> None:
+        spec = parse_lsl(spec) if isinstance(spec, str) else spec
+        super().__init__(spec.url)
+        self.spec = spec
+        self.name, self.stream_type, self.channel = spec.name, spec.stream_type, spec.channel
+        self.unit, self.rate_hz, self.timeout_s, self.max_gap_s = spec.unit, spec.rate_hz, spec.timeout_s, spec.max_gap_s
         self._inlet: Any = None
         self._device = self.name or f"type {self.stream_type}"
-        self.max_gap_s = float(parsed.take_float("max_gap", DEFAULT_MAX_GAP_S) or DEFAULT_MAX_GAP_S)
-        parsed.refuse_leftovers("type, channel, unit, rate, timeout, max_gap")
         self._counters = {"samples": 0, "gap_samples": 0, "discontinuities": 0}
         self._clock: StreamClock | None = None
 
@@ -161,4 +191,4 @@ def _channel_unit(info: Any, channel: int) -> str | None:
         return None
 
 
-__all__ = ["LslSource"]
+__all__ = ["LslSource", "LslSpec", "parse_lsl"]

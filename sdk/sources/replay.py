@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,7 @@ from emotionkd.firmware_bridge.bounds import MAX_SIGNAL_SAMPLES, implausible_val
 from emotionkd.firmware_bridge.errors import ConfigError, DataError
 from emotionkd.firmware_bridge.sample_axis import DEFAULT_MAX_GAP_S, max_gap_samples
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
+from emotionkd.firmware_bridge.source_spec import SourceSpec
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.recording import is_recording, read_recording
 from emotionkd.sdk.sources.base import Pacer, Source, SourceInfo, SourceUrl
@@ -273,24 +274,50 @@ def _on_grid(times: npt.NDArray[np.float64], conductance: npt.NDArray[np.float64
     return LoadedSignal(values, flags, float(rate_hz), "csv", path.name, 0, int(np.count_nonzero(jumps)))
 
 
-class ReplaySource(Source):
-    """Replays a file as a live stream (see the module docstring)."""
+@dataclass(frozen=True)
+class ReplaySpec(SourceSpec):
+    """``replay://FILE?…`` parsed (see the module docstring for the parameters)."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        parsed = SourceUrl.parse(url)
-        self.path = Path(parsed.location)
-        self.speed = float(parsed.take_float("speed", 1.0) or 0.0)
-        self.block_s = float(parsed.take_float("block", 0.25) or 0.0)
-        rate = parsed.take_float("rate", None)
-        self.unit = replay_unit(parsed.take("unit", "uS") or "uS")
-        column = parsed.take("column", None)
-        parsed.refuse_leftovers("speed, block, rate, unit, column")
-        if self.block_s <= 0:
-            raise ConfigError("replay:// block must be a positive number of seconds")
-        if not parsed.location:
-            raise ConfigError("replay:// needs a file: replay://path/to/recording.csv")
-        self.signal = load_signal(self.path, unit=self.unit, rate_hz=rate, column=column)
+    scheme: ClassVar[str] = "replay"
+    path: Path = Path()
+    speed: float = 1.0
+    block_s: float = 0.25
+    rate_hz: float | None = None
+    unit: str = "uS"
+    column: str | None = None
+
+
+def parse_replay(url: str) -> ReplaySpec:
+    """Parse a ``replay://`` URL (the file is read when the source is made).
+
+    Raises:
+        ConfigError: no file, a bad block, unit or unknown parameter.
+    """
+    parsed = SourceUrl.parse(url)
+    spec = ReplaySpec(url, Path(parsed.location), float(parsed.take_float("speed", 1.0) or 0.0),
+                      float(parsed.take_float("block", 0.25) or 0.0), parsed.take_float("rate", None),
+                      replay_unit(parsed.take("unit", "uS") or "uS"), parsed.take("column", None))
+    parsed.refuse_leftovers("speed, block, rate, unit, column")
+    if spec.block_s <= 0:
+        raise ConfigError("replay:// block must be a positive number of seconds")
+    if not parsed.location:
+        raise ConfigError("replay:// needs a file: replay://path/to/recording.csv")
+    return spec
+
+
+class ReplaySource(Source):
+    """Replays a file as a live stream (see the module docstring).
+
+    Args:
+        spec: a :class:`ReplaySpec` (or the URL, parsed here).
+    """
+
+    def __init__(self, spec: ReplaySpec | str) -> None:
+        spec = parse_replay(spec) if isinstance(spec, str) else spec
+        super().__init__(spec.url)
+        self.spec = spec
+        self.path, self.speed, self.block_s, self.unit = spec.path, spec.speed, spec.block_s, spec.unit
+        self.signal = load_signal(self.path, unit=self.unit, rate_hz=spec.rate_hz, column=spec.column)
         self._emitted = 0
 
     @property
@@ -316,4 +343,4 @@ class ReplaySource(Source):
             self._emitted = stop
 
 
-__all__ = ["REPLAY_MAX_GAP_S", "LoadedSignal", "ReplaySource", "load_signal", "replay_unit"]
+__all__ = ["REPLAY_MAX_GAP_S", "LoadedSignal", "ReplaySource", "ReplaySpec", "load_signal", "parse_replay", "replay_unit"]

@@ -16,12 +16,14 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
+from emotionkd.firmware_bridge.source_spec import SourceSpec
 from emotionkd.sdk.sources.base import Pacer, Source, SourceInfo, SourceUrl
 
 FAULT_KINDS = ("gap", "electrode_off", "saturation", "flat")
@@ -82,27 +84,55 @@ def apply_faults(
     return x, flags
 
 
-class SimSource(Source):
-    """A synthetic GSR sensor in µS (see the module docstring for the URL parameters)."""
+@dataclass(frozen=True)
+class SimSpec(SourceSpec):
+    """``sim://?…`` parsed (see the module docstring for the parameters)."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        parsed = SourceUrl.parse(url)
-        self.rate_hz = float(parsed.take_float("rate", 128.0) or 0.0)
-        arousal = parsed.take_float("arousal", 0.3)
-        self.seed = parsed.take_int("seed", 0)
-        self.speed = float(parsed.take_float("speed", 1.0) or 0.0)
-        self.duration_s = parsed.take_float("duration", None)
-        self.block_s = float(parsed.take_float("block", 0.125) or 0.0)
-        self.faults = Fault.parse_list(parsed.take("faults", "") or "")
-        parsed.refuse_leftovers("rate, arousal, seed, speed, duration, block, faults")
-        if not (self.rate_hz > 0 and math.isfinite(self.rate_hz)):
-            raise ConfigError(f"sim:// rate must be a positive number of hertz, got {self.rate_hz!r}")
-        if self.block_s <= 0:
-            raise ConfigError("sim:// block must be a positive number of seconds")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise ConfigError("sim:// duration must be a positive number of seconds")
-        self.synth = GsrSynthesizer(GsrSynthConfig(rate_hz=self.rate_hz), seed=self.seed, arousal=arousal or 0.0)
+    scheme: ClassVar[str] = "sim"
+    rate_hz: float = 128.0
+    arousal: float = 0.3
+    seed: int = 0
+    speed: float = 1.0
+    duration_s: float | None = None
+    block_s: float = 0.125
+    faults: tuple[Fault, ...] = ()
+
+
+def parse_sim(url: str) -> SimSpec:
+    """Parse a ``sim://`` URL.
+
+    Raises:
+        ConfigError: a bad rate, block, duration, fault or unknown parameter.
+    """
+    parsed = SourceUrl.parse(url)
+    spec = SimSpec(url, float(parsed.take_float("rate", 128.0) or 0.0), parsed.take_float("arousal", 0.3) or 0.0,
+                   parsed.take_int("seed", 0), float(parsed.take_float("speed", 1.0) or 0.0),
+                   parsed.take_float("duration", None), float(parsed.take_float("block", 0.125) or 0.0),
+                   Fault.parse_list(parsed.take("faults", "") or ""))
+    parsed.refuse_leftovers("rate, arousal, seed, speed, duration, block, faults")
+    if not (spec.rate_hz > 0 and math.isfinite(spec.rate_hz)):
+        raise ConfigError(f"sim:// rate must be a positive number of hertz, got {spec.rate_hz!r}")
+    if spec.block_s <= 0:
+        raise ConfigError("sim:// block must be a positive number of seconds")
+    if spec.duration_s is not None and spec.duration_s <= 0:
+        raise ConfigError("sim:// duration must be a positive number of seconds")
+    return spec
+
+
+class SimSource(Source):
+    """A synthetic GSR sensor in µS (see the module docstring for the URL parameters).
+
+    Args:
+        spec: a :class:`SimSpec` (or the URL, parsed here).
+    """
+
+    def __init__(self, spec: SimSpec | str) -> None:
+        spec = parse_sim(spec) if isinstance(spec, str) else spec
+        super().__init__(spec.url)
+        self.spec = spec
+        self.rate_hz, self.seed, self.speed = spec.rate_hz, spec.seed, spec.speed
+        self.duration_s, self.block_s, self.faults = spec.duration_s, spec.block_s, spec.faults
+        self.synth = GsrSynthesizer(GsrSynthConfig(rate_hz=self.rate_hz), seed=self.seed, arousal=spec.arousal)
         self._emitted = 0
 
     @property
@@ -130,4 +160,4 @@ class SimSource(Source):
             self._emitted += n
 
 
-__all__ = ["FAULT_KINDS", "Fault", "SimSource", "apply_faults"]
+__all__ = ["FAULT_KINDS", "Fault", "SimSource", "SimSpec", "apply_faults", "parse_sim"]

@@ -239,6 +239,47 @@ def test_scan_connect_notify_disconnect_reconnect(bluez: tuple[object, str]) -> 
     assert c["crc_failures"] == 0 and c["ack_frames"] >= 6
 
 
+def test_async_face_is_async_end_to_end(bluez: tuple[object, str]) -> None:
+    """``async with`` / ``async for`` over BLE: the bleak session runs in the caller's loop (no
+    source thread), reconnects after a disconnect and keeps one continuous sample axis."""
+    import asyncio
+    import threading
+
+    bus, device_path = bluez
+    peripheral = EkdPeripheral(bus, device_path)
+    peripheral.start()
+
+    async def stream() -> tuple[list[SampleBlock], list[str], dict[str, int]]:
+        blocks: list[SampleBlock] = []
+        source_threads: list[str] = []
+        async with GsrSource(f"ble://{ADDRESS}?protocol=ekd&rate={RATE_HZ:g}", backoff=FAST) as source:
+            async for block in source:
+                blocks.append(block)
+                source_threads += [t.name for t in threading.enumerate() if t.name.startswith("emotionkd-source")]
+                if source.transport_counters.connects == 1 and sum(len(b) for b in blocks) >= RATE_HZ:
+                    peripheral.disconnect()  # out of range once
+                if source.transport_counters.connects >= 2 and sum(len(b) for b in blocks) >= 4 * RATE_HZ:
+                    break
+            counters = source.counters()
+        return blocks, source_threads, counters
+
+    try:
+        blocks, source_threads, c = asyncio.run(asyncio.wait_for(stream(), 60.0))
+    finally:
+        peripheral.stop_event.set()
+        peripheral.join(5)
+    assert peripheral.error is None, peripheral.error
+    assert source_threads == []  # no transport thread: bleak's notifications reach the decoder in this loop
+    assert c["connects"] >= 2 and c["disconnects"] >= 1
+    expected = 0
+    for b in blocks:
+        assert b.first_index == expected
+        expected += len(b)
+    values = np.concatenate([b.conductance_us for b in blocks])
+    assert c["samples_lost"] > 0 and np.isnan(values).sum() == c["samples_lost"]  # the outage is a gap
+    assert np.isfinite(values).sum() >= 3 * RATE_HZ
+
+
 def test_find_by_name_and_missing_device(bluez: tuple[object, str]) -> None:
     bus, device_path = bluez
     peripheral = EkdPeripheral(bus, device_path)

@@ -84,7 +84,7 @@ def test_modem_lines_tolerate_enotty() -> None:
 
 
 def test_missing_port_fails_with_a_clear_error(tmp_path: object) -> None:
-    with pytest.raises(TransportError, match="cannot open serial port"):
+    with pytest.raises(TransportError, match="serial port /dev/does-not-exist-ekd does not exist"):  # the fix, one line
         GsrSource("serial:///dev/does-not-exist-ekd?protocol=ekd", backoff=FAST).start()
 
 

@@ -1,4 +1,4 @@
-"""serial:// and ble:// adapter: parameters it owns, and the one-line errors a person meets."""
+"""serial:// and ble:// specs: the parameters parsed once, and the one-line errors a person meets."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import pty
 import pytest
 import serial
 
-from emotionkd.sdk.sources.device import _split_own_params, explain_open_error
+from emotionkd.firmware_bridge.source_spec import parse_source_url
+from emotionkd.firmware_bridge.transports import explain_open_error
 
 
-def test_own_parameters_are_split_off_the_bridge_url() -> None:
-    url, own = _split_own_params("serial:///dev/ttyUSB0?protocol=auto&baud=9600&timeout=4&probe=1")
-    assert url == "serial:///dev/ttyUSB0?baud=9600" and own == {"timeout": "4", "probe": "1", "protocol": "auto"}
-    url, own = _split_own_params("ble://AA:BB:CC:DD:EE:FF?protocol=ekd")
-    assert url == "ble://AA:BB:CC:DD:EE:FF?protocol=ekd" and own == {}
+def test_source_parameters_are_typed_fields_of_the_spec() -> None:
+    spec = parse_source_url("serial:///dev/ttyUSB0?protocol=auto&baud=9600&timeout=4&probe=1")
+    assert (spec.target, spec.protocol, spec.baud, spec.timeout_s, spec.probe_s, spec.options) == (
+        "/dev/ttyUSB0", "auto", 9600, 4.0, 1.0, {})
+    spec = parse_source_url("ble://AA:BB:CC:DD:EE:FF?protocol=ekd")
+    assert (spec.scheme, spec.target, spec.protocol, spec.mode, spec.timeout_s, spec.options) == (
+        "ble", "AA:BB:CC:DD:EE:FF", "ekd", "gatt", 10.0, {})
 
 
 def test_a_missing_port_says_so() -> None:

@@ -1,0 +1,264 @@
+"""Source URLs, parsed once into a typed spec per scheme, through an open registry of schemes.
+
+Like pyserial's ``serial_for_url`` URL handlers: a scheme maps to a parser (URL → frozen spec)
+and to the source class that opens such a spec. The parse happens once, where the URL enters
+(the CLI, :func:`~emotionkd.sdk.sources.open_source`); everything after it passes the spec, never
+a re-serialised URL. A new transport is one module that calls :func:`register_scheme`.
+
+::
+
+    serial:///dev/ttyUSB0?protocol=ekd&baud=115200
+    serial:///dev/ttyACM0?protocol=ascii&unit=adc&rate=10&baud=9600
+    serial:///dev/rfcomm0?protocol=shimmer3&rate=128
+    serial:///dev/rfcomm1?protocol=bitalino&rate=100&channels=2&eda=2
+    serial:///dev/ttyUSB0?protocol=auto&probe=3       (try each protocol for 3 s)
+    ble://AA:BB:CC:DD:EE:FF?protocol=ekd              (by address; macOS: the CoreBluetooth UUID)
+    ble://EKD-GSR-01?protocol=ekd  /  ble://?name=EKD-GSR-01
+    ble://AA:BB:CC:DD:EE:FF?protocol=ekd&mode=nus     (EKD serial stream over Nordic UART)
+
+Both device schemes take ``timeout`` (s without a sample after connecting that is an error,
+default 10); BLE takes ``scan_timeout`` (s, default 10). Protocol options (``unit``, ``cal``,
+``channels``, ``eda``) are kept in :attr:`SerialSpec.options` for the device's decoder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from emotionkd.firmware_bridge.devices import NORDIC_UART, PROTOCOLS, BleProfile, device
+from emotionkd.firmware_bridge.errors import ConfigError
+
+_BLE_ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+#: seconds without a sample after connecting that is an error (``timeout=``)
+DEFAULT_NO_DATA_TIMEOUT_S: Final = 10.0
+#: seconds ``protocol=auto`` gives each protocol (``probe=``)
+DEFAULT_PROBE_S: Final = 3.0
+#: seconds a BLE scan looks for the device (``scan_timeout=``)
+DEFAULT_SCAN_TIMEOUT_S: Final = 10.0
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source URL (base of the per-scheme specs). ``url``: the URL as given."""
+
+    scheme: ClassVar[str] = ""
+    url: str
+
+
+@dataclass(frozen=True)
+class SerialSpec(SourceSpec):
+    """``serial://PATH?…``.
+
+    Attributes:
+        target: the serial device path.
+        protocol: a protocol of the device registry, or ``auto``.
+        baud: baud rate; rate_hz: nominal (or requested) sampling rate.
+        options: the protocol's own parameters (unit, cal, channels, eda).
+        timeout_s: no sample this long after connecting is an error that says why.
+        probe_s: ``protocol=auto``: seconds each protocol is tried.
+        given: the parameters the URL set (``baud``, ``rate``); the others are the protocol's
+            defaults, so :meth:`for_protocol` replaces them.
+    """
+
+    scheme: ClassVar[str] = "serial"
+    target: str = ""
+    protocol: str = "ekd"
+    baud: int = 115200
+    rate_hz: float = 128.0
+    options: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = DEFAULT_NO_DATA_TIMEOUT_S
+    probe_s: float = DEFAULT_PROBE_S
+    given: frozenset[str] = frozenset()
+    by_name: ClassVar[bool] = False
+
+    def for_protocol(self, protocol: str) -> SerialSpec:
+        """This spec speaking ``protocol`` (``protocol=auto`` probes with it): the baud and rate
+        the URL gave, else that protocol's defaults from the device registry."""
+        known = device(protocol)
+        return replace(self, protocol=known.protocol,
+                       baud=self.baud if "baud" in self.given else known.default_baud,
+                       rate_hz=self.rate_hz if "rate" in self.given else known.default_rate_hz)
+
+
+@dataclass(frozen=True)
+class BleSpec(SourceSpec):
+    """``ble://ADDRESS-or-NAME?…``.
+
+    Attributes:
+        target: BLE address (or CoreBluetooth UUID) or advertised name; by_name: which.
+        protocol: ``ekd`` (a protocol with a BLE profile in the device registry).
+        mode: the device's BLE profile (``gatt``: EKD frames; ``nus``: serial stream over UART).
+        rate_hz: nominal sampling rate; options: the rest of the query.
+        timeout_s: no sample this long after connecting is an error; scan_timeout_s: scan time.
+    """
+
+    scheme: ClassVar[str] = "ble"
+    target: str = ""
+    by_name: bool = False
+    protocol: str = "ekd"
+    mode: str = "gatt"
+    rate_hz: float = 128.0
+    options: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = DEFAULT_NO_DATA_TIMEOUT_S
+    scan_timeout_s: float = DEFAULT_SCAN_TIMEOUT_S
+    baud: int = 0
+
+    @property
+    def profile(self) -> BleProfile:
+        """The GATT service, notify and write characteristics this spec streams over."""
+        return NORDIC_UART if self.mode == NORDIC_UART.mode else device(self.protocol).ble_profile(self.mode)
+
+
+DeviceSpec = SerialSpec | BleSpec
+
+
+def query_of(url: str) -> tuple[Any, dict[str, str]]:
+    """``urlsplit(url)`` and its query (last value wins)."""
+    parts = urlsplit(url)
+    if not parts.scheme or "://" not in url:
+        raise ConfigError(f"{url!r} is not a source URL; use serial:///dev/ttyUSB0, ble://ADDRESS, "
+                          "replay://file.csv, sim:// or lsl://name")
+    return parts, {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+
+
+def _number(url: str, query: dict[str, str], key: str, default: float) -> float:
+    raw = query.pop(key, None)
+    try:
+        value = default if raw in (None, "") else float(raw)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be a number in {url!r}, got {raw!r}") from exc
+    if not value > 0:
+        raise ConfigError(f"{key} must be positive in {url!r}, got {raw!r}")
+    return value
+
+
+def _common(url: str, query: dict[str, str], allow_auto: bool) -> tuple[str, float, float]:
+    protocol = query.pop("protocol", "ekd").lower()
+    known_names = ("auto", *PROTOCOLS) if allow_auto else PROTOCOLS
+    if protocol not in known_names:
+        raise ConfigError(f"unknown protocol {protocol!r} in {url!r}; use one of {', '.join(known_names)}")
+    known = device("ekd" if protocol == "auto" else protocol)
+    rate_hz = _number(url, query, "rate", known.default_rate_hz)
+    timeout_s = _number(url, query, "timeout", DEFAULT_NO_DATA_TIMEOUT_S)
+    return protocol, rate_hz, timeout_s
+
+
+def parse_serial(url: str) -> SerialSpec:
+    """Parse a ``serial://`` URL (see the module docstring)."""
+    parts, query = query_of(url)
+    protocol, rate_hz, timeout_s = _common(url, query, allow_auto=True)
+    baud = _number(url, query, "baud", device("ekd" if protocol == "auto" else protocol).default_baud)
+    if baud != int(baud):
+        raise ConfigError(f"baud must be a whole number in {url!r}")
+    probe_s = _number(url, query, "probe", DEFAULT_PROBE_S)
+    given = frozenset(k for k in ("baud", "rate") if parse_qs(parts.query).get(k))
+    target = unquote(parts.netloc + parts.path)
+    if not target:
+        raise ConfigError(f"no serial device in {url!r}; write serial:///dev/ttyUSB0?protocol=ekd")
+    return SerialSpec(url, target, protocol, int(baud), rate_hz, query, timeout_s, probe_s, given)
+
+
+def parse_ble(url: str) -> BleSpec:
+    """Parse a ``ble://`` URL (see the module docstring)."""
+    parts, query = query_of(url)
+    if query.get("protocol", "").lower() == "auto":
+        query["protocol"] = "ekd"  # BLE sensors speak EKD
+    protocol, rate_hz, timeout_s = _common(url, query, allow_auto=True)
+    scan_timeout_s = _number(url, query, "scan_timeout", DEFAULT_SCAN_TIMEOUT_S)
+    query.pop("baud", None)  # meaningless over BLE; accepted as before
+    target = unquote(parts.netloc + parts.path).strip("/")
+    name = query.pop("name", "")
+    if name:
+        target = name
+    if not target:
+        raise ConfigError(f"no BLE address or name in {url!r}; write ble://AA:BB:CC:DD:EE:FF?protocol=ekd")
+    mode = query.pop("mode", "gatt").lower()
+    if mode == NORDIC_UART.mode:
+        pass  # any protocol's byte stream can ride the Nordic UART
+    elif not device(protocol).ble_profiles:
+        raise ConfigError(f"protocol {protocol!r} has no BLE transport here; its devices appear as serial ports")
+    else:
+        device(protocol).ble_profile(mode)
+    return BleSpec(url, target, not _BLE_ADDRESS.match(target), protocol, mode, rate_hz, query, timeout_s,
+                   scan_timeout_s)
+
+
+# --- the registry of schemes ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scheme:
+    """One URL scheme: ``parse`` (``module:function``, URL → spec) and ``source``
+    (``module:Class``, called with the spec). Both are imported on first use, so that pyserial,
+    bleak or pylsl cost nothing to an app that never uses their scheme."""
+
+    name: str
+    parse: str
+    source: str
+    example: str
+
+
+_SCHEMES: dict[str, Scheme] = {}
+
+
+def register_scheme(name: str, parse: str, source: str, example: str) -> None:
+    """Add (or replace) a URL scheme: ``parse`` and ``source`` as ``module:attribute``."""
+    _SCHEMES[name.lower()] = Scheme(name.lower(), parse, source, example)
+
+
+def schemes() -> dict[str, Scheme]:
+    """The registered schemes, by name."""
+    return dict(_SCHEMES)
+
+
+def _load(ref: str) -> Any:
+    module, attribute = ref.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def parse_source_url(url: str) -> SourceSpec:
+    """Parse ``url`` once into the typed spec its scheme defines.
+
+    Raises:
+        ConfigError: not a URL, unknown scheme (names the known ones), or bad parameters.
+    """
+    parts, _ = query_of(url)
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise ConfigError(f"unknown source scheme {parts.scheme!r} in {url!r}; use one of "
+                          + ", ".join(f"{s}://" for s in _SCHEMES))
+    spec: SourceSpec = _load(scheme.parse)(url)
+    return spec
+
+
+def source_class(spec: SourceSpec) -> Any:
+    """The class that opens ``spec`` (imported on first use)."""
+    return _load(_SCHEMES[spec.scheme].source)
+
+
+register_scheme("serial", f"{__name__}:parse_serial", "emotionkd.firmware_bridge.sources:GsrSource",
+                "serial:///dev/ttyUSB0?protocol=ekd")
+register_scheme("ble", f"{__name__}:parse_ble", "emotionkd.firmware_bridge.sources:GsrSource",
+                "ble://AA:BB:CC:DD:EE:FF?protocol=ekd")
+
+__all__ = [
+    "DEFAULT_NO_DATA_TIMEOUT_S",
+    "DEFAULT_PROBE_S",
+    "DEFAULT_SCAN_TIMEOUT_S",
+    "PROTOCOLS",
+    "BleSpec",
+    "DeviceSpec",
+    "Scheme",
+    "SerialSpec",
+    "SourceSpec",
+    "parse_ble",
+    "parse_serial",
+    "parse_source_url",
+    "query_of",
+    "register_scheme",
+    "schemes",
+    "source_class",
+]
