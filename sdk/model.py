@@ -124,7 +124,11 @@ class OnnxEmotionModel:
             self._session = cpu_session(data, threads, memory_arena=memory_arena)
         except ModelError as exc:
             raise ModelError(f"cannot load model {str(self.path)!r}: {exc}") from exc
-        metadata = self._session.get_modelmeta().custom_metadata_map
+        try:
+            metadata = self._session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as exc:  # a damaged metadata string (onnxruntime decodes it)
+            raise ModelError(f"model {str(self.path)!r}: its metadata is not valid text ({exc.reason}); "
+                             "the file is damaged: export it again") from exc
         try:
             self.contract = ModelContract.from_onnx_metadata(metadata)
         except ContractError as exc:
