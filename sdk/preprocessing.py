@@ -305,7 +305,7 @@ class GsrPreprocessor:
         counts = self._count_flags(raw.start_index, held) if len(raw) else None
         # Source flags before the next window's first source sample (and before the next
         # output's) are no longer needed.
-        keep_from = int(to_input(np.int64(min(self._windower.next_start, self._resampler.samples_out))))
+        keep_from = int(to_input(min(self._windower.next_start, self._resampler.samples_out)))
         keep_from = min(max(keep_from - self._flags_start, 0), max(held - 1, 0))
         self._flags_in = self._flags_in[..., keep_from:]
         self._flags_start += keep_from

@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -229,14 +228,14 @@ class GatedWindows:
     good: npt.NDArray[np.bool_]
     failed: dict[tuple[int, ...], QualityVerdict]
     origin_s: float = 0.0
+    #: how many windows passed (rows of :meth:`good_features`)
+    passed: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "passed", int(np.count_nonzero(self.good)))
 
     def __len__(self) -> int:
         return len(self.windows)
-
-    @cached_property
-    def passed(self) -> int:
-        """How many windows passed (rows of :meth:`good_features`)."""
-        return int(np.count_nonzero(self.good))
 
     def good_features(self) -> npt.NDArray[np.float32]:
         """``(n_good, W)`` model inputs of the windows that passed (stream by stream, in time order)."""
