@@ -44,10 +44,10 @@ import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError, ContractError, DataError
-from emotionkd.firmware_bridge.samples import SampleFlag
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.normalisation import LogBaseline, normalise_windows
 from emotionkd.sdk.resampling import StreamingResampler
+from emotionkd.sdk.source_flags import SourceFlags
 from emotionkd.sdk.windowing import Windower, Windows
 from emotionkd.sdk.windowing import empty_windows as _empty_windows
 
@@ -59,10 +59,6 @@ NORMALISATIONS: Final = ("window_zscore", "none", "log_baseline")
 V1_NORMALISATIONS: Final = ("window_zscore", "none")
 #: parameters added in version 2 (absent from v1 contracts; their values do not matter in v1)
 V2_FIELDS: Final = ("baseline_tau_s", "log_scale")
-#: the source flags the quality gate counts per window (kept with each source sample)
-_GATE_FLAGS: Final = int(SampleFlag.ELECTRODE_OFF | SampleFlag.SATURATED)
-#: the preprocessor's own bit beside them: the sample is missing (NaN after unit conversion)
-_MISSING: Final = 0x80
 
 
 @dataclass(frozen=True)
@@ -227,10 +223,8 @@ class GsrPreprocessor:
         # per stream, () or (S,): the last valid sample and the length of the current missing run
         self._last_valid = np.full(self._streams, np.nan)
         self._run = np.zeros(self._streams, dtype=np.int64)
-        # source SampleFlag bits (plus _MISSING where NaN) not yet mapped to outputs and windows
-        self._flags_in = np.zeros(self._streams + (0,), dtype=np.uint8)
-        self._flags_start = 0  # input index of _flags_in[0]
-        self._gate_flagged_to = 0  # one past the input index of the last sample with a gate flag
+        # the source samples' missing marks and flags, until no window needs them
+        self._flags = SourceFlags(self._resampler.output_to_input_index, self.config.window_samples, self._streams)
 
     @property
     def baseline_us(self) -> float | None:
@@ -268,17 +262,7 @@ class GsrPreprocessor:
         conductance = to_conductance_us(np.asarray(samples, dtype=np.float64).reshape(self._streams + (-1,)), self.unit)
         if conductance.shape[-1] == 0:
             return _empty_windows(self.config.window_samples, self._streams)
-        bits = np.isnan(conductance).astype(np.uint8) * np.uint8(_MISSING)
-        if flags is not None:
-            source_flags = np.asarray(flags, dtype=np.uint8)
-            if source_flags.shape != conductance.shape:
-                raise ConfigError(f"flags has shape {source_flags.shape} for samples of shape {conductance.shape}")
-            gate = source_flags & np.uint8(_GATE_FLAGS)
-            flagged_at = np.flatnonzero(gate.reshape(-1, gate.shape[-1]).any(axis=0))
-            if flagged_at.size:
-                bits |= gate
-                self._gate_flagged_to = self._flags_start + self._flags_in.shape[-1] + int(flagged_at[-1]) + 1
-        self._flags_in = np.concatenate([self._flags_in, bits], axis=-1)
+        self._flags.push(np.isnan(conductance), flags)
         held = self._hold(conductance)
         return self._emit(self._resampler.push(held))
 
@@ -293,22 +277,12 @@ class GsrPreprocessor:
     def _emit(self, resampled: npt.NDArray[np.float64]) -> Windows:
         if resampled.shape[-1] == 0:
             return _empty_windows(self.config.window_samples, self._streams)
-        held = self._flags_in.shape[-1]
-        to_input = self._resampler.output_to_input_index
         k = np.arange(self._resampler.samples_out - resampled.shape[-1], self._resampler.samples_out)
-        # (np.minimum/np.maximum: np.clip's own checks cost more than the clipping here)
-        source = np.minimum(np.maximum(to_input(k) - self._flags_start, 0), max(held - 1, 0))
-        flagged = (self._flags_in[..., source] & np.uint8(_MISSING)).astype(bool) if held else np.zeros(resampled.shape, bool)
-        raw = self._windower.push(resampled, flagged)
+        raw = self._windower.push(resampled, self._flags.missing_at(k))
         if self._baseline is not None:
             features = self._feature_windower.push(self._baseline.push(resampled)).values.astype(np.float32)
-        counts = self._count_flags(raw.start_index, held) if len(raw) else None
-        # Source flags before the next window's first source sample (and before the next
-        # output's) are no longer needed.
-        keep_from = int(to_input(min(self._windower.next_start, self._resampler.samples_out)))
-        keep_from = min(max(keep_from - self._flags_start, 0), max(held - 1, 0))
-        self._flags_in = self._flags_in[..., keep_from:]
-        self._flags_start += keep_from
+        counts = self._flags.window_counts(raw.start_index) if len(raw) else None
+        self._flags.forget_before(min(self._windower.next_start, self._resampler.samples_out))
         if counts is None:
             return _empty_windows(self.config.window_samples, self._streams)
         cfg = self.config
@@ -331,25 +305,6 @@ class GsrPreprocessor:
             electrode_off=counts[1],
             saturated=counts[2],
         )
-
-    def _count_flags(self, start_index: npt.NDArray[np.int64],
-                     held: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """(source samples, electrode-off, saturated) of windows starting at model samples
-        ``start_index``: the source samples ``[index(k0), index(k0 + W))`` held so far."""
-        to_input = self._resampler.output_to_input_index
-        lo = np.minimum(np.maximum(to_input(start_index) - self._flags_start, 0), held)
-        hi = np.minimum(np.maximum(to_input(start_index + self.config.window_samples) - self._flags_start, 0), held)
-        bits = self._flags_in
-        shape = self._streams + (start_index.size,)
-        if not held or self._flags_start + int(lo[0]) >= self._gate_flagged_to:  # the usual case: nothing flagged
-            zeros = np.zeros(shape, np.int64)
-            return (hi - lo).astype(np.int64), zeros, zeros.copy()
-        counts = []
-        for bit in (SampleFlag.ELECTRODE_OFF, SampleFlag.SATURATED):
-            running = np.cumsum((bits & np.uint8(bit)) != 0, axis=-1, dtype=np.int64)
-            running = np.concatenate([np.zeros(self._streams + (1,), np.int64), running], axis=-1)
-            counts.append(running[..., hi] - running[..., lo])
-        return (hi - lo).astype(np.int64), counts[0], counts[1]
 
 
 def rest_baseline_us(

@@ -75,3 +75,18 @@ def test_pipeline_windows_do_not_depend_on_block_sizes(chunk: int) -> None:
     np.testing.assert_array_equal(starts, np.concatenate([g.windows.start_s for g in expected]))
     np.testing.assert_allclose(np.concatenate([g.windows.features for g in got]),
                                np.concatenate([g.windows.features for g in expected]), atol=1e-5)
+
+
+def test_the_source_flag_buffer_stays_bounded() -> None:
+    """An hour at 128 Hz in 1 s pushes: the flags kept never exceed one window's source samples
+    plus one push (flags reach windows one way, and are forgotten once no window needs them)."""
+    from emotionkd.sdk.preprocessing import GsrPreprocessor
+
+    pre = GsrPreprocessor(128.0, "uS", PAPER_PREPROCESSING, hop_samples=128)
+    flags = np.zeros(128, np.uint8)
+    flags[5] = SampleFlag.SATURATED
+    most = 0
+    for second in range(3600):
+        pre.push(GSR[(second % 29) * 128:(second % 29 + 1) * 128], flags)
+        most = max(most, pre._flags.held)
+    assert most <= 512 + 2 * 128
