@@ -121,7 +121,7 @@ def pipeline_cpu_ms_per_push(classifier: Any, signal: npt.NDArray[np.float64]) -
     replaced by a constant. The per-push overhead a faster model cannot remove."""
     from emotionkd.sdk.prediction import assemble
 
-    pipeline, labels = classifier.new_pipeline(), classifier.new_label_decision()
+    pipeline, labels = classifier.recipe.new_pipeline(), classifier.recipe.new_labels()
     answer = {t: np.full((64, 2), 0.5, np.float32) for t in classifier.model.targets}
     chunk = int(STREAM_RATE_HZ)
     cpu0 = time.process_time()

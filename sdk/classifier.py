@@ -25,7 +25,6 @@ has been called at the end.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
@@ -33,13 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 
-from emotionkd.firmware_bridge.bounds import MAX_HOP_S
-from emotionkd.firmware_bridge.errors import ConfigError, ModelError
+from emotionkd.firmware_bridge.errors import ModelError
 from emotionkd.firmware_bridge.samples import SampleBlock
 from emotionkd.firmware_bridge.units import normalise_unit
 from emotionkd.sdk.contract import ModelContract
-from emotionkd.sdk.pipeline import MAX_FILLED_GAP_S, StreamPipeline, block_reaches, check_rate
-from emotionkd.sdk.prediction import MODEL_ERROR, LabelDecision, LabelRule, Prediction, Predictor
+from emotionkd.sdk.pipeline import MAX_FILLED_GAP_S, StreamRecipe, block_reaches, check_rate
+from emotionkd.sdk.prediction import MODEL_ERROR, Prediction, Predictor
 from emotionkd.sdk.quality import QualityConfig
 
 if TYPE_CHECKING:  # onnxruntime is imported only when a model is loaded
@@ -94,34 +92,27 @@ class EmotionClassifier:
         else:
             self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads)
         self.contract: ModelContract = self.model.contract
-        # serve the heads the model has (an arousal-only fine-tune is a valid model)
-        if not {"arousal", "valence"} & set(self.contract.targets):
-            raise ModelError(f"model {str(self.model.path)!r} has neither an 'arousal' nor a 'valence' head "
-                             f"(targets {self.contract.targets})")
-        self.preprocessing = self.contract.preprocessing_config()
-        self.baseline_us: float | None = None
+        baseline_us: float | None = None
         if baseline is not None:
             from emotionkd.sdk.calibration import resting_conductance_us
 
-            self.baseline_us = resting_conductance_us(baseline, self.preprocessing)
-        if not (math.isfinite(hop_s) and 0 < hop_s <= MAX_HOP_S):
-            raise ConfigError(f"hop_s must be a positive number of seconds up to {MAX_HOP_S:g}, got {hop_s!r}")
-        self.hop_samples = max(1, int(round(hop_s * self.contract.sample_rate_hz)))
-        self.quality = quality or QualityConfig()
-        self.label_rule = LabelRule(hysteresis=hysteresis)
+            baseline_us = resting_conductance_us(baseline, self.contract.preprocessing_config())
+        try:
+            #: what this classifier's stream (and a gateway's streams) are built from
+            self.recipe = StreamRecipe.for_contract(self.contract, hop_s=hop_s, quality=quality,
+                                                    hysteresis=hysteresis, baseline_us=baseline_us)
+        except ModelError as exc:
+            raise ModelError(f"model {str(self.model.path)!r}: {exc}") from exc
+        self.preprocessing = self.recipe.preprocessing
+        self.baseline_us = baseline_us
+        self.hop_samples = self.recipe.hop_samples
+        self.quality = self.recipe.quality
+        self.label_rule = self.recipe.label_rule
         self._callbacks: list[PredictionCallback] = [on_prediction] if on_prediction else []
-        self._pipeline = self.new_pipeline()
+        self._pipeline = self.recipe.new_pipeline()
         self._predictor = Predictor(self.model)
-        self._labels = self.new_label_decision()
+        self._labels = self.recipe.new_labels()
         self._lock = threading.Lock()
-
-    def new_pipeline(self) -> StreamPipeline:
-        """A fresh :class:`StreamPipeline` with this classifier's preprocessing, hop, gate and baseline."""
-        return StreamPipeline(self.preprocessing, self.hop_samples, self.quality, self.baseline_us)
-
-    def new_label_decision(self) -> LabelDecision:
-        """A fresh label state under this classifier's :class:`LabelRule`."""
-        return LabelDecision(self.label_rule, tuple(self.contract.class_names))
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -180,9 +171,9 @@ class EmotionClassifier:
         Returns:
             One :class:`Prediction` per window (every ``hop_s``), in time order.
         """
-        pipeline = self.new_pipeline()
+        pipeline = self.recipe.new_pipeline()
         gated = pipeline.push_array(gsr, check_rate(sample_rate_hz), normalise_unit(unit), flags)
-        return self._predictor.predict(gated + pipeline.flush(), self.new_label_decision())
+        return self._predictor.predict(gated + pipeline.flush(), self.recipe.new_labels())
 
     # -- streaming --------------------------------------------------------------------------
     def reset(self) -> None:

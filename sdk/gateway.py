@@ -1,7 +1,8 @@
 """Gateway: many sensors, one model, batched onnxruntime calls once per tick.
 
 A hub (a phone, a Raspberry Pi, a server behind a ward of wearables) receives many GSR streams.
-Each stream is the composition :class:`EmotionClassifier` is made of -- a
+Each stream is the composition :class:`~emotionkd.sdk.classifier.EmotionClassifier` is made of,
+from the same :class:`~emotionkd.sdk.pipeline.StreamRecipe` -- a
 :class:`~emotionkd.sdk.pipeline.StreamPipeline` (segments, preprocessing, flags, quality gate)
 and its label decision -- but the gateway only *queues* the gated windows each push completes.
 :meth:`Gateway.run_batch` then sends the queued windows of every stream to the model in
@@ -34,7 +35,6 @@ vectorised across the streams (:mod:`emotionkd.sdk.batch_pipeline`), with the sa
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -42,11 +42,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.firmware_bridge.errors import ConfigError, ModelError
 from emotionkd.firmware_bridge.samples import SampleBlock
 from emotionkd.sdk.batch_pipeline import LockstepStreams
-from emotionkd.sdk.classifier import EmotionClassifier
-from emotionkd.sdk.pipeline import StreamPipeline
+from emotionkd.sdk.pipeline import StreamPipeline, StreamRecipe
 from emotionkd.sdk.prediction import LabelDecision, Prediction, Predictor, assemble, take_rows
 from emotionkd.sdk.quality import GatedWindows, QualityConfig
 
@@ -60,8 +59,8 @@ class _Lane:
     for :meth:`Gateway.run_batch` (everything up to the quality verdict runs at push time)."""
 
     def __init__(self, gateway: Gateway) -> None:
-        self.pipeline: StreamPipeline = gateway.classifier.new_pipeline()
-        self.labels: LabelDecision = gateway.classifier.new_label_decision()
+        self.pipeline: StreamPipeline = gateway.recipe.new_pipeline()
+        self.labels: LabelDecision = gateway.recipe.new_labels()
         self.queue: list[GatedWindows] = []
         self.lock = threading.Lock()
 
@@ -75,11 +74,11 @@ class _Cohort:
     """Streams pushed together (:meth:`Gateway.push_cohort`): one :class:`LockstepStreams`."""
 
     def __init__(self, gateway: Gateway, stream_ids: list[str], sample_rate_hz: float, unit: str) -> None:
-        classifier = gateway.classifier
+        recipe = gateway.recipe
         self.stream_ids = stream_ids
-        self.streams = LockstepStreams(len(stream_ids), sample_rate_hz, unit, classifier.preprocessing,
-                                       classifier.hop_samples, classifier.quality)
-        self.labels = [classifier.new_label_decision() for _ in stream_ids]
+        self.streams = LockstepStreams(len(stream_ids), sample_rate_hz, unit, recipe.preprocessing,
+                                       recipe.hop_samples, recipe.quality)
+        self.labels = [recipe.new_labels() for _ in stream_ids]
         self.queue: list[GatedWindows] = []
         self.lock = threading.Lock()
 
@@ -127,8 +126,6 @@ class Gateway:
             raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
         if not (isinstance(workers, int) and workers >= 1):
             raise ConfigError(f"workers must be a positive integer, got {workers!r}")
-        if not (math.isfinite(hop_s) and hop_s > 0):
-            raise ConfigError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
         self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads,
                                       memory_arena=True)
         self.contract = self.model.contract
@@ -136,8 +133,12 @@ class Gateway:
         self.quality = quality or QualityConfig()
         self.max_batch = max_batch
         self.workers = workers
-        # the classifier holds the per-stream recipe (pipeline, labels); its own stream is unused
-        self.classifier = EmotionClassifier(self.model, hop_s=hop_s, quality=self.quality, hysteresis=hysteresis)
+        try:
+            #: what every stream of this gateway is built from (as an EmotionClassifier's stream)
+            self.recipe = StreamRecipe.for_contract(self.contract, hop_s=hop_s, quality=self.quality,
+                                                    hysteresis=hysteresis)
+        except ModelError as exc:
+            raise ModelError(f"model {str(self.model.path)!r}: {exc}") from exc
         self._predictor = Predictor(self.model, max_batch=max_batch, workers=workers)
         self._lanes: dict[str, _Lane] = {}
         self._cohorts: dict[str, _Cohort] = {}

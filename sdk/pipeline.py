@@ -21,15 +21,19 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.firmware_bridge.bounds import MAX_HOP_S
+from emotionkd.firmware_bridge.errors import ConfigError, ModelError
 from emotionkd.firmware_bridge.sample_axis import Jump, classify_jump, gap_block, max_gap_samples
 from emotionkd.firmware_bridge.samples import SampleBlock
 from emotionkd.firmware_bridge.units import normalise_unit
+from emotionkd.sdk.contract import ModelContract
+from emotionkd.sdk.prediction import LabelDecision, LabelRule
 from emotionkd.sdk.preprocessing import GsrPreprocessor, PreprocessingConfig, Windows
 from emotionkd.sdk.quality import GatedWindows, QualityConfig, gate_windows
 
@@ -37,6 +41,57 @@ logger = logging.getLogger(__name__)
 
 #: a gap longer than this (s) starts a new segment instead of being filled with NaN samples
 MAX_FILLED_GAP_S: Final = 60.0
+
+
+@dataclass(frozen=True)
+class StreamRecipe:
+    """What every stream of one model and one set of options is built from: a
+    :class:`StreamPipeline` and a :class:`~emotionkd.sdk.prediction.LabelDecision` each.
+
+    :class:`~emotionkd.sdk.classifier.EmotionClassifier` holds one for its stream,
+    :class:`~emotionkd.sdk.gateway.Gateway` one for all of its streams (use
+    :meth:`for_contract` to build one checked).
+
+    Attributes:
+        preprocessing: the contract's ``ekd-gsr`` parameters.
+        hop_samples: model-rate samples between windows.
+        quality: the gate's thresholds.
+        label_rule: threshold and hysteresis of the labels.
+        class_names: the contract's (low, high) names.
+        baseline_us: seed of a v2 model's causal baseline (µS), or None.
+    """
+
+    preprocessing: PreprocessingConfig
+    hop_samples: int
+    quality: QualityConfig
+    label_rule: LabelRule
+    class_names: tuple[str, ...]
+    baseline_us: float | None = None
+
+    @classmethod
+    def for_contract(cls, contract: ModelContract, *, hop_s: float, quality: QualityConfig | None = None,
+                     hysteresis: float = 0.0, baseline_us: float | None = None) -> StreamRecipe:
+        """The recipe of ``contract``'s model with these options, each checked.
+
+        Raises:
+            ModelError: the model has neither an arousal nor a valence head.
+            ConfigError: ``hop_s`` or ``hysteresis`` out of range.
+        """
+        if not {"arousal", "valence"} & set(contract.targets):
+            raise ModelError(f"the model has neither an 'arousal' nor a 'valence' head (targets {contract.targets})")
+        if not (math.isfinite(hop_s) and 0 < hop_s <= MAX_HOP_S):
+            raise ConfigError(f"hop_s must be a positive number of seconds up to {MAX_HOP_S:g}, got {hop_s!r}")
+        return cls(contract.preprocessing_config(), max(1, int(round(hop_s * contract.sample_rate_hz))),
+                   quality or QualityConfig(), LabelRule(hysteresis=hysteresis), tuple(contract.class_names),
+                   baseline_us)
+
+    def new_pipeline(self) -> StreamPipeline:
+        """A fresh pipeline for one stream."""
+        return StreamPipeline(self.preprocessing, self.hop_samples, self.quality, self.baseline_us)
+
+    def new_labels(self) -> LabelDecision:
+        """A fresh label state for one stream."""
+        return LabelDecision(self.label_rule, self.class_names)
 
 
 class _Segment:
@@ -189,4 +244,4 @@ def blocks_until(blocks: Iterable[SampleBlock], duration_s: float | None) -> Ite
             return
 
 
-__all__ = ["MAX_FILLED_GAP_S", "StreamPipeline", "block_reaches", "blocks_until", "check_rate"]
+__all__ = ["MAX_FILLED_GAP_S", "StreamPipeline", "StreamRecipe", "block_reaches", "blocks_until", "check_rate"]
