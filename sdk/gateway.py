@@ -143,7 +143,9 @@ class Gateway:
         self._lanes: dict[str, _Lane] = {}
         self._cohorts: dict[str, _Cohort] = {}
         self._callbacks: list[GatewayCallback] = []
-        self._lock = threading.Lock()  # guards the lane table and serialises run_batch
+        self._lock = threading.Lock()  # guards the lane and cohort tables
+        # one model run at a time: each stream's label state advances in time order
+        self._run_lock = threading.Lock()
 
     # -- streams ----------------------------------------------------------------------------
     @property
@@ -187,7 +189,8 @@ class Gateway:
             raise ConfigError(f"no cohort {cohort_id!r} in this gateway")
         with cohort.lock:
             cohort.queue.append(cohort.streams.flush())
-        predictions = self._run({}, {cohort_id: cohort.take()})
+        with self._run_lock:  # taken and run under one lock: labels advance in time order
+            predictions = self._run({}, {cohort_id: cohort.take()})
         with self._lock:
             self._cohorts.pop(cohort_id, None)
         return predictions
@@ -209,7 +212,8 @@ class Gateway:
         lane = self._lane(stream_id)
         with lane.lock:
             lane.queue += lane.pipeline.flush()
-        predictions = self._run({stream_id: lane.take()}).get(stream_id, [])
+        with self._run_lock:
+            predictions = self._run({stream_id: lane.take()}, {}).get(stream_id, [])
         with self._lock:
             self._lanes.pop(stream_id, None)
         return predictions
@@ -263,12 +267,13 @@ class Gateway:
         with self._lock:
             lanes = list(self._lanes.items())
             cohorts = list(self._cohorts.items())
-        return self._run({stream_id: lane.take() for stream_id, lane in lanes},
-                         {cohort_id: cohort.take() for cohort_id, cohort in cohorts})
+        with self._run_lock:
+            return self._run({stream_id: lane.take() for stream_id, lane in lanes},
+                             {cohort_id: cohort.take() for cohort_id, cohort in cohorts})
 
     def _run(self, queued: dict[str, list[GatedWindows]],
-             cohort_queued: dict[str, list[GatedWindows]] | None = None) -> dict[str, list[Prediction]]:
-        cohort_queued = cohort_queued or {}
+             cohort_queued: dict[str, list[GatedWindows]]) -> dict[str, list[Prediction]]:
+        """Model and assembly for what was taken (the caller holds ``_run_lock``)."""
         everything = [g for items in queued.values() for g in items]
         everything += [b for batches in cohort_queued.values() for b in batches]
         probabilities = self._predictor.probabilities(everything)
