@@ -92,6 +92,7 @@ def main() -> None:
         return
     from emotionkd.sdk import EmotionClassifier
     from emotionkd.sdk.lsl import PredictionOutlet
+    from emotionkd.sdk.sources import open_source
 
     clf = EmotionClassifier(args.model)
     outlet = PredictionOutlet(clf.contract, name="emotionkd", hop_s=clf.hop_s)
@@ -103,9 +104,11 @@ def main() -> None:
         thread.start()
     published = 0
     try:
-        for prediction in clf.stream(f"lsl://{NAME}?timeout=15", duration_s=args.duration):
-            outlet.write(prediction)
-            published += 1
+        with open_source(f"lsl://{NAME}?timeout=15") as source:
+            outlet.bind_source(source)  # stamp each prediction with the LSL time of its window's end
+            for prediction in clf.stream(source, duration_s=args.duration):
+                outlet.write(prediction)
+                published += 1
         time.sleep(1.0)  # let the recorder drain the last samples
     finally:
         stop.set()

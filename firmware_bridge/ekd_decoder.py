@@ -1,3 +1,4 @@
+# size: the serial and BLE EKD decoders share the frame → sample logic; the resync search (find_frames) belongs with the serial framing
 """Sans-IO decoders for EKD v1: over a serial byte stream (COBS + 0x00) and over BLE.
 
 Both turn frames into :class:`~emotionkd.firmware_bridge.samples.SampleBlock` s in µS with

@@ -1,3 +1,4 @@
+# size: the one owner of the sample axis; the producer axis, the jump rules, the aligner and the clock share those rules (split, they would drift apart again)
 """The one owner of the sample axis: bounded gap filling, overlap trimming, restarts, segments.
 
 Every sample a source hands upward sits on a continuous *sample axis* (index 0 = the stream's
@@ -20,7 +21,9 @@ axis uses this module, so the rules are the same everywhere:
   makes the host allocate more than the bound.
 * **Segments.** With ``GapPolicy(on_long_gap="segment")`` a discontinuity is not filled: the
   caller starts a new segment (a consumer whose state must not span the jump, e.g. a
-  classifier's filter) and :attr:`Placement.new_segment` says so.
+  classifier's filter) and :attr:`Placement.new_segment` says so. A measured forward jump still
+  advances the axis (no samples are made), so the new segment starts at its true time; a
+  restart continues the axis where it was.
 
 The parts:
 
@@ -57,9 +60,9 @@ FILL_CREDIT_PER_SAMPLE: Final = 4
 JumpKind = Literal["continue", "gap", "overlap", "duplicate", "discontinuity"]
 
 
-def _check_max_gap(max_gap_s: float) -> float:
+def _check_max_gap(max_gap_s: float, name: str = "max_gap_s") -> float:
     if not (max_gap_s > 0 and math.isfinite(max_gap_s)):
-        raise ConfigError(f"max_gap_s must be a positive number of seconds, got {max_gap_s!r}")
+        raise ConfigError(f"{name} must be a positive number of seconds, got {max_gap_s!r}")
     return float(max_gap_s)
 
 
@@ -84,12 +87,15 @@ class GapPolicy:
             duplicates (sample counters: a block sent twice); ``"keep"``: the claim's clock
             stepped back, every sample is kept and the axis re-based (time stamps: the sender's
             clock was set back; nothing recorded is lost).
+        max_overlap_s: the furthest a claim may go back and still be an overlap (trimmed);
+            further back is a restart (a discontinuity). None: ``max_gap_s``.
     """
 
     max_gap_s: float = DEFAULT_MAX_GAP_S
     jitter_s: float = 0.0
     on_long_gap: Literal["fill", "segment"] = "fill"
     on_overlap: Literal["trim", "keep"] = "trim"
+    max_overlap_s: float | None = None
 
     def __post_init__(self) -> None:
         _check_max_gap(self.max_gap_s)
@@ -97,6 +103,8 @@ class GapPolicy:
             raise ConfigError(f"jitter_s must be >= 0 s, got {self.jitter_s!r}")
         if self.on_long_gap not in ("fill", "segment"):
             raise ConfigError(f"on_long_gap must be 'fill' or 'segment', got {self.on_long_gap!r}")
+        if self.max_overlap_s is not None:
+            _check_max_gap(self.max_overlap_s, "max_overlap_s")
         if self.on_overlap not in ("trim", "keep"):
             raise ConfigError(f"on_overlap must be 'trim' or 'keep', got {self.on_overlap!r}")
 
@@ -105,6 +113,11 @@ class GapPolicy:
 
     def jitter_samples(self, rate_hz: float) -> int:
         return int(round(self.jitter_s * rate_hz))
+
+    def max_overlap_samples(self, rate_hz: float) -> int:
+        if self.max_overlap_s is None:
+            return self.max_gap_samples(rate_hz)
+        return max_gap_samples(rate_hz, self.max_overlap_s)
 
 
 @dataclass(frozen=True)
@@ -124,15 +137,17 @@ class Jump:
     lost: int = 0
 
 
-def classify_jump(delta: float, n_samples: int, max_gap: int, jitter: int = 0) -> Jump:
+def classify_jump(delta: float, n_samples: int, max_gap: int, jitter: int = 0, max_overlap: int | None = None) -> Jump:
     """Classify a block of ``n_samples`` claimed to start ``delta`` samples after the next expected.
 
     Args:
         delta: claimed start minus expected start (samples; float so that an absurd claim such as
             1e300 stays a number; NaN or ±inf is a discontinuity).
         n_samples: the block's length.
-        max_gap: the longest gap (and the furthest overlap) accepted, in samples.
+        max_gap: the longest gap accepted, in samples.
         jitter: |delta| up to this is a ``continue``.
+        max_overlap: the furthest back a block may start and be an overlap (None: ``max_gap``);
+            further back is a restart.
     """
     if not math.isfinite(delta):
         return Jump("discontinuity")
@@ -144,7 +159,7 @@ def classify_jump(delta: float, n_samples: int, max_gap: int, jitter: int = 0) -
             return Jump("discontinuity", lost=step)
         return Jump("gap", fill=step, lost=step)
     behind = -step
-    if behind > max_gap:
+    if behind > (max_gap if max_overlap is None else max_overlap):
         return Jump("discontinuity")  # the source restarted its counter
     if behind >= n_samples:
         return Jump("duplicate", skip=n_samples)
@@ -262,7 +277,8 @@ class Placement:
             samples not emitted before (trimmed, re-indexed); empty for a duplicate.
         jump: how the block related to the position expected next.
         new_segment: ``on_long_gap="segment"`` and a discontinuity: the caller starts a new
-            segment at ``blocks[0]`` (no fill was made).
+            segment at ``blocks[0]`` (no fill was made; after a measured forward jump its
+            ``first_index`` is past the jump, after a restart it continues the axis).
     """
 
     blocks: list[SampleBlock]
@@ -298,6 +314,7 @@ class AxisAligner:
         self.rate_hz = float(rate_hz)
         self.policy = policy or GapPolicy()
         self._max_gap = self.policy.max_gap_samples(self.rate_hz)
+        self._max_overlap = self.policy.max_overlap_samples(self.rate_hz)
         self._jitter = min(self.policy.jitter_samples(self.rate_hz), self._max_gap - 1)
         self.next_index: int | None = start_index  # output index of the next sample
         self._offset: float | None = None  # output index - claimed index
@@ -337,7 +354,7 @@ class AxisAligner:
         if self._offset is None:  # start_index given: the claims count from it
             self._offset = 0.0
         expected_claim = self.next_index - self._offset
-        jump = classify_jump(claimed_index - expected_claim, n, self._max_gap, self._jitter)
+        jump = classify_jump(claimed_index - expected_claim, n, self._max_gap, self._jitter, self._max_overlap)
         out: list[SampleBlock] = []
         new_segment = False
         if jump.kind in ("overlap", "duplicate") and self.policy.on_overlap == "keep":
@@ -364,7 +381,10 @@ class AxisAligner:
                 self.gap_samples += self._max_gap
                 self._resync_pending = True
             else:
+                # a new segment: nothing is filled, but a measured forward jump still moves the
+                # axis (index arithmetic, no allocation), so times after it stay true
                 new_segment = True
+                self.next_index += jump.lost
             # re-base: this block's claim now maps to the next output index (a non-finite
             # claim cannot be a base: the next finite claim is then measured from 0)
             self._offset = self.next_index - claimed_index if math.isfinite(claimed_index) else float(self.next_index)

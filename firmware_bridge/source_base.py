@@ -2,9 +2,8 @@
 
 A source is addressed by URL (parsed once into a spec, :mod:`~emotionkd.firmware_bridge.source_spec`)
 and offers the same blocks in two shapes: a blocking iterator (:meth:`Source.blocks`) for scripts
-and threads, and an async iterator (:meth:`Source.ablocks`) for asyncio apps. A source implements
-the face its transport has natively: files, the simulator and LSL implement ``blocks`` and get
-``ablocks`` from a worker thread; the device source
+and threads, and an async iterator (:meth:`Source.ablocks`) for asyncio apps. Files, the
+simulator and LSL implement ``blocks`` and get ``ablocks`` from a worker thread; the device source
 (:class:`~emotionkd.firmware_bridge.sources.GsrSource`) implements both itself (BLE is async end
 to end in ``ablocks``).
 """
@@ -12,11 +11,9 @@ to end in ``ablocks``).
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from emotionkd.firmware_bridge.sample_axis import StreamClock
 from emotionkd.firmware_bridge.samples import SampleBlock
@@ -92,15 +89,15 @@ class Source:
 
     # -- data -------------------------------------------------------------------------------
     def blocks(self) -> Iterator[SampleBlock]:
-        """Blocks in order, blocking until each arrives; ends when the source ends or is closed."""
-        if type(self).ablocks is Source.ablocks:
-            raise NotImplementedError(f"{type(self).__name__} implements neither blocks() nor ablocks()")
-        return _iterate_async_in_thread(self)
+        """Blocks in order, blocking until each arrives; ends when the source ends or is closed.
+        Every source implements it (a source whose transport is async runs it in its own loop,
+        as :class:`~emotionkd.firmware_bridge.sources.GsrSource` does for BLE)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement blocks()")
 
     async def ablocks(self) -> AsyncIterator[SampleBlock]:
-        """Async iterator over the same blocks as :meth:`blocks`."""
-        if type(self).blocks is Source.blocks:
-            raise NotImplementedError(f"{type(self).__name__} implements neither blocks() nor ablocks()")
+        """Async iterator over the same blocks as :meth:`blocks`. This default suits a source whose
+        transport is synchronous (a file, the simulator, LSL): a worker thread takes each block;
+        a source with an async transport overrides it (the device source: BLE in this loop)."""
         iterator = self.blocks()
         done = object()
         try:
@@ -111,47 +108,6 @@ class Source:
                 yield block  # type: ignore[misc]
         finally:
             self.close()
-
-
-def _iterate_async_in_thread(source: Source) -> Iterator[SampleBlock]:
-    """Run ``source.ablocks()`` in an event loop on a worker thread; yield its blocks here."""
-    handover: queue.Queue[Any] = queue.Queue(maxsize=256)
-    done = object()
-
-    async def pump() -> None:
-        try:
-            async for block in source.ablocks():
-                while not source.closed:
-                    try:
-                        handover.put(block, timeout=0.1)
-                        break
-                    except queue.Full:
-                        await asyncio.sleep(0)
-                if source.closed:
-                    return
-        except BaseException as exc:  # handed to the consumer's thread, raised there
-            handover.put(exc)
-            return
-        handover.put(done)
-
-    worker = threading.Thread(target=lambda: asyncio.run(pump()), name=f"source {source.url}", daemon=True)
-    worker.start()
-    try:
-        while True:
-            try:
-                item = handover.get(timeout=0.1)
-            except queue.Empty:
-                if not worker.is_alive():
-                    return
-                continue
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        source.close()
-        worker.join(timeout=2.0)
 
 
 __all__ = ["Source", "SourceInfo"]

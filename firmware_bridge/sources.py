@@ -1,3 +1,4 @@
+# size: the one device source: sync and async faces, protocol probing and the no-data diagnosis of one object
 """The device source: one object from a ``serial://`` or ``ble://`` spec to sample blocks.
 
 ::

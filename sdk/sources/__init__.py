@@ -9,8 +9,11 @@
 ``lsl://StreamName``                                         a Lab Streaming Layer stream (extra)
 ==========================================================  ==================================
 
-Each module is imported only when its scheme is used (pyserial, bleak and pylsl cost start-up
-time and memory an app that replays files never needs).
+A URL is parsed once (:func:`parse_source`) into its scheme's typed, frozen spec; sources are
+made from the spec (:func:`open_source` takes a URL or a spec). Schemes are an open registry
+(:func:`register_scheme`, as pyserial's URL handlers): a new transport is one module that
+registers its parser and its source class. Each module is imported only when its scheme is used
+(pyserial, bleak and pylsl cost start-up time and memory an app that replays files never needs).
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
 
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.source_base import Source, SourceInfo
+from emotionkd.firmware_bridge.source_spec import query_of
 
 
 class Pacer:
@@ -59,14 +59,8 @@ class SourceUrl:
 
     @classmethod
     def parse(cls, url: str) -> SourceUrl:
-        parts = urlsplit(url)
-        if not parts.scheme or "://" not in url:
-            raise ConfigError(
-                f"{url!r} is not a source URL; use serial:///dev/ttyUSB0, ble://ADDRESS, "
-                "replay://file.csv, sim:// or lsl://name")
-        location = parts.netloc + parts.path
-        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        return cls(parts.scheme.lower(), location, params, url)
+        parts, params = query_of(url)  # the one URL splitter (firmware_bridge.source_spec)
+        return cls(parts.scheme.lower(), parts.netloc + parts.path, params, url)
 
     def take(self, key: str, default: str | None = None) -> str | None:
         """Remove and return one parameter (so that leftovers can be refused as unknown)."""

@@ -103,8 +103,23 @@ def test_aligner_refill_from_start_index() -> None:
 def test_segment_policy_does_not_fill() -> None:
     axis = AxisAligner(RATE, GapPolicy(max_gap_s=1.0, on_long_gap="segment"))
     axis.place(_block(0, 4))
-    placed = axis.place(_block(500, 4))
-    assert placed.new_segment and [(b.first_index, len(b)) for b in placed.blocks] == [(4, 4)]
+    placed = axis.place(_block(500, 4))  # forward: the new segment starts at its true time
+    assert placed.new_segment and [(b.first_index, len(b)) for b in placed.blocks] == [(500, 4)]
+    assert axis.gap_samples == 0 and axis.lost_samples == 496
+    restart = axis.place(_block(2, 4))  # far back: a restart continues the axis
+    assert restart.new_segment and [(b.first_index, len(b)) for b in restart.blocks] == [(504, 4)]
+    assert [b.first_index for b in axis.place(_block(6, 4)).blocks] == [508]
+
+
+def test_overlap_and_restart_bounds_are_separate() -> None:
+    assert classify_jump(-20, 30, max_gap=40, max_overlap=10).kind == "discontinuity"
+    assert classify_jump(-20, 30, max_gap=40).kind == "overlap"
+    axis = AxisAligner(RATE, GapPolicy(max_gap_s=60.0, max_overlap_s=1.0, on_long_gap="segment"))
+    axis.place(_block(0, 40))
+    assert axis.place(_block(38, 4)).jump.kind == "overlap"  # 2 samples back: trimmed
+    assert axis.place(_block(10, 4)).new_segment  # 32 samples (8 s) back: a restart
+    with pytest.raises(ConfigError, match="max_overlap_s"):
+        GapPolicy(max_overlap_s=-1.0)
 
 
 def test_keep_policy_keeps_samples_when_the_clock_steps_back() -> None:
