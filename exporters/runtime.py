@@ -1,4 +1,4 @@
-"""onnxruntime helpers the exporter measures with: sessions, probabilities, latency."""
+"""onnxruntime helpers the exporter measures with: probabilities and latency, on the SDK's own sessions."""
 
 from __future__ import annotations
 
@@ -10,22 +10,18 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from emotionkd.firmware_bridge.errors import ExportError
+from emotionkd.firmware_bridge.errors import ExportError, ModelError
+from emotionkd.sdk.model import cpu_session as sdk_cpu_session
 
 
 def cpu_session(model: bytes, threads: int = 1) -> ort.InferenceSession:
-    """An onnxruntime CPU session with ``threads`` intra-op threads and every graph optimisation
-    (what the SDK runs on the wearable)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
+    """An onnxruntime session built exactly as the SDK builds it
+    (:func:`emotionkd.sdk.model.cpu_session`), so the latency written into the contract is the
+    latency a device sees."""
     try:
-        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-        raise ExportError(f"onnxruntime cannot load the exported graph: {exc}") from exc
+        return sdk_cpu_session(model, threads)
+    except ModelError as exc:
+        raise ExportError(f"onnxruntime cannot load the exported graph: {exc.__cause__ or exc}") from exc
 
 
 def probabilities(

@@ -13,108 +13,39 @@
         for p in clf.push(chunk, sample_rate_hz=32.0):
             ...
 
-The pipeline is preprocess (the model contract's ``ekd-gsr`` preprocessing) → window (4 s every
-``hop_s``) → quality gate → onnxruntime → :class:`Prediction`. ``push`` gives exactly the
-predictions ``predict`` gives on the same samples, whatever the chunk sizes (the preprocessing
-is causal and stateful), once :meth:`EmotionClassifier.flush` has been called at the end.
+The classifier is a composition: a :class:`~emotionkd.sdk.pipeline.StreamPipeline`
+(segments → the model contract's ``ekd-gsr`` preprocessing → windows every ``hop_s`` with the
+source flags counted → quality gate) and a :class:`~emotionkd.sdk.prediction.Predictor`
+(onnxruntime on the windows that passed, now) with the stream's label decision → :class:`Prediction`.
+``push`` gives exactly the predictions ``predict`` gives on the same samples, whatever the
+chunk sizes (the preprocessing is causal and stateful), once :meth:`EmotionClassifier.flush`
+has been called at the end.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import numpy.typing as npt
 
-from emotionkd.firmware_bridge.bounds import MAX_HOP_S
-from emotionkd.firmware_bridge.errors import ConfigError, ModelError
-from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
+from emotionkd.firmware_bridge.errors import ModelError
+from emotionkd.firmware_bridge.samples import SampleBlock
 from emotionkd.firmware_bridge.units import normalise_unit
 from emotionkd.sdk.contract import ModelContract
-from emotionkd.sdk.preprocessing import GsrPreprocessor, Windows
-from emotionkd.sdk.quality import FlagTracker, QualityConfig, QualityVerdict, judge_window
+from emotionkd.sdk.pipeline import MAX_FILLED_GAP_S, StreamRecipe, block_reaches, check_rate
+from emotionkd.sdk.prediction import MODEL_ERROR, Prediction, Predictor
+from emotionkd.sdk.quality import QualityConfig
 
 if TYPE_CHECKING:  # onnxruntime is imported only when a model is loaded
     from emotionkd.sdk.model import OnnxEmotionModel
 
 logger = logging.getLogger(__name__)
 
-#: a gap longer than this (s) starts a new segment instead of being filled with NaN samples
-MAX_FILLED_GAP_S: Final = 60.0
-#: quality of a window the model answered with a non-finite number (a broken or corrupt model)
-MODEL_ERROR: Final = "model_error"
 PredictionCallback = Callable[["Prediction"], None]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The classifier's answer for one window.
-
-    Attributes:
-        start_s, end_s: the window's span on the stream's time axis (s since its first sample).
-        arousal, valence: probability of "high" (0–1); None when the window failed the gate or
-            the model has no such head (an arousal-only model: ``valence`` is always None).
-        arousal_label, valence_label: the contract's class name (``low``/``high``) at 0.5; None
-            when not predicted.
-        quality: ``ok`` or why the window was not predicted (``gap``, ``electrode_off``,
-            ``saturation``, ``flat_line``, ``implausible_unit``, ``model_error``: the model's
-            output was not a finite probability).
-        quality_detail: the reason in words (empty when ok).
-        samples_missing: model-rate samples missing or bridged in the window.
-        conductance_us: median skin conductance level in the window (µS; NaN if none).
-    """
-
-    start_s: float
-    end_s: float
-    arousal: float | None
-    valence: float | None
-    arousal_label: str | None
-    valence_label: str | None
-    quality: str
-    quality_detail: str
-    samples_missing: int
-    conductance_us: float
-
-    @property
-    def ok(self) -> bool:
-        """True when the window passed the quality gate and was predicted."""
-        return self.quality == "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain types, JSON-ready (NaN level becomes None)."""
-        data = asdict(self)
-        if not math.isfinite(self.conductance_us):
-            data["conductance_us"] = None
-        return data
-
-
-class _StreamState:
-    """Preprocessing state of one contiguous segment of one stream."""
-
-    def __init__(self, classifier: EmotionClassifier, sample_rate_hz: float, unit: str, origin_s: float) -> None:
-        self.preprocessor = GsrPreprocessor(sample_rate_hz, unit, classifier.preprocessing, classifier.hop_samples,
-                                            initial_baseline_us=classifier.baseline_us)
-        self.flags = FlagTracker(sample_rate_hz)
-        self.sample_rate_hz = float(sample_rate_hz)
-        self.unit = unit
-        self.origin_s = origin_s  # stream time of this segment's sample 0
-        self.samples_in = 0  # samples of this segment consumed
-        self.index_base: int | None = None  # source index of this segment's sample 0 (blocks)
-
-    @property
-    def end_s(self) -> float:
-        return self.origin_s + self.samples_in / self.sample_rate_hz
-
-    def push(self, values: npt.NDArray[np.float64], flags: npt.NDArray[np.uint8]) -> Windows:
-        self.flags.push(flags)
-        self.samples_in += values.size
-        return self.preprocessor.push(values)
 
 
 class EmotionClassifier:
@@ -133,6 +64,10 @@ class EmotionClassifier:
             (µS), or a rest recording (2–5 minutes; an ``emotionkd-sdk record`` CSV or an E4
             ``EDA.csv``) whose resting level seeds the causal baseline instead of the first
             sample of each stream (see :mod:`emotionkd.sdk.calibration`).
+        hysteresis: 0 (default) labels each window at 0.5; above 0, labels change only when
+            the probability crosses the far side of a band this wide around 0.5 (enter "high"
+            at 0.5 + h/2, leave below 0.5 - h/2; see :class:`~emotionkd.sdk.prediction.LabelRule`).
+            Probabilities are never changed, only the ``*_label`` fields.
 
     Raises:
         ModelError: no model can be loaded (no bundled model, missing or malformed file).
@@ -148,6 +83,7 @@ class EmotionClassifier:
         on_prediction: PredictionCallback | None = None,
         threads: int = 1,
         baseline: float | str | Path | None = None,
+        hysteresis: float = 0.0,
     ) -> None:
         from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
 
@@ -156,22 +92,26 @@ class EmotionClassifier:
         else:
             self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads)
         self.contract: ModelContract = self.model.contract
-        # serve the heads the model has (an arousal-only fine-tune is a valid model)
-        if not {"arousal", "valence"} & set(self.contract.targets):
-            raise ModelError(f"model {str(self.model.path)!r} has neither an 'arousal' nor a 'valence' head "
-                             f"(targets {self.contract.targets})")
-        self.preprocessing = self.contract.preprocessing_config()
-        self.baseline_us: float | None = None
+        baseline_us: float | None = None
         if baseline is not None:
             from emotionkd.sdk.calibration import resting_conductance_us
 
-            self.baseline_us = resting_conductance_us(baseline, self.preprocessing)
-        if not (math.isfinite(hop_s) and 0 < hop_s <= MAX_HOP_S):
-            raise ConfigError(f"hop_s must be a positive number of seconds up to {MAX_HOP_S:g}, got {hop_s!r}")
-        self.hop_samples = max(1, int(round(hop_s * self.contract.sample_rate_hz)))
-        self.quality = quality or QualityConfig()
+            baseline_us = resting_conductance_us(baseline, self.contract.preprocessing_config())
+        try:
+            #: what this classifier's stream (and a gateway's streams) are built from
+            self.recipe = StreamRecipe.for_contract(self.contract, hop_s=hop_s, quality=quality,
+                                                    hysteresis=hysteresis, baseline_us=baseline_us)
+        except ModelError as exc:
+            raise ModelError(f"model {str(self.model.path)!r}: {exc}") from exc
+        self.preprocessing = self.recipe.preprocessing
+        self.baseline_us = baseline_us
+        self.hop_samples = self.recipe.hop_samples
+        self.quality = self.recipe.quality
+        self.label_rule = self.recipe.label_rule
         self._callbacks: list[PredictionCallback] = [on_prediction] if on_prediction else []
-        self._state: _StreamState | None = None
+        self._pipeline = self.recipe.new_pipeline()
+        self._predictor = Predictor(self.model)
+        self._labels = self.recipe.new_labels()
         self._lock = threading.Lock()
 
     # -- properties -------------------------------------------------------------------------
@@ -191,7 +131,7 @@ class EmotionClassifier:
     @property
     def latency_s(self) -> float:
         """Delay from a window's last sample to its prediction for the current stream (s)."""
-        return self._state.preprocessor.latency_s if self._state else math.nan
+        return self._pipeline.latency_s
 
     # -- callbacks --------------------------------------------------------------------------
     def add_callback(self, callback: PredictionCallback) -> None:
@@ -231,17 +171,16 @@ class EmotionClassifier:
         Returns:
             One :class:`Prediction` per window (every ``hop_s``), in time order.
         """
-        state = _StreamState(self, _rate(sample_rate_hz), normalise_unit(unit), 0.0)
-        values, flag_array = _as_samples(gsr, flags)
-        windows = state.push(values, flag_array)
-        tail = state.preprocessor.flush()
-        return self._predict(state, windows) + self._predict(state, tail)
+        pipeline = self.recipe.new_pipeline()
+        gated = pipeline.push_array(gsr, check_rate(sample_rate_hz), normalise_unit(unit), flags)
+        return self._predictor.predict(gated + pipeline.flush(), self.recipe.new_labels())
 
     # -- streaming --------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the current stream (the next :meth:`push` starts a new one at time 0)."""
         with self._lock:
-            self._state = None
+            self._pipeline.reset()
+            self._labels.reset()
 
     def push(
         self,
@@ -268,133 +207,21 @@ class EmotionClassifier:
         """
         with self._lock:
             if isinstance(samples, SampleBlock):
-                predictions = self._push_block(samples)
+                gated = self._pipeline.push_block(samples)
             else:
-                predictions = self._push_array(samples, sample_rate_hz, unit, flags)
-        self._notify(predictions)
+                gated = self._pipeline.push_array(samples, sample_rate_hz, unit, flags)
+            predictions = self._predictor.predict(gated, self._labels) if gated else []
+        if predictions and self._callbacks:
+            self._notify(predictions)
         return predictions
 
     def flush(self) -> list[Prediction]:
         """End of the stream: the predictions the last samples complete; then :meth:`reset`."""
         with self._lock:
-            state, self._state = self._state, None
-            predictions = self._predict(state, state.preprocessor.flush()) if state else []
+            predictions = self._predictor.predict(self._pipeline.flush(), self._labels)
+            self._labels.reset()
         self._notify(predictions)
         return predictions
-
-    def _push_array(
-        self, samples: npt.ArrayLike, sample_rate_hz: float | None, unit: str, flags: npt.ArrayLike | None
-    ) -> list[Prediction]:
-        state = self._state
-        unit = normalise_unit(unit)
-        rate = _rate(sample_rate_hz) if sample_rate_hz is not None else (state.sample_rate_hz if state else None)
-        if rate is None:
-            raise ConfigError("the first push of an array needs sample_rate_hz=…")
-        if state is None or state.sample_rate_hz != rate or state.unit != unit:
-            state = self._state = _StreamState(self, rate, unit, state.end_s if state else 0.0)
-        values, flag_array = _as_samples(samples, flags)
-        return self._predict(state, state.push(values, flag_array))
-
-    def _push_block(self, block: SampleBlock) -> list[Prediction]:
-        state = self._state
-        if state is not None and state.index_base is None:
-            state.index_base = block.first_index - state.samples_in  # arrays, then blocks
-        if state is None or state.sample_rate_hz != block.rate_hz or state.unit != "uS":
-            state = self._new_segment(block, state.end_s if state else block.start_s)
-        position = block.first_index - (state.index_base or 0)
-        values, flags = block.conductance_us, block.flags
-        if position < state.samples_in:
-            overlap = state.samples_in - position
-            if position < 0 or overlap > max(len(block), state.sample_rate_hz):
-                # The counter went far back: the device restarted its sample counter.
-                logger.info("source sample counter went back from %d to %d; new segment",
-                            state.samples_in + (state.index_base or 0), block.first_index)
-                state = self._new_segment(block, state.end_s)
-                position = 0
-            elif overlap >= len(block):
-                return []  # a block repeated: already seen
-            else:
-                values, flags, position = values[overlap:], flags[overlap:], state.samples_in
-        missing = position - state.samples_in
-        predictions: list[Prediction] = []
-        if missing > MAX_FILLED_GAP_S * state.sample_rate_hz:
-            state = self._new_segment(block, state.origin_s + position / state.sample_rate_hz)
-        elif missing > 0:
-            predictions += self._predict(state, state.push(np.full(missing, np.nan), np.full(missing, SampleFlag.GAP, np.uint8)))
-        return predictions + self._predict(state, state.push(np.asarray(values, np.float64), np.asarray(flags, np.uint8)))
-
-    def _new_segment(self, block: SampleBlock, origin_s: float) -> _StreamState:
-        state = _StreamState(self, _rate(block.rate_hz), "uS", origin_s)
-        state.index_base = block.first_index
-        self._state = state
-        return state
-
-    def _predict(self, state: _StreamState, windows: Windows) -> list[Prediction]:
-        if len(windows) == 0:
-            return []
-        verdicts = self._judge(state, windows)
-        good = np.array([v.ok for v in verdicts], dtype=bool)
-        probabilities = self.model.run(windows.features[good]) if good.any() else {}
-        return self._assemble(state.origin_s, windows, verdicts, probabilities)
-
-    def _judge(self, state: _StreamState, windows: Windows) -> list[QualityVerdict]:
-        """The quality verdict of each window (asks the flag tracker in stream order, so it
-        runs when the windows are emitted; the model may run later, as a gateway batches it)."""
-        return [
-            judge_window(
-                windows.conductance_us[i],
-                bool(windows.usable[i]),
-                int(windows.samples_missing[i]),
-                state.flags.count(float(windows.start_s[i]), float(windows.end_s[i])),
-                self.quality,
-            )
-            for i in range(len(windows))
-        ]
-
-    def _assemble(
-        self,
-        origin_s: float,
-        windows: Windows,
-        verdicts: list[QualityVerdict],
-        probabilities: dict[str, npt.NDArray[np.float32]],
-    ) -> list[Prediction]:
-        """Predictions from the verdicts and the model's ``{target: (n_ok, 2)}`` probabilities
-        of the windows that passed the gate, in order."""
-        high = {t: p[:, 1] for t, p in probabilities.items()}
-        names = self.contract.class_names
-        out: list[Prediction] = []
-        row = 0
-        for i, verdict in enumerate(verdicts):
-            level = windows.conductance_us[i]
-            median = float(np.nanmedian(level)) if np.isfinite(level).any() else math.nan
-            quality, detail = verdict.reason, verdict.detail
-            labels: tuple[str | None, str | None] = (None, None)
-            arousal = valence = None
-            if verdict.ok:
-                # a head the model lacks stays None (see Prediction)
-                a = float(high["arousal"][row]) if "arousal" in high else None
-                v = float(high["valence"][row]) if "valence" in high else None
-                row += 1
-                served = [x for x in (a, v) if x is not None]
-                if all(math.isfinite(x) for x in served):
-                    arousal, valence = a, v
-                    labels = (None if a is None else names[int(a >= 0.5)],
-                              None if v is None else names[int(v >= 0.5)])
-                else:  # a broken model: a per-window verdict, never a label taken from NaN
-                    quality, detail = MODEL_ERROR, "the model's output is not a finite probability: a broken model file"
-            out.append(Prediction(
-                start_s=origin_s + float(windows.start_s[i]),
-                end_s=origin_s + float(windows.end_s[i]),
-                arousal=arousal,
-                valence=valence,
-                arousal_label=labels[0],
-                valence_label=labels[1],
-                quality=quality,
-                quality_detail=detail,
-                samples_missing=int(windows.samples_missing[i]),
-                conductance_us=median,
-            ))
-        return out
 
     # -- sources ----------------------------------------------------------------------------
     def stream(self, source: str | Any, *, duration_s: float | None = None) -> Iterator[Prediction]:
@@ -412,11 +239,21 @@ class EmotionClassifier:
         src = _open(source)
         self.reset()
         with src:
-            for block in src.blocks():
-                yield from self.push(block)
-                if duration_s is not None and block.start_s + len(block) / block.rate_hz >= duration_s:
-                    return
-            yield from self.flush()
+            yield from self.classify_blocks(src.blocks(), duration_s=duration_s)
+
+    def classify_blocks(self, blocks: Iterable[SampleBlock], *, duration_s: float | None = None) -> Iterator[Prediction]:
+        """Predictions from blocks of an already open source (the loop of :meth:`stream`).
+
+        Stops after the block that reaches ``duration_s`` of stream time; when ``blocks`` ends
+        first (a replayed file), the stream is flushed, so its last windows are predicted too.
+        A caller that shows or records the blocks passes a generator that does so and yields
+        each block on (what ``emotionkd-sdk stream`` does).
+        """
+        for block in blocks:
+            yield from self.push(block)
+            if block_reaches(block, duration_s):
+                return
+        yield from self.flush()
 
     async def astream(self, source: str | Any, *, duration_s: float | None = None) -> AsyncIterator[Prediction]:
         """The async form of :meth:`stream` (``async for p in clf.astream(url)``)."""
@@ -427,7 +264,7 @@ class EmotionClassifier:
             async for block in src.ablocks():
                 for prediction in self.push(block):
                     yield prediction
-                if duration_s is not None and block.start_s + len(block) / block.rate_hz >= duration_s:
+                if block_reaches(block, duration_s):
                     return
             for prediction in self.flush():
                 yield prediction
@@ -508,21 +345,4 @@ def _open(source: str | Any) -> Any:
     return source
 
 
-def _rate(sample_rate_hz: float | None) -> float:
-    if sample_rate_hz is None or not (math.isfinite(float(sample_rate_hz)) and float(sample_rate_hz) > 0):
-        raise ConfigError(f"sample_rate_hz must be a positive number of hertz, got {sample_rate_hz!r}")
-    return float(sample_rate_hz)
-
-
-def _as_samples(samples: npt.ArrayLike, flags: npt.ArrayLike | None) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8]]:
-    values = np.asarray(samples, dtype=np.float64).reshape(-1)
-    if flags is None:
-        flag_array = np.where(np.isnan(values), SampleFlag.GAP, 0).astype(np.uint8)
-    else:
-        flag_array = np.asarray(flags, dtype=np.uint8).reshape(-1)
-        if flag_array.size != values.size:
-            raise ConfigError(f"flags has {flag_array.size} entries for {values.size} samples")
-    return values, flag_array
-
-
-__all__ = ["MAX_FILLED_GAP_S", "BackgroundStream", "EmotionClassifier", "Prediction"]
+__all__ = ["MAX_FILLED_GAP_S", "MODEL_ERROR", "BackgroundStream", "EmotionClassifier", "Prediction"]

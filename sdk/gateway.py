@@ -1,8 +1,10 @@
 """Gateway: many sensors, one model, batched onnxruntime calls once per tick.
 
 A hub (a phone, a Raspberry Pi, a server behind a ward of wearables) receives many GSR streams.
-The gateway keeps the per-stream state (preprocessing, flag tracking, segments, quality gate:
-exactly :class:`EmotionClassifier`'s) and only *queues* the windows each push completes.
+Each stream is the composition :class:`~emotionkd.sdk.classifier.EmotionClassifier` is made of,
+from the same :class:`~emotionkd.sdk.pipeline.StreamRecipe` -- a
+:class:`~emotionkd.sdk.pipeline.StreamPipeline` (segments, preprocessing, flags, quality gate)
+and its label decision -- but the gateway only *queues* the gated windows each push completes.
 :meth:`Gateway.run_batch` then sends the queued windows of every stream to the model in
 batches of ``max_batch`` windows, ``workers`` calls at a time (all cores busy, no per-window
 call overhead, the model's work off the receive loops), and hands each stream its
@@ -33,58 +35,37 @@ vectorised across the streams (:mod:`emotionkd.sdk.batch_pipeline`), with the sa
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.firmware_bridge.errors import ConfigError, ModelError
 from emotionkd.firmware_bridge.samples import SampleBlock
-from emotionkd.sdk.batch_pipeline import LockstepBatch, LockstepStreams, assemble
-from emotionkd.sdk.classifier import EmotionClassifier, Prediction, _StreamState
-from emotionkd.sdk.preprocessing import Windows
-from emotionkd.sdk.quality import QualityConfig, QualityVerdict
+from emotionkd.sdk.batch_pipeline import LockstepStreams
+from emotionkd.sdk.pipeline import StreamPipeline, StreamRecipe
+from emotionkd.sdk.prediction import LabelDecision, Prediction, Predictor, assemble, take_rows
+from emotionkd.sdk.quality import GatedWindows, QualityConfig
 
 logger = logging.getLogger(__name__)
 
 GatewayCallback = Callable[[str, Prediction], None]
 
 
-@dataclass(frozen=True)
-class _Queued:
-    """Windows one push completed, judged, waiting for the model."""
-
-    origin_s: float
-    windows: Windows
-    verdicts: list[QualityVerdict]
-    good: npt.NDArray[np.bool_]
-
-
-class _Lane(EmotionClassifier):
-    """One stream of a gateway: the classifier's stream logic with the model call deferred.
-
-    Everything up to the quality verdict runs at push time (the flag tracker must be asked in
-    stream order); the windows that passed wait in ``queue`` for :meth:`Gateway.run_batch`.
-    """
+class _Lane:
+    """One stream of a gateway: its pipeline and label state, and the gated windows that wait
+    for :meth:`Gateway.run_batch` (everything up to the quality verdict runs at push time)."""
 
     def __init__(self, gateway: Gateway) -> None:
-        super().__init__(gateway.model, hop_s=gateway.hop_s, quality=gateway.quality)
-        self.queue: list[_Queued] = []
+        self.pipeline: StreamPipeline = gateway.recipe.new_pipeline()
+        self.labels: LabelDecision = gateway.recipe.new_labels()
+        self.queue: list[GatedWindows] = []
+        self.lock = threading.Lock()
 
-    def _predict(self, state: _StreamState, windows: Windows) -> list[Prediction]:
-        if len(windows):
-            verdicts = self._judge(state, windows)
-            good = np.array([v.ok for v in verdicts], dtype=bool)
-            self.queue.append(_Queued(state.origin_s, windows, verdicts, good))
-        return []
-
-    def take(self) -> list[_Queued]:
-        with self._lock:
+    def take(self) -> list[GatedWindows]:
+        with self.lock:
             queued, self.queue = self.queue, []
         return queued
 
@@ -93,14 +74,15 @@ class _Cohort:
     """Streams pushed together (:meth:`Gateway.push_cohort`): one :class:`LockstepStreams`."""
 
     def __init__(self, gateway: Gateway, stream_ids: list[str], sample_rate_hz: float, unit: str) -> None:
-        config = gateway.contract.preprocessing_config()
-        hop = max(1, int(round(gateway.hop_s * gateway.contract.sample_rate_hz)))
+        recipe = gateway.recipe
         self.stream_ids = stream_ids
-        self.streams = LockstepStreams(len(stream_ids), sample_rate_hz, unit, config, hop, gateway.quality)
-        self.queue: list[LockstepBatch] = []
+        self.streams = LockstepStreams(len(stream_ids), sample_rate_hz, unit, recipe.preprocessing,
+                                       recipe.hop_samples, recipe.quality)
+        self.labels = [recipe.new_labels() for _ in stream_ids]
+        self.queue: list[GatedWindows] = []
         self.lock = threading.Lock()
 
-    def take(self) -> list[LockstepBatch]:
+    def take(self) -> list[GatedWindows]:
         with self.lock:
             queued, self.queue = self.queue, []
         return queued
@@ -121,6 +103,7 @@ class Gateway:
             graph op by op over the whole batch, and past ~8 windows the attention tensors
             of one op leave the caches (64 windows cost ~25 % more CPU per window than 8; see
             docs/performance.md).
+        hysteresis: label hysteresis of every stream (as :class:`EmotionClassifier`).
 
     Raises:
         ModelError, ContractError: as :class:`EmotionClassifier`.
@@ -135,6 +118,7 @@ class Gateway:
         threads: int = 1,
         workers: int = 1,
         max_batch: int = 8,
+        hysteresis: float = 0.0,
     ) -> None:
         from emotionkd.sdk.model import OnnxEmotionModel, bundled_model_path
 
@@ -142,8 +126,6 @@ class Gateway:
             raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
         if not (isinstance(workers, int) and workers >= 1):
             raise ConfigError(f"workers must be a positive integer, got {workers!r}")
-        if not (math.isfinite(hop_s) and hop_s > 0):
-            raise ConfigError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
         self.model = OnnxEmotionModel(bundled_model_path() if model is None else model, threads=threads,
                                       memory_arena=True)
         self.contract = self.model.contract
@@ -151,11 +133,19 @@ class Gateway:
         self.quality = quality or QualityConfig()
         self.max_batch = max_batch
         self.workers = workers
-        self._pool: ThreadPoolExecutor | None = None
+        try:
+            #: what every stream of this gateway is built from (as an EmotionClassifier's stream)
+            self.recipe = StreamRecipe.for_contract(self.contract, hop_s=hop_s, quality=self.quality,
+                                                    hysteresis=hysteresis)
+        except ModelError as exc:
+            raise ModelError(f"model {str(self.model.path)!r}: {exc}") from exc
+        self._predictor = Predictor(self.model, max_batch=max_batch, workers=workers)
         self._lanes: dict[str, _Lane] = {}
         self._cohorts: dict[str, _Cohort] = {}
         self._callbacks: list[GatewayCallback] = []
-        self._lock = threading.Lock()  # guards the lane table and serialises run_batch
+        self._lock = threading.Lock()  # guards the lane and cohort tables
+        # one model run at a time: each stream's label state advances in time order
+        self._run_lock = threading.Lock()
 
     # -- streams ----------------------------------------------------------------------------
     @property
@@ -190,7 +180,7 @@ class Gateway:
             raise ConfigError(f"no cohort {cohort_id!r} in this gateway (add_cohort it first)")
         with cohort.lock:
             cohort.queue.append(cohort.streams.push(samples, flags))
-            return sum(b.windows.features.shape[0] * len(b.windows) for b in cohort.queue)
+            return sum(b.good.size for b in cohort.queue)
 
     def remove_cohort(self, cohort_id: str) -> dict[str, list[Prediction]]:
         """Close a cohort: its last windows (flushed) and anything queued, predicted now."""
@@ -199,7 +189,8 @@ class Gateway:
             raise ConfigError(f"no cohort {cohort_id!r} in this gateway")
         with cohort.lock:
             cohort.queue.append(cohort.streams.flush())
-        predictions = self._run({}, {cohort_id: cohort.take()})
+        with self._run_lock:  # taken and run under one lock: labels advance in time order
+            predictions = self._run({}, {cohort_id: cohort.take()})
         with self._lock:
             self._cohorts.pop(cohort_id, None)
         return predictions
@@ -219,8 +210,10 @@ class Gateway:
         """Close a stream: its last windows (flushed) and anything still queued, predicted now
         (returned and announced to the callbacks)."""
         lane = self._lane(stream_id)
-        lane.flush()
-        predictions = self._run({stream_id: lane.take()}).get(stream_id, [])
+        with lane.lock:
+            lane.queue += lane.pipeline.flush()
+        with self._run_lock:
+            predictions = self._run({stream_id: lane.take()}, {}).get(stream_id, [])
         with self._lock:
             self._lanes.pop(stream_id, None)
         return predictions
@@ -240,15 +233,18 @@ class Gateway:
             how many windows of this stream now wait for :meth:`run_batch`.
         """
         lane = self._lane(stream_id)
-        lane.push(samples, sample_rate_hz=sample_rate_hz, unit=unit, flags=flags)
-        return sum(len(q.windows) for q in lane.queue)
+        with lane.lock:
+            if isinstance(samples, SampleBlock):
+                lane.queue += lane.pipeline.push_block(samples)
+            else:
+                lane.queue += lane.pipeline.push_array(samples, sample_rate_hz, unit, flags)
+            return sum(len(q) for q in lane.queue)
 
     @property
     def pending_windows(self) -> int:
         """Windows queued across all streams."""
-        lanes = sum(len(q.windows) for lane in list(self._lanes.values()) for q in lane.queue)
-        return lanes + sum(b.windows.features.shape[0] * len(b.windows)
-                           for c in list(self._cohorts.values()) for b in c.queue)
+        lanes = sum(len(q) for lane in list(self._lanes.values()) for q in lane.queue)
+        return lanes + sum(b.good.size for c in list(self._cohorts.values()) for b in c.queue)
 
     # -- callbacks --------------------------------------------------------------------------
     def add_callback(self, callback: GatewayCallback) -> None:
@@ -271,15 +267,16 @@ class Gateway:
         with self._lock:
             lanes = list(self._lanes.items())
             cohorts = list(self._cohorts.items())
-        return self._run({stream_id: lane.take() for stream_id, lane in lanes},
-                         {cohort_id: cohort.take() for cohort_id, cohort in cohorts})
+        with self._run_lock:
+            return self._run({stream_id: lane.take() for stream_id, lane in lanes},
+                             {cohort_id: cohort.take() for cohort_id, cohort in cohorts})
 
-    def _run(self, queued: dict[str, list[_Queued]],
-             cohort_queued: dict[str, list[LockstepBatch]] | None = None) -> dict[str, list[Prediction]]:
-        cohort_queued = cohort_queued or {}
-        parts = [q.windows.features[q.good] for items in queued.values() for q in items if q.good.any()]
-        parts += [b.good_features() for batches in cohort_queued.values() for b in batches if b.good.any()]
-        probabilities = self._model_run(parts)
+    def _run(self, queued: dict[str, list[GatedWindows]],
+             cohort_queued: dict[str, list[GatedWindows]]) -> dict[str, list[Prediction]]:
+        """Model and assembly for what was taken (the caller holds ``_run_lock``)."""
+        everything = [g for items in queued.values() for g in items]
+        everything += [b for batches in cohort_queued.values() for b in batches]
+        probabilities = self._predictor.probabilities(everything)
         results: dict[str, list[Prediction]] = {}
         row = 0
         for stream_id, items in queued.items():
@@ -287,22 +284,19 @@ class Gateway:
             if lane is None or not items:
                 continue
             predictions: list[Prediction] = []
-            for q in items:
-                n = int(q.good.sum())
-                rows = {t: p[row:row + n] for t, p in probabilities.items()}
-                row += n
-                predictions += lane._assemble(q.origin_s, q.windows, q.verdicts, rows)
+            for g in items:
+                predictions += assemble(g, take_rows(probabilities, row, g.passed), lane.labels)
+                row += g.passed
             results[stream_id] = predictions
-        names = tuple(self.contract.class_names)
         for cohort_id, batches in cohort_queued.items():
             cohort = self._cohorts.get(cohort_id)
             if cohort is None:
                 continue
             for batch in batches:
-                n = int(batch.good.sum())
-                rows = {t: p[row:row + n] for t, p in probabilities.items()}
-                row += n
-                for stream_id, predictions in zip(cohort.stream_ids, assemble(batch, rows, names), strict=True):
+                for s, (stream_id, labels) in enumerate(zip(cohort.stream_ids, cohort.labels, strict=True)):
+                    n = int(np.count_nonzero(batch.good[s]))
+                    predictions = assemble(batch, take_rows(probabilities, row, n), labels, stream=s)
+                    row += n
                     if predictions:
                         results.setdefault(stream_id, []).extend(predictions)
         for stream_id, predictions in results.items():
@@ -314,27 +308,9 @@ class Gateway:
                         logger.exception("gateway callback %r raised", callback)
         return results
 
-    def _model_run(self, parts: list[npt.NDArray[np.float32]]) -> dict[str, npt.NDArray[np.float32]]:
-        targets = self.model.targets
-        if not parts:
-            return {t: np.zeros((0, 2), np.float32) for t in targets}
-        features = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        pieces = [features[i:i + self.max_batch] for i in range(0, features.shape[0], self.max_batch)]
-        if self.workers > 1 and len(pieces) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="emotionkd-gateway")
-            chunks = list(self._pool.map(self.model.run, pieces))
-        else:
-            chunks = [self.model.run(piece) for piece in pieces]
-        if len(chunks) == 1:
-            return chunks[0]
-        return {t: np.concatenate([c[t] for c in chunks]) for t in targets}
-
     def close(self) -> None:
         """Stop the worker threads (the gateway starts them again if used later)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._predictor.close()
 
     def __enter__(self) -> Gateway:
         return self

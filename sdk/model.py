@@ -52,6 +52,39 @@ def bundled_model_path() -> Path:
     )
 
 
+def cpu_session(model: bytes, threads: int = 1, *, memory_arena: bool = False) -> Any:
+    """The one way emotionkd builds an onnxruntime session (the SDK runs it; the exporter
+    measures the contract's latency with it, so the figure is what a device sees).
+
+    Small and predictable beats fast here: ``threads`` intra-op threads, one inter-op thread,
+    sequential execution, every graph optimisation, no thread spinning on an idle gateway, and
+    no CPU memory arena unless ``memory_arena`` (the arena keeps its peak, which a wearable
+    cannot spare; a gateway running large batches turns it on).
+
+    Args:
+        model: the ONNX graph as bytes (never a path: no external data beside the file).
+
+    Raises:
+        ModelError: onnxruntime is missing or cannot load the graph (the cause chained).
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise ModelError("onnxruntime is not installed: pip install onnxruntime") from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = bool(memory_arena)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
+    try:
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ModelError(f"onnxruntime cannot load the graph: {exc}") from exc
+
+
 class OnnxEmotionModel:
     """An emotionkd ONNX model in an onnxruntime session, sized for a wearable or gateway.
 
@@ -79,19 +112,6 @@ class OnnxEmotionModel:
         if not self.path.is_file():
             raise ModelError(f"model file {str(self.path)!r} does not exist (pass an .onnx file from emotionkd-export)")
         try:
-            import onnxruntime as ort
-        except ImportError as exc:  # pragma: no cover - a core dependency
-            raise ModelError("onnxruntime is not installed: pip install onnxruntime") from exc
-        options = ort.SessionOptions()
-        # Small and predictable beats fast here: one thread, no arena that keeps its peak, no
-        # thread spinning on an idle gateway.
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.enable_cpu_mem_arena = bool(memory_arena)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        try:
             data = self.path.read_bytes()
         except OSError as exc:
             raise ModelError(f"cannot read model {str(self.path)!r}: {exc.strerror or exc}") from exc
@@ -101,15 +121,20 @@ class OnnxEmotionModel:
                            "loaded unverified; export it again to protect it", self.path)
         try:
             # from the bytes just verified (and never from files beside it: no external data)
-            self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            self._session = cpu_session(data, threads, memory_arena=memory_arena)
+        except ModelError as exc:
             raise ModelError(f"cannot load model {str(self.path)!r}: {exc}") from exc
-        metadata = self._session.get_modelmeta().custom_metadata_map
+        try:
+            metadata = self._session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as exc:  # a damaged metadata string (onnxruntime decodes it)
+            raise ModelError(f"model {str(self.path)!r}: its metadata is not valid text ({exc.reason}); "
+                             "the file is damaged: export it again") from exc
         try:
             self.contract = ModelContract.from_onnx_metadata(metadata)
         except ContractError as exc:
             raise ModelError(f"model {str(self.path)!r}: {exc}") from exc
         self.targets = tuple(self.contract.targets)
+        self._output_names = list(self.targets)  # built once: run() is on every push's path
         self._batch_fixed = self._check_io()
 
     def _check_io(self) -> bool:
@@ -148,7 +173,7 @@ class OnnxEmotionModel:
 
     def _run(self, x: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
         try:
-            values = self._session.run(list(self.targets), {INPUT_NAME: x})
+            values = self._session.run(self._output_names, {INPUT_NAME: x})
         except Exception as exc:
             raise ModelError(f"model {str(self.path)!r} failed on a batch of shape {x.shape}: {exc}") from exc
         out: dict[str, Any] = {}
@@ -160,4 +185,4 @@ class OnnxEmotionModel:
         return out
 
 
-__all__ = ["BUNDLED_MODEL_NAME", "INPUT_NAME", "OnnxEmotionModel", "bundled_model_path"]
+__all__ = ["BUNDLED_MODEL_NAME", "INPUT_NAME", "OnnxEmotionModel", "bundled_model_path", "cpu_session"]

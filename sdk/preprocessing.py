@@ -45,8 +45,11 @@ import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError, ContractError, DataError
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
+from emotionkd.sdk.normalisation import LogBaseline, normalise_windows
 from emotionkd.sdk.resampling import StreamingResampler
-from emotionkd.sdk.windowing import Windower
+from emotionkd.sdk.source_flags import SourceFlags
+from emotionkd.sdk.windowing import Windower, Windows
+from emotionkd.sdk.windowing import empty_windows as _empty_windows
 
 PREPROCESSING_NAME: Final = "ekd-gsr"
 PREPROCESSING_VERSION: Final = 2
@@ -56,8 +59,6 @@ NORMALISATIONS: Final = ("window_zscore", "none", "log_baseline")
 V1_NORMALISATIONS: Final = ("window_zscore", "none")
 #: parameters added in version 2 (absent from v1 contracts; their values do not matter in v1)
 V2_FIELDS: Final = ("baseline_tau_s", "log_scale")
-#: ln conductance range the EMA's closed form may span inside one block (exp(25) ~ 7e10)
-_EMA_LOG_RANGE = 25.0
 
 
 @dataclass(frozen=True)
@@ -173,123 +174,6 @@ DEFAULT_PREPROCESSING: Final = PreprocessingConfig(
     rate_hz=16.0, window_samples=512, lowpass_hz=2.0, normalisation="log_baseline")
 
 
-@dataclass(frozen=True)
-class Windows:
-    """Preprocessed windows, a batch of ``N`` windows of ``W`` samples at the model rate.
-
-    Attributes:
-        start_index: (N,) int64, first sample of each window at the model rate (0 = the
-            stream's first sample).
-        start_s, end_s: (N,) float64, window span in seconds on the stream's time axis.
-        conductance_us: (N, W) float64, smoothed conductance (NaN where missing).
-        features: (N, W) float32, normalised model input (NaN rows where not usable).
-        samples_missing: (N,) int64, samples missing at the source or lost to a gap.
-        usable: (N,) bool, the window may be given to the model.
-    """
-
-    start_index: npt.NDArray[np.int64]
-    start_s: npt.NDArray[np.float64]
-    end_s: npt.NDArray[np.float64]
-    conductance_us: npt.NDArray[np.float64]
-    features: npt.NDArray[np.float32]
-    samples_missing: npt.NDArray[np.int64]
-    usable: npt.NDArray[np.bool_]
-
-    # Streams in lockstep (``GsrPreprocessor(streams=S)``): the per-window fields get a leading
-    # stream axis, ``(S, N, W)`` and ``(S, N)``; the time fields stay ``(N,)`` (shared).
-
-    def __len__(self) -> int:
-        return int(self.start_index.size)
-
-    @staticmethod
-    def concatenate(parts: list[Windows], window_samples: int) -> Windows:
-        """Join batches in order (an empty list gives an empty batch of width W)."""
-        if not parts:
-            return _empty_windows(window_samples)
-        return Windows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Windows)))
-
-
-def _empty_windows(window_samples: int, streams: tuple[int, ...] = ()) -> Windows:
-    return Windows(
-        np.zeros(0, np.int64),
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros(streams + (0, window_samples)),
-        np.zeros(streams + (0, window_samples), np.float32),
-        np.zeros(streams + (0,), np.int64),
-        np.zeros(streams + (0,), bool),
-    )
-
-
-def normalise_windows(conductance_us: npt.NDArray[np.float64], config: PreprocessingConfig) -> npt.NDArray[np.float32]:
-    """Apply the configured per-window normalisation to ``(N, W)`` (or ``(S, N, W)``) µS; returns float32 of that shape."""
-    x = np.asarray(conductance_us, dtype=np.float64)
-    if config.normalisation == "none":
-        return x.astype(np.float32)
-    shape = x.shape
-    x = x.reshape(-1, shape[-1])  # (S, N, W) in lockstep: reduced row by row exactly as (N, W)
-    mean = x.mean(axis=-1, keepdims=True)
-    std = x.std(axis=-1, keepdims=True)
-    return ((x - mean) / np.maximum(std, config.zscore_floor_us)).astype(np.float32).reshape(shape)
-
-
-class LogBaseline:
-    """Causal ``log_baseline`` normalisation of a stream at the model rate (state: one number).
-
-    ``b[k] = a * b[k-1] + (1 - a) * ln(y[k])`` with ``a = exp(-1 / (baseline_tau_s * rate_hz))``
-    for valid ``y[k] > 0``; invalid samples (NaN, non-positive) leave ``b`` unchanged and give NaN
-    features. ``b`` starts at ``ln(initial_baseline_us)`` or, without one, at the first valid
-    sample. Output ``log_scale * (ln y[k] - b[k])``. Vectorised in closed form block by block
-    (any chunking gives the same values to rounding). With ``streams=S`` it runs S streams in
-    lockstep: push ``(S, n)``, the state is ``(S,)``, each row as its own baseline would be.
-    """
-
-    def __init__(self, config: PreprocessingConfig, initial_baseline_us: float | None = None,
-                 streams: int | None = None) -> None:
-        self.decay = math.exp(-1.0 / (config.baseline_tau_s * config.rate_hz))
-        self.scale = float(config.log_scale)
-        # Blocks short enough that decay**-count stays far from overflow.
-        self._block = max(1, int(_EMA_LOG_RANGE / -math.log(self.decay)))
-        start = math.nan
-        if initial_baseline_us is not None:
-            if not (math.isfinite(initial_baseline_us) and initial_baseline_us > 0):
-                raise ConfigError(
-                    f"initial_baseline_us must be a positive conductance in µS, got {initial_baseline_us!r}")
-            start = math.log(initial_baseline_us)
-        #: ln-conductance baseline now, () or (S,) (NaN before the first valid sample)
-        self.states: npt.NDArray[np.float64] = np.full(() if streams is None else (streams,), start)
-
-    @property
-    def state(self) -> float:
-        """The baseline (ln µS) of a single stream (NaN before its first valid sample)."""
-        return float(self.states)
-
-    def push(self, conductance_us: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Features (same shape: ``(n,)``, or ``(S, n)`` in lockstep) for the next samples (µS, NaN = missing)."""
-        y = np.asarray(conductance_us, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            x = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
-        out = np.full(x.shape, np.nan)
-        state = self.states
-        for start in range(0, x.shape[-1], self._block):
-            seg = x[..., start : start + self._block]
-            valid = np.isfinite(seg)
-            if not valid.any():
-                continue
-            # A stream's baseline starts at its first valid sample.
-            first = np.take_along_axis(seg, np.argmax(valid, axis=-1)[..., None], axis=-1)[..., 0]
-            state = np.where(np.isnan(state) & valid.any(axis=-1), first, state)
-            # b[k] = a^m[k] * (b0 + (1-a) * sum_{j<=k valid} a^-m[j] x[j]), m = valid count so far.
-            count = np.cumsum(valid, axis=-1)
-            offset = state[..., None]
-            weighted = np.where(valid, (seg - offset) * self.decay ** -count.astype(np.float64), 0.0)
-            base = offset + self.decay ** count * (1.0 - self.decay) * np.cumsum(weighted, axis=-1)
-            out[..., start : start + seg.shape[-1]] = np.where(valid, self.scale * (seg - base), np.nan)
-            state = base[..., -1]  # a stream without a valid sample here keeps its state exactly
-        self.states = np.asarray(state, dtype=np.float64)
-        return out
-
-
 class GsrPreprocessor:
     """Streaming GSR preprocessing for one source: samples in, model-ready windows out.
 
@@ -334,13 +218,13 @@ class GsrPreprocessor:
         self._baseline: LogBaseline | None = None
         if self.config.normalisation == "log_baseline":
             self._baseline = LogBaseline(self.config, initial_baseline_us, streams)
-            self._feature_windower = Windower(self.config.window_samples, self.hop_samples)
+            self._feature_windower = Windower(self.config.window_samples, self.hop_samples, track_flags=False)
         self._hold_max = int(round(self.config.hold_max_s * self.sample_rate_hz))
         # per stream, () or (S,): the last valid sample and the length of the current missing run
         self._last_valid = np.full(self._streams, np.nan)
         self._run = np.zeros(self._streams, dtype=np.int64)
-        self._flags_in = np.zeros(self._streams + (0,), dtype=bool)  # source flags not yet mapped to outputs
-        self._flags_start = 0  # input index of _flags_in[0]
+        # the source samples' missing marks and flags, until no window needs them
+        self._flags = SourceFlags(self._resampler.output_to_input_index, self.config.window_samples, self._streams)
 
     @property
     def baseline_us(self) -> float | None:
@@ -371,13 +255,14 @@ class GsrPreprocessor:
         self._run = np.where(missing[..., -1], run[..., -1], 0)
         return out
 
-    def push(self, samples: npt.ArrayLike) -> Windows:
-        """Feed samples (shape ``(n,)``, or ``(S, n)`` in lockstep; in ``unit``; NaN = missing);
-        return completed windows."""
+    def push(self, samples: npt.ArrayLike, flags: npt.ArrayLike | None = None) -> Windows:
+        """Feed samples (shape ``(n,)``, or ``(S, n)`` in lockstep; in ``unit``; NaN = missing)
+        and optionally their :class:`SampleFlag` bits (same shape; counted per window as
+        ``electrode_off`` / ``saturated``); return completed windows."""
         conductance = to_conductance_us(np.asarray(samples, dtype=np.float64).reshape(self._streams + (-1,)), self.unit)
         if conductance.shape[-1] == 0:
             return _empty_windows(self.config.window_samples, self._streams)
-        self._flags_in = np.concatenate([self._flags_in, np.isnan(conductance)], axis=-1)
+        self._flags.push(np.isnan(conductance), flags)
         held = self._hold(conductance)
         return self._emit(self._resampler.push(held))
 
@@ -392,19 +277,13 @@ class GsrPreprocessor:
     def _emit(self, resampled: npt.NDArray[np.float64]) -> Windows:
         if resampled.shape[-1] == 0:
             return _empty_windows(self.config.window_samples, self._streams)
-        held = self._flags_in.shape[-1]
         k = np.arange(self._resampler.samples_out - resampled.shape[-1], self._resampler.samples_out)
-        source = self._resampler.output_to_input_index(k) - self._flags_start
-        source = np.clip(source, 0, max(held - 1, 0))
-        flagged = self._flags_in[..., source] if held else np.zeros(resampled.shape, bool)
-        # Source flags older than the next output's source sample are no longer needed.
-        keep_from = int(source[-1])
-        self._flags_in = self._flags_in[..., keep_from:]
-        self._flags_start += keep_from
-        raw = self._windower.push(resampled, flagged)
+        raw = self._windower.push(resampled, self._flags.missing_at(k))
         if self._baseline is not None:
             features = self._feature_windower.push(self._baseline.push(resampled)).values.astype(np.float32)
-        if len(raw) == 0:
+        counts = self._flags.window_counts(raw.start_index) if len(raw) else None
+        self._flags.forget_before(min(self._windower.next_start, self._resampler.samples_out))
+        if counts is None:
             return _empty_windows(self.config.window_samples, self._streams)
         cfg = self.config
         nan = np.isnan(raw.values)
@@ -422,6 +301,9 @@ class GsrPreprocessor:
             features=features,
             samples_missing=missing,
             usable=usable,
+            source_samples=counts[0],
+            electrode_off=counts[1],
+            saturated=counts[2],
         )
 
 

@@ -7,7 +7,7 @@ Windows start at sample indices ``0, hop, 2·hop, …`` of the stream.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -34,25 +34,95 @@ class RawWindows:
         return int(self.start_index.size)
 
 
+@dataclass(frozen=True)
+class Windows:
+    """Preprocessed windows, a batch of ``N`` windows of ``W`` samples at the model rate.
+
+    Attributes:
+        start_index: (N,) int64, first sample of each window at the model rate (0 = the
+            stream's first sample).
+        start_s, end_s: (N,) float64, window span in seconds on the stream's time axis.
+        conductance_us: (N, W) float64, smoothed conductance (NaN where missing).
+        features: (N, W) float32, normalised model input (NaN rows where not usable).
+        samples_missing: (N,) int64, samples missing at the source or lost to a gap.
+        usable: (N,) bool, the window may be given to the model.
+        source_samples: (N,) int64, source samples that belong to the window.
+        electrode_off, saturated: (N,) int64, how many of them carry that :class:`SampleFlag`.
+
+    Source samples reach windows one way (:meth:`GsrPreprocessor.push`): model-rate sample
+    ``k`` stands for the source sample nearest in time (the resampler's
+    ``output_to_input_index``), and a window ``[k0, k0 + W)`` owns the source samples
+    ``[index(k0), index(k0 + W))``; its missing count and its flag counts both come from there.
+    """
+
+    start_index: npt.NDArray[np.int64]
+    start_s: npt.NDArray[np.float64]
+    end_s: npt.NDArray[np.float64]
+    conductance_us: npt.NDArray[np.float64]
+    features: npt.NDArray[np.float32]
+    samples_missing: npt.NDArray[np.int64]
+    usable: npt.NDArray[np.bool_]
+    source_samples: npt.NDArray[np.int64]
+    electrode_off: npt.NDArray[np.int64]
+    saturated: npt.NDArray[np.int64]
+
+    # Streams in lockstep (``GsrPreprocessor(streams=S)``): the per-window fields get a leading
+    # stream axis, ``(S, N, W)`` and ``(S, N)``; the time fields stay ``(N,)`` (shared).
+
+    def __len__(self) -> int:
+        return int(self.start_index.size)
+
+    @staticmethod
+    def concatenate(parts: list[Windows], window_samples: int) -> Windows:
+        """Join batches in order (an empty list gives an empty batch of width W)."""
+        if not parts:
+            return empty_windows(window_samples)
+        return Windows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Windows)))
+
+
+def empty_windows(window_samples: int, streams: tuple[int, ...] = ()) -> Windows:
+    return Windows(
+        np.zeros(0, np.int64),
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros(streams + (0, window_samples)),
+        np.zeros(streams + (0, window_samples), np.float32),
+        np.zeros(streams + (0,), np.int64),
+        np.zeros(streams + (0,), bool),
+        np.zeros(0, np.int64),
+        np.zeros(streams + (0,), np.int64),
+        np.zeros(streams + (0,), np.int64),
+    )
+
+
 class Windower:
     """Cut a stream into windows of ``window_samples`` every ``hop_samples``, in any chunking.
 
     Args:
         window_samples: W, samples per window (512 = 4 s at 128 Hz).
         hop_samples: samples between window starts (128 = 1 s at 128 Hz; W for no overlap).
+        track_flags: keep per-sample flags; False for a stream that has none (the windows'
+            ``flagged`` is then all False, without a buffer).
     """
 
-    def __init__(self, window_samples: int, hop_samples: int) -> None:
+    def __init__(self, window_samples: int, hop_samples: int, *, track_flags: bool = True) -> None:
         if int(window_samples) < 1:
             raise ConfigError(f"window_samples must be >= 1, got {window_samples!r}")
         if int(hop_samples) < 1:
             raise ConfigError(f"hop_samples must be >= 1, got {hop_samples!r}")
         self.window_samples = int(window_samples)
         self.hop_samples = int(hop_samples)
+        self.track_flags = track_flags
+        self._offsets = np.arange(self.window_samples)[None, :]  # sample offsets inside a window
         self._values = np.zeros(0)
         self._flags = np.zeros(0, dtype=bool)
         self._buffer_start = 0  # stream index of _values[0]
         self._next_start = 0  # stream index of the next window's first sample
+
+    @property
+    def next_start(self) -> int:
+        """Stream index of the next window's first sample."""
+        return self._next_start
 
     def push(self, values: npt.ArrayLike, flagged: npt.ArrayLike | None = None) -> RawWindows:
         """Append samples (shape ``(n,)``) and their source flags; return windows now complete.
@@ -62,9 +132,10 @@ class Windower:
         """
         v = np.asarray(values, dtype=np.float64)
         v = v.reshape(-1) if v.ndim <= 1 else v
-        f = np.zeros(v.shape, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(v.shape[:-1] + (-1,))
-        if f.shape != v.shape:
-            raise ConfigError(f"flagged has shape {f.shape} for samples of shape {v.shape}")
+        if self.track_flags:
+            f = np.zeros(v.shape, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(v.shape[:-1] + (-1,))
+            if f.shape != v.shape:
+                raise ConfigError(f"flagged has shape {f.shape} for samples of shape {v.shape}")
         if self._values.shape[:-1] != v.shape[:-1]:
             if self._values.shape[-1] or self._next_start:
                 raise ConfigError(f"this windower cuts {self._values.shape[:-1] or 'one'} stream(s); "
@@ -72,20 +143,24 @@ class Windower:
             self._values = np.zeros(v.shape[:-1] + (0,))
             self._flags = np.zeros(v.shape[:-1] + (0,), dtype=bool)
         self._values = np.concatenate([self._values, v], axis=-1)
-        self._flags = np.concatenate([self._flags, f], axis=-1)
+        if self.track_flags:
+            self._flags = np.concatenate([self._flags, f], axis=-1)
         end = self._buffer_start + self._values.shape[-1]  # one past the last sample held
         w, h = self.window_samples, self.hop_samples
         count = (end - w - self._next_start) // h + 1 if end - self._next_start >= w else 0
         starts = self._next_start + h * np.arange(count, dtype=np.int64)
-        idx = (starts - self._buffer_start)[:, None] + np.arange(w)[None, :]
-        windows = RawWindows(starts, self._values[..., idx], self._flags[..., idx])
+        idx = (starts - self._buffer_start)[:, None] + self._offsets
+        values = self._values[..., idx]
+        flags = self._flags[..., idx] if self.track_flags else np.zeros(values.shape, dtype=bool)
+        windows = RawWindows(starts, values, flags)
         self._next_start += h * count
         drop = min(self._next_start - self._buffer_start, self._values.shape[-1])
         if drop > 0:
             self._values = self._values[..., drop:]
-            self._flags = self._flags[..., drop:]
+            if self.track_flags:
+                self._flags = self._flags[..., drop:]
             self._buffer_start += drop
         return windows
 
 
-__all__ = ["RawWindows", "Windower"]
+__all__ = ["RawWindows", "Windower", "Windows", "empty_windows"]

@@ -18,6 +18,7 @@ def _randomised(config: StudentConfig, seed: int) -> EmotionNetStudent:
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                assert module.running_mean is not None and module.running_var is not None  # track_running_stats
                 module.running_mean.normal_(0.0, 0.5)
                 module.running_var.uniform_(0.2, 3.0)
                 module.weight.normal_(1.0, 0.5)

@@ -79,7 +79,7 @@ def test_cohorts_and_single_streams_share_one_model_call(v2_model: Path) -> None
     with Gateway(v2_model, hop_s=1.0, max_batch=1000) as gateway:
         calls: list[int] = []
         run = gateway.model.run
-        gateway.model.run = lambda f: (calls.append(f.shape[0]), run(f))[1]  # type: ignore[method-assign]
+        gateway.model.run = lambda f: (calls.append(f.shape[0]), run(f))[1]  # type: ignore[method-assign,func-returns-value]
         gateway.add_cohort("c", ["a", "b", "c"], sample_rate_hz=16.0)
         gateway.add_stream("solo")
         for i in range(0, x.shape[1], 16):
@@ -120,7 +120,7 @@ def test_vectorised_gate_agrees_with_judge_window(level: float, spread: float, u
     if nan_at >= 0:
         x[nan_at] = np.nan
     cfg = QualityConfig(max_electrode_off_fraction=tolerance, max_saturated_fraction=tolerance)
-    verdict = judge_window(x, usable, 0, WindowFlags(total, off, saturated, 0), cfg)
+    verdict = judge_window(x, usable, 0, WindowFlags(total, off, saturated), cfg)
     vectorised = windows_pass(x[None], np.array([usable]), np.array([off]), np.array([saturated]), total, cfg)
     assert bool(vectorised[0]) == verdict.ok
     median = window_levels_us(x[None])[0]

@@ -98,4 +98,5 @@ def test_streaming_live_and_batched_give_the_same_windows(test_model: Path) -> N
     out = streaming(test_model, hours=0.01)
     assert out["live"]["windows"] == out["batched"]["windows"] == 33
     assert math.isfinite(out["live"]["ms_per_window"])
+    assert 0 < out["pipeline_cpu_ms_per_push"] < 1e3
     assert synthetic_features(5).shape == (5, 512)

@@ -158,6 +158,27 @@ def test_blocks_that_skip_keep_the_time_axis(clf: EmotionClassifier) -> None:
     assert out[0].ok and out[-1].ok
 
 
+def test_a_gap_over_a_minute_starts_a_segment_where_the_block_lies(clf: EmotionClassifier) -> None:
+    """Up to MAX_FILLED_GAP_S the gap is filled (its windows say ``gap``); beyond, a new segment
+    starts at the block's own time: no window spans the jump, none is invented inside it."""
+    rate = 4.0
+    gsr = synthesize_gsr(40.0, arousal=0.6, seed=3, config=GsrSynthConfig(rate_hz=rate))
+    n = int(20 * rate)
+    for jump_s, filled in ((30.0, True), (90.0, False)):
+        clf.reset()
+        first = clf.push(SampleBlock(0, gsr[:n], np.zeros(n, np.uint8), rate))
+        later = int(round((20.0 + jump_s) * rate))
+        second = clf.push(SampleBlock(later, gsr[n:], np.zeros(gsr.size - n, np.uint8), rate)) + clf.flush()
+        assert first and second and all(p.start_s < 20.0 for p in first)
+        inside = [p for p in second if p.end_s > 20.0 and p.start_s < 20.0 + jump_s]
+        if filled:
+            assert inside and {p.quality for p in inside} == {"gap"}
+        else:
+            assert inside == [] and min(p.start_s for p in second) == 20.0 + jump_s
+        assert [p.start_s for p in second] == sorted(p.start_s for p in second)
+        assert second[-1].ok
+
+
 def test_a_restarted_device_continues_the_time_axis(clf: EmotionClassifier) -> None:
     clf.reset()
     out: list[Prediction] = []

@@ -71,7 +71,8 @@ def test_table_view_shows_bars_when_live(test_model: Path) -> None:
     from io import StringIO
 
     from emotionkd.sdk.classifier import EmotionClassifier
-    from emotionkd.sdk.outputs import StreamStatus, TableOutput
+    from emotionkd.sdk.live_view import TableOutput
+    from emotionkd.sdk.outputs import StreamStatus
 
     screen = StringIO()
     status = StreamStatus(counters={"frames_lost": 2, "crc_failures": 3, "frames": 10})

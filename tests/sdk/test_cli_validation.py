@@ -28,6 +28,8 @@ def _run(*args: str) -> tuple[int, str, str]:
         (("--timeout", "0"), "--timeout must be a positive"),
         (("--protocol", "foo"), "unknown --protocol 'foo'; use one of auto, ekd, ascii, shimmer3, bitalino"),
         (("--unit", "furlong"), "unknown GSR unit 'furlong'"),
+        (("--hysteresis", "-0.1"), "hysteresis must be >= 0"),
+        (("--hysteresis", "1.2"), "hysteresis must be >= 0"),
     ],
 )
 def test_stream_refuses_bad_options_even_with_simulate(test_model: Path, args: tuple[str, ...], message: str) -> None:

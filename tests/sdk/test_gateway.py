@@ -108,7 +108,7 @@ def _counting_gateway(model: Path, streams: int, **options: int) -> tuple[Gatewa
     gateway = Gateway(model, **options)
     sizes: list[int] = []
     real_run = gateway.model.run
-    gateway.model.run = lambda x: sizes.append(x.shape[0]) or real_run(x)  # type: ignore[method-assign]
+    gateway.model.run = lambda x: sizes.append(x.shape[0]) or real_run(x)  # type: ignore[method-assign,func-returns-value]
     for k in range(streams):
         gateway.add_stream(f"wrist-{k}")
         gateway.push(f"wrist-{k}", GsrSynthesizer(seed=k).read(128 * 6), sample_rate_hz=128.0)

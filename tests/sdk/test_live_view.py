@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from emotionkd.sdk.classifier import Prediction
-from emotionkd.sdk.outputs import StreamStatus, TableOutput, quality_strip_text, sparkline
+from emotionkd.sdk.live_view import TableOutput, quality_strip_text, sparkline
+from emotionkd.sdk.outputs import StreamStatus
 
 
 def _prediction(start_s: float, quality: str = "ok", arousal: float | None = 0.7) -> Prediction:
