@@ -27,7 +27,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from emotionkd.firmware_bridge.errors import ExportError
+from emotionkd.exporters.errors import ExportError
 from emotionkd.training.models import (
     EmotionNetStudent,
     EncoderBlock,

@@ -40,11 +40,12 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
+from emotionkd.exporters.errors import ExportError
 from emotionkd.exporters.inference_twin import inference_twins
 from emotionkd.exporters.quantize import INT8_MODES, quantize_int8
 from emotionkd.exporters.reference_windows import ReferenceWindows, load_windows, synthetic_windows
 from emotionkd.exporters.runtime import cpu_session, probabilities
-from emotionkd.firmware_bridge.errors import ConfigError, ContractError, ExportError
+from emotionkd.firmware_bridge.errors import ConfigError, ContractError
 from emotionkd.sdk.contract import ONNX_METADATA_KEY, ModelContract
 from emotionkd.sdk.integrity import stamp_integrity
 from emotionkd.training.atomic_io import atomic_path

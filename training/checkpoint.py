@@ -26,9 +26,10 @@ from typing import Any, Final
 import torch
 from torch import Tensor
 
-from emotionkd.firmware_bridge.errors import CheckpointError, ConfigError, ContractError
+from emotionkd.firmware_bridge.errors import ConfigError, ContractError
 from emotionkd.sdk.contract import ModelContract
 from emotionkd.training.atomic_io import atomic_path
+from emotionkd.training.errors import CheckpointError
 from emotionkd.training.models import (
     EmotionNetStudent,
     EmotionNetTeacher,
