@@ -11,9 +11,9 @@ metadata. A contract from a newer major version is refused with a clear error.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from typing import Any, Final
 
 from emotionkd.firmware_bridge.bounds import (
@@ -24,6 +24,7 @@ from emotionkd.firmware_bridge.bounds import (
 )
 from emotionkd.firmware_bridge.errors import ContractError
 from emotionkd.firmware_bridge.units import normalise_unit
+from emotionkd.sdk.plain import to_plain
 from emotionkd.sdk.preprocessing import (
     PREPROCESSING_NAME,
     PREPROCESSING_VERSION,
@@ -38,6 +39,8 @@ CONTRACT_VERSION: Final = 2
 ONNX_METADATA_KEY: Final = "emotionkd.contract"
 DATA_KINDS: Final = ("synthetic", "real")
 LABEL_RULES: Final = (">", ">=")
+#: contract values in JSON's types; strict JSON has no NaN, so a contract refuses it
+_plain = partial(to_plain, what="contract values", error=ContractError, finite=True)
 
 
 @dataclass(frozen=True)
@@ -356,21 +359,6 @@ def check_plausible_shape(sample_rate_hz: float, window_samples: int, train_hop_
     if train_hop_samples / sample_rate_hz > MAX_HOP_S:
         raise ContractError(f"a hop of {train_hop_samples / sample_rate_hz:g} s is longer than {MAX_HOP_S:g} s",
                             field="train_hop_samples")
-
-
-def _plain(value: Any) -> Any:
-    """Deep copy into JSON's types (mappings → dict, sequences → list)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ContractError(f"contract values must be finite, got {value!r}")
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if hasattr(value, "item"):  # numpy scalars
-        return _plain(value.item())
-    raise ContractError(f"contract values must be plain JSON types, got {type(value).__name__}")
 
 
 __all__ = [

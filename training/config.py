@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.sdk.plain import to_plain
 from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PAPER_PREPROCESSING
 from emotionkd.training.datasets.config import DatasetConfig
 from emotionkd.training.distillation import DistillConfig
@@ -252,7 +253,7 @@ class ExperimentConfig:
             raise ConfigError(f"teacher and student must agree on {mismatch} for distillation")
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return to_plain(asdict(self), what="configuration values", error=ConfigError)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
@@ -380,14 +381,6 @@ def save_config(config: ExperimentConfig, path: Path) -> Path:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in update.items():
