@@ -151,8 +151,8 @@ class StudentsGraph(nn.Module):
 # --- steps -----------------------------------------------------------------------------------
 def _to_onnx(graph: StudentsGraph, window_samples: int, options: ExportOptions) -> onnx.ModelProto:
     example = (torch.zeros(_EXAMPLE_BATCH, window_samples),)
-    names = {"input_names": [INPUT_NAME], "output_names": list(graph.targets),
-             "opset_version": options.opset}
+    names: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": list(graph.targets),
+                             "opset_version": options.opset}
     chatter = io.StringIO()  # the dynamo exporter prints progress; a library does not print
     try:
         with torch.no_grad(), contextlib.redirect_stdout(chatter), warnings.catch_warnings():
@@ -166,8 +166,9 @@ def _to_onnx(graph: StudentsGraph, window_samples: int, options: ExportOptions) 
                 proto = program.model_proto
             else:
                 buffer = io.BytesIO()
-                torch.onnx.export(
-                    graph, example, buffer, dynamo=False, do_constant_folding=True,
+                torch.onnx.export(  # the TorchScript exporter writes to any binary file object
+                    graph, example, buffer,  # type: ignore[arg-type]
+                    dynamo=False, do_constant_folding=True,
                     dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *graph.targets)}, **names)
                 proto = onnx.load_from_string(buffer.getvalue())
     except ExportError:

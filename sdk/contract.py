@@ -39,13 +39,13 @@ CONTRACT_VERSION: Final = 2
 ONNX_METADATA_KEY: Final = "emotionkd.contract"
 #: the heads a model may have, in the column order of training labels (one owner: training
 #: imports it from here)
-TARGETS: Final = ("arousal", "valence")
+TARGETS: Final[tuple[str, ...]] = ("arousal", "valence")
 #: what a head learned from; training's dataset meta uses the same words
-DATA_KINDS: Final = ("synthetic", "real")
+DATA_KINDS: Final[tuple[str, ...]] = ("synthetic", "real")
 #: how ratings become labels: ``rating > threshold`` (or ``>=``) is the high class
-LABEL_RULES: Final = (">", ">=")
+LABEL_RULES: Final[tuple[str, ...]] = (">", ">=")
 #: the same rules as configurations and command lines spell them (words need no shell quoting)
-LABEL_RULE_WORDS: Final = {"gt": ">", "ge": ">="}
+LABEL_RULE_WORDS: Final[Mapping[str, str]] = {"gt": ">", "ge": ">="}
 #: contract values in JSON's types; strict JSON has no NaN, so a contract refuses it
 _plain = partial(to_plain, what="contract values", error=ContractError, finite=True)
 

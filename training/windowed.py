@@ -48,7 +48,7 @@ class WindowedDataset:
 
     def __post_init__(self) -> None:
         n = self.gsr.shape[0]
-        checks = {
+        checks: dict[str, tuple[npt.NDArray[Any], tuple[int, ...]]] = {
             "labels": (self.labels, (n, 2)),
             "ratings": (self.ratings, (n, 2)),
             "subject": (self.subject, (n,)),
