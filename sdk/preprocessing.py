@@ -1,4 +1,3 @@
-# size: one causal pipeline, offline = streaming by construction; a quarter of it is docstrings
 """The one GSR preprocessing implementation, shared by training and the device.
 
 Pipeline (``ekd-gsr`` version 2), stateful and causal, identical offline and streaming:
