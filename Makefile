@@ -95,7 +95,7 @@ test: system-deps $(STAMP) lint
 MYPY_PATH := build/mypy-path
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-logo --cache-dir build/import-linter
 	@mkdir -p $(MYPY_PATH)/emotionkd
 	@for p in firmware_bridge sdk training exporters; do ln -sfn ../../../$$p $(MYPY_PATH)/emotionkd/$$p; done
 	$(PY) -m mypy

@@ -20,11 +20,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["firmware_bridge", "sdk", "training", "exporters"]  # lowest first
 LINT_IMPORTS = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
-                "sys.exit(lint_imports_command())", "--no-cache"]
+                "sys.exit(lint_imports_command())", "--no-cache", "--no-logo"]
 
 
 def _lint_imports(root: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LINT_IMPORTS, "--config", str(root / "pyproject.toml")], cwd=root, env=env,
+    return subprocess.run([*LINT_IMPORTS, str(root / "pyproject.toml")], cwd=root, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
