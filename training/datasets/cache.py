@@ -3,8 +3,8 @@
 The key is a SHA-256 over (a) every input file's path, size and modification time (or its
 content, with ``content_hash=True``), (b) the :class:`DatasetConfig`, and (c) the *code*: the
 source bytes of the modules that read, preprocess and window the data, and of every emotionkd
-module they import, plus the preprocessing version. Changing a file, an option or the code gives a new key, so a stale cache is never
-used silently; old entries are simply not read again.
+module they import, plus the preprocessing version. Changing a file, an option or the code
+gives a new key, so a stale cache is never used silently; old entries are simply not read again.
 """
 
 from __future__ import annotations
