@@ -51,6 +51,7 @@ def _copy_sources(tmp_path: Path) -> Path:
     [
         ("sdk", "import torch\n", "emotionkd.sdk.probe -> torch"),
         ("firmware_bridge", "from scipy import signal\n", "emotionkd.firmware_bridge.probe -> scipy"),
+        ("sdk", "import onnx.helper\n", "emotionkd.sdk.probe -> onnx"),
         ("sdk", "from emotionkd.training import cli\n", "emotionkd.sdk.probe -> emotionkd.training.cli"),
         ("training", "from emotionkd.exporters import onnx_export\n",
          "emotionkd.training.probe -> emotionkd.exporters.onnx_export"),
