@@ -69,6 +69,14 @@ def test_the_contracts_catch_a_violation(tmp_path: Path, where: str, source: str
     assert out.returncode != 0 and broken in out.stdout, out.stdout + out.stderr
 
 
+def test_a_decoder_that_does_io_breaks_the_sans_io_contract(tmp_path: Path) -> None:
+    tree = _copy_sources(tmp_path)
+    with (tree / "emotionkd" / "firmware_bridge" / "cobs.py").open("a") as f:
+        f.write("\nimport threading\n")
+    out = _lint_imports(tree, {**os.environ, "PYTHONPATH": str(tree)})
+    assert out.returncode != 0 and "emotionkd.firmware_bridge.cobs -> threading" in out.stdout, out.stdout
+
+
 def test_every_package_folder_is_in_pyproject() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
