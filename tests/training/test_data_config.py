@@ -66,18 +66,3 @@ def test_windowed_dataset_holds_eeg_windows_of_another_length(tmp_path) -> None:
     with pytest.raises(DataError, match="one window per gsr window"):
         WindowedDataset(gsr=data.gsr, eeg=data.eeg[:2], labels=data.labels, ratings=data.ratings,
                         subject=data.subject, trial=data.trial, start_s=data.start_s)
-
-
-def test_a_prepared_file_from_before_one_data_kind_vocabulary_reads_as_real(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import numpy as np
-
-    from emotionkd.sdk.contract import DATA_KINDS
-    from emotionkd.training.windowed import WindowedDataset
-
-    data = WindowedDataset(gsr=np.zeros((1, 512), np.float32), eeg=None, labels=np.zeros((1, 2), np.int64),
-                           ratings=np.zeros((1, 2), np.float32), subject=np.zeros(1, np.int64),
-                           trial=np.zeros(1, np.int64), start_s=np.zeros(1, np.float32),
-                           meta={"data_kind": "recorded", "dataset": "recordings"})
-    data.save_npz(tmp_path / "old.npz")
-    meta = WindowedDataset.load_npz(tmp_path / "old.npz").meta
-    assert meta == {"data_kind": "real", "dataset": "recordings"} and meta["data_kind"] in DATA_KINDS
