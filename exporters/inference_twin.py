@@ -23,11 +23,12 @@ exporter's parity check still compares the ONNX graph with the *original* studen
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-from emotionkd.firmware_bridge.errors import ExportError
+from emotionkd.exporters.errors import ExportError
 from emotionkd.training.models import (
     EmotionNetStudent,
     EncoderBlock,
@@ -63,10 +64,12 @@ class _TwinFilter(nn.Module):
         super().__init__()
         conv = source.temporal
         scale, shift = _bn_affine(source.norm)
-        self.temporal = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride)
+        kernel, stride = conv.kernel_size, conv.stride
+        self.temporal = nn.Conv2d(conv.in_channels, conv.out_channels, (kernel[0], kernel[1]),
+                                  stride=(stride[0], stride[1]))
         self.temporal.weight.data = (conv.weight.double() * scale[:, None, None, None]).float()
         conv_bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-        self.temporal.bias.data = (conv_bias * scale + shift).float()
+        self.temporal.bias.data = (conv_bias * scale + shift).float()  # type: ignore[union-attr]  # bias=True above
         self.spatial = source.spatial
 
     def forward(self, gsr: Tensor) -> Tensor:
@@ -119,11 +122,12 @@ class _TwinScore(nn.Module):
 def _collapsed_classifier(layers: nn.Sequential) -> nn.Module:
     """The classifier without dropout; consecutive Linears with no activation become one."""
     kept = [m for m in layers if not isinstance(m, (nn.Dropout, nn.Identity))]
-    if not all(isinstance(m, nn.Linear) for m in kept):
+    linears = [m for m in kept if isinstance(m, nn.Linear)]
+    if len(linears) != len(kept):
         return nn.Sequential(*kept)
-    weight = kept[0].weight.double()
-    bias = kept[0].bias.double()
-    for linear in kept[1:]:
+    weight = linears[0].weight.double()
+    bias = linears[0].bias.double()
+    for linear in linears[1:]:
         weight = linear.weight.double() @ weight
         bias = linear.weight.double() @ bias + linear.bias.double()
     fused = nn.Linear(weight.shape[1], weight.shape[0])
@@ -150,8 +154,9 @@ class InferenceStudent(nn.Module):
         with torch.no_grad():
             self.filter = _TwinFilter(encoder.filter)
             self.position = nn.Parameter(encoder.position.detach()[: encoder.tokens].clone(), requires_grad=False)
-            self.blocks = nn.ModuleList(_TwinBlock(b, encoder.tokens) for b in encoder.blocks)
-            self.scores = nn.ModuleList(_TwinScore(s) for s in student.scores)
+            # (a ModuleList types its items as Module; the student's hold these blocks)
+            self.blocks = nn.ModuleList(_TwinBlock(cast(EncoderBlock, b), encoder.tokens) for b in encoder.blocks)
+            self.scores = nn.ModuleList(_TwinScore(cast(ScoreBlock, s)) for s in student.scores)
             self.classifier = _collapsed_classifier(student.classifier.layers)
         self.eval()
         for parameter in self.parameters():

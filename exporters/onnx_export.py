@@ -40,11 +40,12 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
+from emotionkd.exporters.errors import ExportError
 from emotionkd.exporters.inference_twin import inference_twins
 from emotionkd.exporters.quantize import INT8_MODES, quantize_int8
 from emotionkd.exporters.reference_windows import ReferenceWindows, load_windows, synthetic_windows
 from emotionkd.exporters.runtime import cpu_session, probabilities
-from emotionkd.firmware_bridge.errors import ConfigError, ContractError, ExportError
+from emotionkd.firmware_bridge.errors import ConfigError, ContractError
 from emotionkd.sdk.contract import ONNX_METADATA_KEY, ModelContract
 from emotionkd.sdk.integrity import stamp_integrity
 from emotionkd.training.atomic_io import atomic_path
@@ -150,8 +151,8 @@ class StudentsGraph(nn.Module):
 # --- steps -----------------------------------------------------------------------------------
 def _to_onnx(graph: StudentsGraph, window_samples: int, options: ExportOptions) -> onnx.ModelProto:
     example = (torch.zeros(_EXAMPLE_BATCH, window_samples),)
-    names = {"input_names": [INPUT_NAME], "output_names": list(graph.targets),
-             "opset_version": options.opset}
+    names: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": list(graph.targets),
+                             "opset_version": options.opset}
     chatter = io.StringIO()  # the dynamo exporter prints progress; a library does not print
     try:
         with torch.no_grad(), contextlib.redirect_stdout(chatter), warnings.catch_warnings():
@@ -165,8 +166,9 @@ def _to_onnx(graph: StudentsGraph, window_samples: int, options: ExportOptions) 
                 proto = program.model_proto
             else:
                 buffer = io.BytesIO()
-                torch.onnx.export(
-                    graph, example, buffer, dynamo=False, do_constant_folding=True,
+                torch.onnx.export(  # the TorchScript exporter writes to any binary file object
+                    graph, example, buffer,  # type: ignore[arg-type]
+                    dynamo=False, do_constant_folding=True,
                     dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *graph.targets)}, **names)
                 proto = onnx.load_from_string(buffer.getvalue())
     except ExportError:

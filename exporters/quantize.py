@@ -33,9 +33,10 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from emotionkd.exporters.errors import ExportError
 from emotionkd.exporters.reference_windows import ReferenceWindows
 from emotionkd.exporters.runtime import cpu_session, latency_ms, probabilities
-from emotionkd.firmware_bridge.errors import ConfigError, ExportError
+from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.training.evaluation import binary_metrics
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from emotionkd.firmware_bridge.errors import ExportError, ModelError
+from emotionkd.exporters.errors import ExportError
+from emotionkd.firmware_bridge.errors import ModelError
 from emotionkd.sdk.model import cpu_session as sdk_cpu_session
 
 

@@ -15,12 +15,10 @@ Depends on nothing else in emotionkd.
 from __future__ import annotations
 
 from emotionkd.firmware_bridge.errors import (
-    CheckpointError,
     ConfigError,
     ContractError,
     DataError,
     EmotionKDError,
-    ExportError,
     ModelError,
     ProtocolError,
     TransportError,
@@ -28,12 +26,10 @@ from emotionkd.firmware_bridge.errors import (
 )
 
 __all__ = [
-    "CheckpointError",
     "ConfigError",
     "ContractError",
     "DataError",
     "EmotionKDError",
-    "ExportError",
     "ModelError",
     "ProtocolError",
     "TransportError",

@@ -1,8 +1,11 @@
 """The one exception family of emotionkd.
 
-Every error the library raises on purpose is an :class:`EmotionKDError`. It lives in the lowest
-package (``firmware_bridge``) so that every layer above can raise and catch the same classes;
-``emotionkd.sdk.errors`` re-exports them for applications.
+Every error the library raises on purpose is an :class:`EmotionKDError`. The family lives in the
+lowest package (``firmware_bridge``) so that every layer above can raise and catch the same
+classes; ``emotionkd.sdk.errors`` re-exports them for applications. An error that only a higher
+layer raises lives in that layer, still in the family: ``ExportError`` in
+:mod:`emotionkd.exporters.errors`, ``CheckpointError`` (a :class:`ModelError`) in
+:mod:`emotionkd.training.errors`.
 
 Data travels on attributes, not only in the message, so that callers can react without parsing
 text. Only the command-line tools turn these errors into exit codes and one-line messages.
@@ -73,29 +76,11 @@ class ModelError(EmotionKDError):
     """A model file cannot be loaded or run (missing, corrupt, wrong inputs or outputs)."""
 
 
-class ExportError(EmotionKDError):
-    """A checkpoint could not be exported, or the exported model failed its parity check.
-
-    Attributes:
-        max_abs_diff: the largest output difference found by the parity check, when known.
-    """
-
-    def __init__(self, message: str, *, max_abs_diff: float | None = None) -> None:
-        super().__init__(message)
-        self.max_abs_diff = max_abs_diff
-
-
-class CheckpointError(ModelError):
-    """A training checkpoint is missing, not a checkpoint, unsafe, or from a newer format."""
-
-
 __all__ = [
-    "CheckpointError",
     "ConfigError",
     "ContractError",
     "DataError",
     "EmotionKDError",
-    "ExportError",
     "ModelError",
     "ProtocolError",
     "TransportError",

@@ -11,9 +11,9 @@ metadata. A contract from a newer major version is refused with a clear error.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from typing import Any, Final
 
 from emotionkd.firmware_bridge.bounds import (
@@ -24,6 +24,7 @@ from emotionkd.firmware_bridge.bounds import (
 )
 from emotionkd.firmware_bridge.errors import ContractError
 from emotionkd.firmware_bridge.units import normalise_unit
+from emotionkd.sdk.plain import to_plain
 from emotionkd.sdk.preprocessing import (
     PREPROCESSING_NAME,
     PREPROCESSING_VERSION,
@@ -36,8 +37,17 @@ from emotionkd.sdk.preprocessing import (
 CONTRACT_VERSION: Final = 2
 #: The ``metadata_props`` key holding the contract JSON in an ONNX file.
 ONNX_METADATA_KEY: Final = "emotionkd.contract"
-DATA_KINDS: Final = ("synthetic", "real")
-LABEL_RULES: Final = (">", ">=")
+#: the heads a model may have, in the column order of training labels (one owner: training
+#: imports it from here)
+TARGETS: Final[tuple[str, ...]] = ("arousal", "valence")
+#: what a head learned from; training's dataset meta uses the same words
+DATA_KINDS: Final[tuple[str, ...]] = ("synthetic", "real")
+#: how ratings become labels: ``rating > threshold`` (or ``>=``) is the high class
+LABEL_RULES: Final[tuple[str, ...]] = (">", ">=")
+#: the same rules as configurations and command lines spell them (words need no shell quoting)
+LABEL_RULE_WORDS: Final[Mapping[str, str]] = {"gt": ">", "ge": ">="}
+#: contract values in JSON's types; strict JSON has no NaN, so a contract refuses it
+_plain = partial(to_plain, what="contract values", error=ContractError, finite=True)
 
 
 @dataclass(frozen=True)
@@ -154,7 +164,7 @@ class ModelContract:
     train_hop_samples: int = 512
     input_unit: str = "uS"
     preprocessing: PreprocessingSpec = field(default_factory=PreprocessingSpec)
-    targets: tuple[str, ...] = ("arousal", "valence")
+    targets: tuple[str, ...] = TARGETS
     class_names: tuple[str, ...] = ("low", "high")
     label_threshold: float = 5.0
     label_rule: str = ">"
@@ -358,27 +368,31 @@ def check_plausible_shape(sample_rate_hz: float, window_samples: int, train_hop_
                             field="train_hop_samples")
 
 
-def _plain(value: Any) -> Any:
-    """Deep copy into JSON's types (mappings → dict, sequences → list)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ContractError(f"contract values must be finite, got {value!r}")
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if hasattr(value, "item"):  # numpy scalars
-        return _plain(value.item())
-    raise ContractError(f"contract values must be plain JSON types, got {type(value).__name__}")
+def label_rule_operator(rule: str) -> str:
+    """The contract's operator (``>`` or ``>=``) of a label rule given either way
+    (``gt``/``ge`` as configurations spell it, or the operator itself).
+
+    Raises:
+        ContractError: any other rule.
+    """
+    operator = LABEL_RULE_WORDS.get(rule, rule)
+    if operator not in LABEL_RULES:
+        raise ContractError(f"label_rule must be one of {list(LABEL_RULE_WORDS)} or {list(LABEL_RULES)}, "
+                            f"got {rule!r}", field="label_rule")
+    return operator
 
 
 __all__ = [
     "CONTRACT_VERSION",
+    "DATA_KINDS",
+    "LABEL_RULES",
+    "LABEL_RULE_WORDS",
     "ONNX_METADATA_KEY",
     "ModelContract",
     "PreprocessingSpec",
     "Provenance",
+    "TARGETS",
     "TargetProvenance",
     "check_plausible_shape",
+    "label_rule_operator",
 ]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from emotionkd.firmware_bridge.errors import (
-    CheckpointError,
     ConfigError,
     ContractError,
     DataError,
     EmotionKDError,
-    ExportError,
     ModelError,
     ProtocolError,
     TransportError,
@@ -16,12 +14,10 @@ from emotionkd.firmware_bridge.errors import (
 )
 
 __all__ = [
-    "CheckpointError",
     "ConfigError",
     "ContractError",
     "DataError",
     "EmotionKDError",
-    "ExportError",
     "ModelError",
     "ProtocolError",
     "TransportError",

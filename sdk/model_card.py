@@ -211,7 +211,9 @@ def render_model_card(info: ModelInfo) -> str:
             row("parity", f"max |onnxruntime - PyTorch| {_value(parity.get('max_abs_diff'))} "
                           f"(tolerance {_value(parity.get('tolerance'))}) on {parity.get('windows')} windows")
         if isinstance(q, Mapping):
-            agreement = q.get("agreement") if isinstance(q.get("agreement"), Mapping) else {}
+            agreement = q.get("agreement")
+            if not isinstance(agreement, Mapping):
+                agreement = {}
             row("INT8 agreement", f"{', '.join(f'{t} {v:.1%}' for t, v in agreement.items())} with FP32 on "
                                   f"{q.get('held_out_windows')} held-out windows")
             if isinstance(q.get("macro_f1"), Mapping):

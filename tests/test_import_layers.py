@@ -1,9 +1,14 @@
-"""The dependency rule of DESIGN.md, checked on the source: exporters → training → sdk →
-firmware_bridge, one way only; the edge (sdk, firmware_bridge) never imports torch."""
+"""The dependency rule of DESIGN.md: exporters → training → sdk → firmware_bridge, one way only;
+the edge (sdk, firmware_bridge) never imports torch.
+
+The rule itself is import-linter's contracts in pyproject.toml ([tool.importlinter]), which
+`make lint` runs; the tests here prove that those contracts catch a violation, that the tree keeps
+them, and (by running it with torch blocked) that the SDK works without torch."""
 
 from __future__ import annotations
 
-import ast
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,63 +19,62 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["firmware_bridge", "sdk", "training", "exporters"]  # lowest first
-EDGE_FORBIDDEN = {"torch", "torchvision", "torchaudio", "tensorflow", "scipy", "sklearn", "matplotlib"}
-#: an optional extra's one module may import it, inside a function (tests/sdk/test_plot.py checks
-#: that importing the SDK and its CLI loads no matplotlib)
-OPTIONAL_EXTRA_IMPORTS = {("sdk/session_plot.py", "matplotlib")}  # the `plot` extra
+LINT_IMPORTS = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
+                "sys.exit(lint_imports_command())", "--no-cache", "--no-logo"]
 
 
-def _imports(path: Path, package: str) -> list[tuple[int, str]]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    module_parts = ["emotionkd", package, *path.relative_to(ROOT / package).with_suffix("").parts]
-    if module_parts[-1] == "__init__":
-        module_parts = module_parts[:-1]
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module_parts[: len(module_parts) - node.level + (path.name == "__init__.py")]
-                name = ".".join(base + ([node.module] if node.module else []))
-            else:
-                name = node.module or ""
-            found.append((node.lineno, name))
-    return found
+def _lint_imports(root: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LINT_IMPORTS, str(root / "pyproject.toml")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
 
 
-def _violations() -> list[str]:
-    problems = []
-    for rank, package in enumerate(LAYERS):
-        allowed_internal = {f"emotionkd.{p}" for p in LAYERS[: rank + 1]}
-        for path in sorted((ROOT / package).rglob("*.py")):
-            for line, name in _imports(path, package):
-                where = f"{path.relative_to(ROOT)}:{line} imports {name}"
-                if name.startswith("emotionkd.") or name == "emotionkd":
-                    top = ".".join(name.split(".")[:2])
-                    if top not in allowed_internal:
-                        problems.append(f"{where} (layer {package} may import only {sorted(allowed_internal)})")
-                elif (package in ("sdk", "firmware_bridge") and name.split(".")[0] in EDGE_FORBIDDEN
-                      and (str(path.relative_to(ROOT)), name.split(".")[0]) not in OPTIONAL_EXTRA_IMPORTS):
-                    problems.append(f"{where} (the edge runtime must not depend on it)")
-                elif name in LAYERS or name.split(".")[0] in LAYERS:
-                    problems.append(f"{where} (import it as emotionkd.{name})")
-    return problems
+def test_the_tree_keeps_the_import_contracts() -> None:
+    out = _lint_imports(ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in contracts if c["type"] == "layers")["layers"]
+    assert layers == [f"emotionkd.{p}" for p in reversed(LAYERS)]
 
 
-def test_layers_import_one_way_only() -> None:
-    assert _violations() == []
+def _copy_sources(tmp_path: Path) -> Path:
+    """The four packages' .py files under tmp_path/emotionkd/, with pyproject.toml beside them:
+    a private tree to break on purpose (the real one is shared with running tests)."""
+    for package in LAYERS:
+        shutil.copytree(ROOT / package, tmp_path / "emotionkd" / package,
+                        ignore=lambda d, names: [n for n in names if not (n.endswith(".py") or (Path(d) / n).is_dir())])
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
 
 
-def test_the_checker_sees_a_violation(tmp_path, monkeypatch) -> None:
-    bad = ROOT / "sdk" / "_layer_probe_tmp.py"
-    bad.write_text("import torch\nfrom emotionkd.training import cli\n")
-    try:
-        problems = _violations()
-    finally:
-        bad.unlink()
-    assert any("import torch" in p or "imports torch" in p for p in problems)
-    assert any("imports emotionkd.training" in p for p in problems)
+@pytest.mark.parametrize(
+    ("where", "source", "broken"),
+    [
+        ("sdk", "import torch\n", "emotionkd.sdk.probe -> torch"),
+        ("firmware_bridge", "from scipy import signal\n", "emotionkd.firmware_bridge.probe -> scipy"),
+        ("sdk", "import onnx.helper\n", "emotionkd.sdk.probe -> onnx"),
+        ("sdk", "from emotionkd.training import cli\n", "emotionkd.sdk.probe -> emotionkd.training.cli"),
+        ("training", "from emotionkd.exporters import onnx_export\n",
+         "emotionkd.training.probe -> emotionkd.exporters.onnx_export"),
+        ("firmware_bridge", "from emotionkd.sdk import contract\n",
+         "emotionkd.firmware_bridge.probe -> emotionkd.sdk.contract"),
+        ("sdk", "from sdk import contract\n", "emotionkd.sdk.probe -> sdk"),
+    ],
+)
+def test_the_contracts_catch_a_violation(tmp_path: Path, where: str, source: str, broken: str) -> None:
+    tree = _copy_sources(tmp_path)
+    (tree / "emotionkd" / where / "probe.py").write_text(source)
+    # the copy comes first on the path, ahead of the editable install's finder
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = _lint_imports(tree, env)
+    assert out.returncode != 0 and broken in out.stdout, out.stdout + out.stderr
+
+
+def test_a_decoder_that_does_io_breaks_the_sans_io_contract(tmp_path: Path) -> None:
+    tree = _copy_sources(tmp_path)
+    with (tree / "emotionkd" / "firmware_bridge" / "cobs.py").open("a") as f:
+        f.write("\nimport threading\n")
+    out = _lint_imports(tree, {**os.environ, "PYTHONPATH": str(tree)})
+    assert out.returncode != 0 and "emotionkd.firmware_bridge.cobs -> threading" in out.stdout, out.stdout
 
 
 def test_every_package_folder_is_in_pyproject() -> None:

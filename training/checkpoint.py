@@ -20,15 +20,18 @@ import pickle
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import torch
 from torch import Tensor
 
-from emotionkd.firmware_bridge.errors import CheckpointError, ConfigError, ContractError
+from emotionkd.firmware_bridge.errors import ConfigError, ContractError
 from emotionkd.sdk.contract import ModelContract
+from emotionkd.sdk.plain import to_plain
 from emotionkd.training.atomic_io import atomic_path
+from emotionkd.training.errors import CheckpointError
 from emotionkd.training.models import (
     EmotionNetStudent,
     EmotionNetTeacher,
@@ -42,7 +45,8 @@ STUDENT_FORMAT: Final = "emotionkd-student"
 STUDENT_FORMAT_VERSION: Final = 1
 TRAINING_STATE_FORMAT: Final = "emotionkd-training-state"
 TRAINING_STATE_VERSION: Final = 1
-TARGETS: Final = ("arousal", "valence")
+#: checkpoint metadata in plain types (tensors and numpy values become numbers and lists)
+_plain = partial(to_plain, what="checkpoint metadata", error=CheckpointError)
 
 
 @dataclass(frozen=True)
@@ -215,21 +219,6 @@ def _safe_load(path: Path, fmt: str, version: int) -> dict[str, Any]:
             f"{path} has format_version {found_version}, newer than this emotionkd reads "
             f"({version}); upgrade emotionkd (pip install -U emotionkd)")
     return data
-
-
-def _plain(value: Any) -> Any:
-    """Deep copy into plain types (tensors and numpy scalars become numbers or lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Tensor):
-        return value.tolist()
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise CheckpointError(f"checkpoint metadata must be plain types, got {type(value).__name__}")
 
 
 __all__ = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -89,7 +89,7 @@ def prepare(
     config = DatasetConfig(label_threshold=label_threshold, label_rule=label_rule,
                            eeg_normalisation=eeg_normalisation, hop_samples=hop_samples,
                            subjects=parse_subjects(subjects))
-    options: dict[str, str] = {}
+    options: dict[str, Any] = {}  # keyword options of the dataset's loader
     if kind == "deap":
         options["file_format"] = file_format
     if kind == "recordings":
@@ -319,6 +319,7 @@ def finetune(checkpoint: str = typer.Option(..., "--checkpoint", "--from",
         finetuned_checkpoint,
         load_start,
     )
+    from emotionkd.training.models import EmotionNetStudent
     from emotionkd.training.trainer import LoopOptions, TensorSet, train_student
 
     base = load_start(checkpoint)
@@ -330,13 +331,14 @@ def finetune(checkpoint: str = typer.Option(..., "--checkpoint", "--from",
     check_compatible(base, data)
     train, held = subject_holdout(data, config.evaluation.holdout_subjects, config.seed,
                                   config.evaluation.holdout_ids)
-    students = {}
+    students: dict[str, EmotionNetStudent] = {}
     for target in finetune_targets(config.targets, data, base):
         options = LoopOptions(seed=config.seed, parallel=parallel, progress=config.progress and parallel.is_main,
                               state_path=config.run_dir / "state" / f"{target}-finetune.state.pt")
-        students[target] = train_student(TensorSet.from_dataset(train, target, need_eeg=False), base.student_config,
-                                         config.student_optim, config.distill.l2, options,
-                                         initial=base.build(target).train(), desc=f"finetune {target}").model
+        model = train_student(TensorSet.from_dataset(train, target, need_eeg=False), base.student_config,
+                              config.student_optim, config.distill.l2, options,
+                              initial=base.build(target).train(), desc=f"finetune {target}").model
+        students[target] = cast(EmotionNetStudent, model)  # a trained copy of `initial`
     metrics = _holdout_metrics(students, train, held, parallel)
     if parallel.is_main:
         from emotionkd.training.checkpoint import save_student_checkpoint

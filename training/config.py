@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.sdk.contract import LABEL_RULE_WORDS, TARGETS
+from emotionkd.sdk.plain import to_plain
 from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PAPER_PREPROCESSING
 from emotionkd.training.datasets.config import DatasetConfig
 from emotionkd.training.distillation import DistillConfig
@@ -94,12 +96,12 @@ class DataConfig:
     label_source: str = ""
 
     def __post_init__(self) -> None:
-        if self.label_target not in ("arousal", "valence"):
-            raise ConfigError(f"data.label_target must be 'arousal' or 'valence', got {self.label_target!r}")
+        if self.label_target not in TARGETS:
+            raise ConfigError(f"data.label_target must be one of {TARGETS}, got {self.label_target!r}")
         if self.source not in DATA_SOURCES:
             raise ConfigError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
-        if self.label_rule not in ("gt", "ge"):
-            raise ConfigError(f"data.label_rule must be 'gt' or 'ge', got {self.label_rule!r}")
+        if self.label_rule not in LABEL_RULE_WORDS:
+            raise ConfigError(f"data.label_rule must be one of {list(LABEL_RULE_WORDS)}, got {self.label_rule!r}")
         if self.subjects < 1 or self.trials < 1 or not self.trial_s > 0 or self.hop_samples < 0 or self.workers < 1:
             raise ConfigError("data.subjects, trials and workers must be >= 1, trial_s positive, hop_samples >= 0")
         if self.preprocessing not in DATA_PREPROCESSING:
@@ -225,7 +227,7 @@ class ExperimentConfig:
     name: str = "emotionkd"
     seed: int = 0
     device: str = "cpu"
-    targets: tuple[str, ...] = ("arousal", "valence")
+    targets: tuple[str, ...] = TARGETS
     output_dir: str = "runs"
     progress: bool = True
     threads: int = 0
@@ -243,16 +245,16 @@ class ExperimentConfig:
             raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
-        bad = [t for t in self.targets if t not in ("arousal", "valence")]
+        bad = [t for t in self.targets if t not in TARGETS]
         if bad or not self.targets:
-            raise ConfigError(f"targets must be a non-empty subset of ('arousal', 'valence'), got {self.targets!r}")
+            raise ConfigError(f"targets must be a non-empty subset of {TARGETS}, got {self.targets!r}")
         shared = ("window_samples", "kernel_samples", "stride_samples", "filters")
         mismatch = [n for n in shared if getattr(self.teacher, n) != getattr(self.student, n)]
         if mismatch:
             raise ConfigError(f"teacher and student must agree on {mismatch} for distillation")
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return to_plain(asdict(self), what="configuration values", error=ConfigError)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
@@ -380,14 +382,6 @@ def save_config(config: ExperimentConfig, path: Path) -> Path:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in update.items():

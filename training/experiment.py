@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from emotionkd.firmware_bridge.errors import ConfigError, DataError
-from emotionkd.sdk.contract import ModelContract, PreprocessingSpec, Provenance
+from emotionkd.sdk.contract import ModelContract, PreprocessingSpec, Provenance, label_rule_operator
 from emotionkd.sdk.preprocessing import PreprocessingConfig
 from emotionkd.training.config import ExperimentConfig
 from emotionkd.training.evaluation import (
@@ -490,19 +490,17 @@ def build_contract(
     if preprocessing.window_samples != student.config.window_samples:
         raise ConfigError(f"the data's windows have {preprocessing.window_samples} samples but the "
                           f"student expects {student.config.window_samples}")
-    label = meta.get("label_rule") or {}
-    rule = label.get("rule", config.data.label_rule) if isinstance(label, Mapping) else config.data.label_rule
-    kind = meta.get("data_kind", "synthetic")
+    label = meta.get("label_rule")
+    label = label if isinstance(label, Mapping) else {}
     return ModelContract(
         sample_rate_hz=preprocessing.rate_hz,
         window_samples=preprocessing.window_samples,
         train_hop_samples=int(meta.get("hop_samples", preprocessing.window_samples)),
         preprocessing=PreprocessingSpec.from_config(preprocessing),
         targets=tuple(config.targets),
-        label_threshold=float(label.get("threshold", config.data.label_threshold))
-        if isinstance(label, Mapping) else config.data.label_threshold,
-        label_rule=">" if rule in ("gt", ">") else ">=",
-        provenance=Provenance(data_kind="synthetic" if kind == "synthetic" else "real",
+        label_threshold=float(label.get("threshold", config.data.label_threshold)),
+        label_rule=label_rule_operator(str(label.get("rule", config.data.label_rule))),
+        provenance=Provenance(data_kind=str(meta.get("data_kind", "synthetic")),
                               dataset=str(meta.get("dataset", config.data.source)),
                               protocol=protocol, subjects=subjects, method=method, notes=notes),
         metrics={t: dict(m) for t, m in metrics.items()},

@@ -100,7 +100,7 @@ def pilot_parameters(
     student's BatchNorm running statistics stay as they were.
     """
     view = _FeatureView(student)
-    params = {f"student.{n}": p for n, p in student.named_parameters()}
+    params: dict[str, Tensor] = {f"student.{n}": p for n, p in student.named_parameters()}
     buffers = {f"student.{n}": b.clone() for n, b in student.named_buffers()}
     logits, feature = functional_call(view, (params, buffers), (gsr,))
     loss, _ = distillation_loss(logits, feature, labels, teacher_logits, reduced_teacher_feature,

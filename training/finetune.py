@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from emotionkd.firmware_bridge.errors import CheckpointError, DataError
+from emotionkd.firmware_bridge.errors import DataError
 from emotionkd.sdk.contract import ModelContract, Provenance, TargetProvenance
 from emotionkd.sdk.preprocessing import PreprocessingConfig
 from emotionkd.training.checkpoint import (
@@ -22,6 +22,7 @@ from emotionkd.training.checkpoint import (
     load_student_checkpoint,
     save_student_checkpoint,
 )
+from emotionkd.training.errors import CheckpointError
 from emotionkd.training.models import EmotionNetStudent
 from emotionkd.training.windowed import WindowedDataset
 

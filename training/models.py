@@ -335,7 +335,7 @@ class EmotionNetStudent(nn.Module):
         """Multi-depth fused feature ``Σ_i S_i(H_i) ⊙ H_i``, flattened: (B, W) → (B, 3904)."""
         hidden = self.encoder(gsr.unsqueeze(1))
         fused = sum(score(h) * h for score, h in zip(self.scores, hidden, strict=True))
-        return fused.flatten(1)  # type: ignore[union-attr]
+        return fused.flatten(1)
 
     def forward_with_features(self, gsr: Tensor) -> tuple[Tensor, Tensor]:
         """(logits (B, 2), fused feature (B, 3904))."""

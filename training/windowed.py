@@ -17,8 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import DataError
-
-TARGETS = ("arousal", "valence")
+from emotionkd.sdk.contract import TARGETS  # label columns, in the contract's order
 
 
 @dataclass
@@ -49,7 +48,7 @@ class WindowedDataset:
 
     def __post_init__(self) -> None:
         n = self.gsr.shape[0]
-        checks = {
+        checks: dict[str, tuple[npt.NDArray[Any], tuple[int, ...]]] = {
             "labels": (self.labels, (n, 2)),
             "ratings": (self.ratings, (n, 2)),
             "subject": (self.subject, (n,)),
@@ -116,6 +115,8 @@ class WindowedDataset:
         missing = [name for name, value in arrays.items() if value is None and name != "eeg"]
         if missing:
             raise DataError(f"{path}: prepared dataset lacks {missing}", path=str(path))
+        if meta.get("data_kind") == "recorded":  # written before meta used the contract's DATA_KINDS
+            meta["data_kind"] = "real"
         return cls(meta=meta, **arrays)  # type: ignore[arg-type]
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from emotionkd.exporters.errors import ExportError
 from emotionkd.exporters.inference_twin import InferenceStudent, inference_twins
-from emotionkd.firmware_bridge.errors import ExportError
 from emotionkd.training.models import EmotionNetStudent, StudentConfig, count_parameters
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from emotionkd.exporters import onnx_export, quantize
+from emotionkd.exporters.errors import ExportError
 from emotionkd.exporters.onnx_export import (
     ExportOptions,
     ExportReport,
@@ -18,7 +19,7 @@ from emotionkd.exporters.onnx_export import (
     file_sha256,
 )
 from emotionkd.exporters.reference_windows import load_windows, synthetic_windows
-from emotionkd.firmware_bridge.errors import ConfigError, DataError, ExportError
+from emotionkd.firmware_bridge.errors import ConfigError, DataError
 from emotionkd.sdk.contract import ModelContract
 from emotionkd.sdk.model_card import read_model_info
 

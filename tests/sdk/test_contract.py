@@ -13,6 +13,7 @@ from emotionkd.sdk.contract import (
     ModelContract,
     PreprocessingSpec,
     Provenance,
+    label_rule_operator,
 )
 from emotionkd.sdk.preprocessing import PreprocessingConfig
 
@@ -104,3 +105,9 @@ def test_missing_metadata_and_bad_json() -> None:
 def test_json_is_canonical() -> None:
     assert _rich_contract().to_json() == _rich_contract().to_json()
     assert ModelContract().is_synthetic
+
+
+def test_one_label_rule_vocabulary_read_in_either_spelling() -> None:
+    assert [label_rule_operator(r) for r in ("gt", "ge", ">", ">=")] == [">", ">=", ">", ">="]
+    with pytest.raises(ContractError, match=r"label_rule must be one of \['gt', 'ge'\] or \['>', '>='\], got '<'"):
+        label_rule_operator("<")

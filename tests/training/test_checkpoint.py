@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from emotionkd.firmware_bridge.errors import CheckpointError
 from emotionkd.sdk.contract import ModelContract, Provenance
 from emotionkd.training.checkpoint import (
     StudentCheckpoint,
@@ -16,6 +15,7 @@ from emotionkd.training.checkpoint import (
     save_student_checkpoint,
     save_training_state,
 )
+from emotionkd.training.errors import CheckpointError
 from emotionkd.training.models import EmotionNetStudent, StudentConfig
 
 TINY = StudentConfig(window_samples=64, kernel_samples=8, stride_samples=4, filters=8, heads=2,

@@ -173,6 +173,24 @@ def test_code_changes_change_the_cache_key(tmp_path: Path, monkeypatch: pytest.M
     assert cache.cache_key("deap", files, {"a": 1}) != key
 
 
+def test_the_cache_key_follows_the_code_the_preparation_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emotionkd.training.datasets import cache
+
+    modules = cache.code_modules()
+    # imported by the roots, not named among them: a module split off the preprocessing counts too
+    assert {"emotionkd.firmware_bridge.bounds", "emotionkd.sdk.preprocessing"} <= set(modules)
+    assert "emotionkd.firmware_bridge.bounds" not in cache._CODE_ROOTS
+    assert not any(m.startswith(("emotionkd.training.trainer", "emotionkd.training.models", "emotionkd.exporters"))
+                   for m in modules)  # training code does not decide the prepared windows
+    before = cache.code_version()
+    edited = tmp_path / "bounds.py"
+    edited.write_bytes(cache._source_path("emotionkd.firmware_bridge.bounds").read_bytes() + b"\n# edited\n")
+    real = cache._source_path
+    monkeypatch.setattr(cache, "_source_path",
+                        lambda name: edited if name == "emotionkd.firmware_bridge.bounds" else real(name))
+    assert cache.code_version() != before
+
+
 def test_windowed_dataset_npz_round_trip(tmp_path: Path, deap_root: Path) -> None:
     from emotionkd.training.windowed import WindowedDataset
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from emotionkd.firmware_bridge.errors import CheckpointError
 from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING
 from emotionkd.training import finetune as finetune_module
 from emotionkd.training.checkpoint import load_student_checkpoint
 from emotionkd.training.cli import app
+from emotionkd.training.errors import CheckpointError
 from emotionkd.training.experiment import default_threads
 
 from .conftest import make_dataset

@@ -47,7 +47,7 @@ def excerpt(tmp_path: Path) -> Path:
 
 def test_per_second_label_table_aligns_windows_with_the_stress_task(excerpt: Path) -> None:
     data = load_dataset("recordings", excerpt, workers=1, progress=False, label_source=SOURCE)
-    assert set(data.subject.tolist()) == {2, 3} and data.meta["data_kind"] == "recorded"
+    assert set(data.subject.tolist()) == {2, 3} and data.meta["data_kind"] == "real"
     # stress labels say nothing about valence: absent (-1), never a made-up "low"
     assert data.meta["targets"] == ["arousal"] and (data.labels[:, 1] == -1).all()
     assert data.meta["label_provenance"] == {"arousal": SOURCE, "valence": None}

@@ -2,14 +2,17 @@
 
 The key is a SHA-256 over (a) every input file's path, size and modification time (or its
 content, with ``content_hash=True``), (b) the :class:`DatasetConfig`, and (c) the *code*: the
-source bytes of the modules that read, preprocess and window the data plus the preprocessing
-version. Changing a file, an option or the code gives a new key, so a stale cache is never
-used silently; old entries are simply not read again.
+source bytes of the modules that read, preprocess and window the data, and of every emotionkd
+module they import, plus the preprocessing version. Changing a file, an option or the code
+gives a new key, so a stale cache is never used silently; old entries are simply not read again.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
+import importlib.util
 import json
 import logging
 from collections.abc import Iterable
@@ -28,8 +31,10 @@ logger = logging.getLogger(__name__)
 #: bump when the cache layout or the meaning of the prepared arrays changes
 CACHE_FORMAT_VERSION: Final = 1
 
-#: modules whose code decides the prepared windows
-_CODE_MODULES: Final = (
+#: the modules that read, preprocess and window the data (and write its meta); every emotionkd
+#: module they import counts too (:func:`code_modules`), so a module split off one of them later
+#: (say, the normalisations out of the preprocessing) still invalidates the cache
+_CODE_ROOTS: Final = (
     "emotionkd.firmware_bridge.units",
     "emotionkd.sdk.preprocessing",
     "emotionkd.sdk.resampling",
@@ -42,23 +47,57 @@ _CODE_MODULES: Final = (
     "emotionkd.training.datasets.deap",
     "emotionkd.training.datasets.mahnob",
     "emotionkd.training.datasets.recordings",
+    "emotionkd.training.datasets.loading",
 )
+
+
+def _source_path(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:  # pragma: no cover - every name comes from our own imports
+        raise DataError(f"cannot find the source of {name} to key the dataset cache")
+    return Path(spec.origin)
+
+
+def _imported_modules(name: str) -> set[str]:
+    """The emotionkd modules ``name`` imports anywhere in its source (also inside functions)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(_source_path(name).read_bytes())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("emotionkd.")}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("emotionkd."):
+            package = importlib.util.find_spec(node.module or "")
+            is_package = package is not None and package.submodule_search_locations is not None
+            for alias in node.names:  # `from package import module` names a module
+                module = f"{node.module}.{alias.name}"
+                found.add(module if is_package and importlib.util.find_spec(module) is not None else node.module or "")
+    return found
+
+
+@functools.cache
+def code_modules() -> tuple[str, ...]:
+    """The roots above and every emotionkd module they import, transitively (sorted; found once
+    per process, while the sources are hashed on every call)."""
+    seen: set[str] = set()
+    todo = list(_CODE_ROOTS)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += _imported_modules(name)
+    return tuple(sorted(seen))
 
 
 def code_version() -> str:
     """A short hash of the data-preparation code (module sources + versions)."""
-    import importlib
-
     digest = hashlib.sha256()
     try:
         digest.update(dist_version("emotionkd").encode())
     except PackageNotFoundError:  # running from a source tree
         digest.update(b"source")
     digest.update(f"{PREPROCESSING_NAME}/{PREPROCESSING_VERSION}/{CACHE_FORMAT_VERSION}".encode())
-    for name in _CODE_MODULES:
-        module = importlib.import_module(name)
+    for name in code_modules():
         digest.update(name.encode())
-        digest.update(Path(str(module.__file__)).read_bytes())
+        digest.update(_source_path(name).read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ConfigError, DataError
+from emotionkd.sdk.contract import LABEL_RULE_WORDS
 from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PreprocessingConfig
 
-LABEL_RULES: Final = ("gt", "ge")
 EEG_NORMALISATIONS: Final = ("window_zscore", "window_center", "none")
 EEG_REFERENCES: Final = ("average", "none")
 RATING_RANGE: Final = (1.0, 9.0)
@@ -73,8 +73,8 @@ class DatasetConfig:
             raise ConfigError(f"hop_s must be at least one sample at {self.preprocessing.rate_hz:g} Hz, got {self.hop_s!r}")
         if not (math.isfinite(self.eeg_window_s) and 2 <= self.eeg_window_s * EEG_RATE_HZ):
             raise ConfigError(f"eeg_window_s must be a positive number of seconds, got {self.eeg_window_s!r}")
-        if self.label_rule not in LABEL_RULES:
-            raise ConfigError(f"label_rule must be one of {LABEL_RULES} ('gt': rating > threshold), got {self.label_rule!r}")
+        if self.label_rule not in LABEL_RULE_WORDS:
+            raise ConfigError(f"label_rule must be one of {list(LABEL_RULE_WORDS)} ('gt': rating > threshold), got {self.label_rule!r}")
         if not (math.isfinite(self.label_threshold) and RATING_RANGE[0] <= self.label_threshold <= RATING_RANGE[1]):
             raise ConfigError(f"label_threshold must be within the 1–9 rating scale, got {self.label_threshold!r}")
         if self.eeg_normalisation not in EEG_NORMALISATIONS:
@@ -129,7 +129,7 @@ class DatasetConfig:
 
     def label_meta(self) -> dict[str, Any]:
         """The label rule as plain types (for ``meta`` and model contracts)."""
-        sign = ">" if self.label_rule == "gt" else ">="
+        sign = LABEL_RULE_WORDS[self.label_rule]
         return {"threshold": self.label_threshold, "rule": self.label_rule,
                 "description": f"rating {sign} {self.label_threshold:g} -> high (1), else low (0)"}
 
@@ -155,7 +155,6 @@ __all__ = [
     "EEG_NORMALISATIONS",
     "EEG_RATE_HZ",
     "EEG_REFERENCES",
-    "LABEL_RULES",
     "DatasetConfig",
     "ratings_to_labels",
 ]

@@ -20,7 +20,7 @@ from emotionkd.training.datasets.channels import EEG_28
 from emotionkd.training.datasets.config import DatasetConfig
 from emotionkd.training.datasets.synth_files import read_manifest, run_jobs
 from emotionkd.training.datasets.trials import SubjectWindows, assemble
-from emotionkd.training.windowed import WindowedDataset
+from emotionkd.training.windowed import TARGETS, WindowedDataset
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def load_dataset(
 
     Returns:
         The windows; ``meta`` records the dataset, config, preprocessing, label rule, EEG
-        normalisation, data kind (synthetic/recorded), cache key and code version.
+        normalisation, data kind (synthetic/real), cache key and code version.
 
     Raises:
         DataError: missing/invalid files (named); ConfigError: invalid options.
@@ -120,7 +120,7 @@ def load_dataset(
     manifest = read_manifest(root)
     meta = {
         **plan.meta,
-        "data_kind": "synthetic" if manifest else "recorded",
+        "data_kind": "synthetic" if manifest else "real",  # the contract's DATA_KINDS
         "synthetic": manifest,
         "source_root": str(root.resolve()),
         "config": config.to_dict(),
@@ -133,7 +133,7 @@ def load_dataset(
         "label_rule": config.label_meta(),
         "eeg_normalisation": {"method": config.eeg_normalisation, "floor_uv": config.eeg_zscore_floor_uv}
         if plan.has_eeg else None,
-        "targets": ["arousal", "valence"],  # narrowed below to the labelled ones
+        "targets": list(TARGETS),  # narrowed below to the labelled ones
         "cache_key": key,
         "code_version": cache.code_version(),
     }
@@ -142,7 +142,7 @@ def load_dataset(
     dataset = assemble(parts, has_eeg=plan.has_eeg, window_samples=config.preprocessing.window_samples,
                        eeg_channels=len(EEG_28), meta=meta, eeg_window_samples=config.eeg_window_samples)
     # a target no window is labelled for (e.g. valence of stress labels) is absent, not "low"
-    labelled = [t for i, t in enumerate(("arousal", "valence")) if len(dataset) and (dataset.labels[:, i] >= 0).all()]
+    labelled = [t for i, t in enumerate(TARGETS) if len(dataset) and (dataset.labels[:, i] >= 0).all()]
     dataset.meta["targets"] = labelled
     if len(dataset) == 0:
         raise DataError(f"{root}: no usable windows (all {dataset.meta['windows_dropped']} windows had gaps "

@@ -78,7 +78,8 @@ def read_session_xml(folder: Path) -> SessionInfo:
     if root.tag != "session":
         raise DataError(f"{xml}: root element is <{root.tag}>, expected <session>", path=str(xml))
     subject_el = root.find("subject")
-    subject = int(subject_el.get("id")) if subject_el is not None and (subject_el.get("id") or "").isdigit() else None
+    subject_id = subject_el.get("id") if subject_el is not None else None
+    subject = int(subject_id) if subject_id is not None and subject_id.isdigit() else None
     session_attr = root.get("sessionId") or folder.name
     # MAHNOB's session ids are numbers; anything else gets a stable number from its name
     session = int(session_attr) if session_attr.isdigit() else zlib.crc32(session_attr.encode()) % 10**6

@@ -164,7 +164,7 @@ def draw_ratings(rng: np.random.Generator, states: npt.NDArray[np.float64], prof
     """(trials, 2) self-reported [arousal, valence] ratings, 1–9 with two decimals."""
     bias = profile.rating_bias * config.subject_rating_bias
     noisy = 5.0 + config.rating_gain * states + bias + rng.normal(0.0, config.rating_noise, size=states.shape)
-    return np.round(np.clip(noisy, 1.0, 9.0), 2)
+    return np.clip(noisy, 1.0, 9.0).round(2)
 
 
 # --- EEG -----------------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ def synth_eeg(rng: np.random.Generator, states: npt.NDArray[np.float64], profile
         band_hz: band-pass of the output (None: the raw 0.5 Hz … 0.4·rate band, unfiltered).
         reference: common average reference (DEAP's preprocessed data) or not (raw BioSemi).
     """
-    freqs = np.fft.rfftfreq(samples, 1.0 / rate_hz)
+    freqs = np.fft.rfftfreq(samples, 1.0 / rate_hz).astype(np.float64, copy=False)
     band = band_mask(freqs, *band_hz) if band_hz is not None else band_mask(freqs, 1.0, 0.4 * rate_hz, 0.5)
     spatial = _SPATIAL if reference else _MIXING
     # The subject's scale comes from its expected spectrum, so trials keep their power differences.
