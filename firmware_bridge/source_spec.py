@@ -128,7 +128,7 @@ def query_of(url: str) -> tuple[Any, dict[str, str]]:
 def _number(url: str, query: dict[str, str], key: str, default: float) -> float:
     raw = query.pop(key, None)
     try:
-        value = default if raw in (None, "") else float(raw)  # type: ignore[arg-type]
+        value = default if raw is None or raw == "" else float(raw)
     except ValueError as exc:
         raise ConfigError(f"{key} must be a number in {url!r}, got {raw!r}") from exc
     if not value > 0:

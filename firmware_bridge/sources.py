@@ -376,7 +376,11 @@ class GsrSource(Source):
         await self.astart()
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
-        self._queue.on_put = lambda: loop.call_soon_threadsafe(ready.set)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(ready.set)
+
+        self._queue.on_put = wake
         pending, self._pending = self._pending, []
         for block in pending:
             yield block
