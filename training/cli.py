@@ -495,17 +495,25 @@ def evaluate_real(
     label_source: str | None = typer.Option(None, help="What the labels mean, in words."),
     final: Annotated[Path | None, typer.Option(
         "--write-finetuned", help="Also fine-tune on every participant (same recipe) and write this student.pt.")] = None,
+    baseline_tau: str = typer.Option(
+        "", "--baseline-tau", help="v2 models: candidate baseline time constants in s, comma-separated; each fold "
+        "takes the one its training participants rank best (nested). Empty: the base model's."),
 ) -> None:
     """Fine-tuned vs scratch vs shipped model vs baselines on real people (grouped k-fold by
     participant); writes OUT/results.json, OUT/results.md and OUT/per-person-auc.png."""
     import json
 
+    from emotionkd.firmware_bridge.errors import ConfigError
     from emotionkd.training.finetune import resolve_checkpoint
     from emotionkd.training.real_eval import RealEvalConfig, plot, results_markdown
     from emotionkd.training.real_eval import evaluate_real as run
 
+    try:
+        grid = tuple(float(v) for v in baseline_tau.split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--baseline-tau must be seconds separated by commas, got {baseline_tau!r}") from exc
     config = RealEvalConfig(folds=folds, epochs=epochs, train_windows=train_windows, seed=seed, workers=workers,
-                            threads=threads)
+                            threads=threads, baseline_tau_grid=grid)
     shipped_path = None
     if shipped != "none":
         from emotionkd.sdk.model import bundled_model_path
