@@ -478,6 +478,33 @@ def kd_sweep(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
     _finish(parallel)
 
 
+@app.command("eda-contrast")
+@friendly_errors
+def eda_contrast(
+    root: Annotated[Path, typer.Argument(help="Labelled recordings (e.g. ../shared/data/stress-predict).")],
+    label_source: str | None = typer.Option(None, help="What the labels mean, in words."),
+    out: Annotated[Path | None, typer.Option("--json", help="Also write the figures here (JSON).")] = None,
+) -> None:
+    """What changes from rest to stress in real EDA: tonic level (µS, ratio, time course), SCR
+    rate and rise, median and quartiles over every rest -> stress transition."""
+    import json
+
+    from emotionkd.training.datasets.recordings import read_labelled_recordings
+    from emotionkd.training.eda_contrast import (
+        contrast_markdown,
+        rest_stress_transitions,
+        summarise_figures,
+        transition_figures,
+    )
+
+    by_subject, _ = read_labelled_recordings(root, **({"label_source": label_source} if label_source else {}))
+    transitions = rest_stress_transitions((sid, rec) for sid, recs in sorted(by_subject.items()) for rec in recs)
+    summary = summarise_figures([transition_figures(r, s, hz) for _, r, s, hz in transitions])
+    if out is not None:
+        out.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    typer.echo(contrast_markdown(summary, len(transitions), len({t[0] for t in transitions})))
+
+
 @app.command("evaluate-real")
 @friendly_errors
 def evaluate_real(

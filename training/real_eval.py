@@ -117,7 +117,7 @@ class Decisions:
 
 
 # --- decision points and inputs -----------------------------------------------------------------
-def _fill(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def fill_gaps(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Missing samples linearly interpolated (for the raw-signal features only)."""
     ok = np.isfinite(x)
     if ok.all() or not ok.any():
@@ -131,7 +131,7 @@ def raw_features(us: npt.NDArray[np.float64], rate_hz: float) -> npt.NDArray[np.
     minute and mean SCR rise (µS; 0 without SCRs) of one context of raw µS samples."""
     if np.isfinite(us).mean() < 0.5:
         return np.full(4, np.nan)
-    x = _fill(us)
+    x = fill_gaps(us)
     level = float(np.mean(x[-max(1, int(round(LEVEL_S * rate_hz))):]))
     t = np.arange(x.size) / rate_hz
     slope = float(np.polyfit(t, x, 1)[0]) if x.size > 1 else 0.0
@@ -734,6 +734,6 @@ def results_markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "calibration_inputs", "choose_baseline_tau", "input_level", "decision_points", "evaluate_real", "fit_logistic",
-           "fold_groups", "macro_f1", "model_inputs", "person_metrics", "plot", "raw_features", "results_markdown",
-           "run_fold", "summarise"]
+__all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "calibration_inputs", "choose_baseline_tau", "decision_points",
+           "evaluate_real", "fill_gaps", "fit_logistic", "fold_groups", "input_level", "macro_f1", "model_inputs",
+           "person_metrics", "plot", "raw_features", "results_markdown", "run_fold", "summarise"]
