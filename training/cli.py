@@ -525,6 +525,9 @@ def evaluate_real(
     baseline_tau: str = typer.Option(
         "", "--baseline-tau", help="v2 models: candidate baseline time constants in s, comma-separated; each fold "
         "takes the one its training participants rank best (nested). Empty: the base model's."),
+    seed_from_rest: bool = typer.Option(
+        False, "--seed-baseline-from-rest", help="v2 models: start each recording's baseline at the level of "
+        "the last 180 s of its first rest span (training and evaluation), not at its first sample."),
 ) -> None:
     """Fine-tuned vs scratch vs shipped model vs baselines on real people (grouped k-fold by
     participant); writes OUT/results.json, OUT/results.md and OUT/per-person-auc.png."""
@@ -540,7 +543,7 @@ def evaluate_real(
     except ValueError as exc:
         raise ConfigError(f"--baseline-tau must be seconds separated by commas, got {baseline_tau!r}") from exc
     config = RealEvalConfig(folds=folds, epochs=epochs, train_windows=train_windows, seed=seed, workers=workers,
-                            threads=threads, baseline_tau_grid=grid)
+                            threads=threads, baseline_tau_grid=grid, seed_from_rest=seed_from_rest)
     shipped_path = None
     if shipped != "none":
         from emotionkd.sdk.model import bundled_model_path

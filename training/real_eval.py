@@ -71,6 +71,10 @@ class RealEvalConfig:
             of the window's last 4 s) has the best median per-person AUC over that fold's
             *training* participants is the fold's preprocessing (nested: the held-out people
             never choose); the final model takes the one chosen on every participant.
+        seed_from_rest: v2 models: every recording's causal baseline (training, selection and
+            evaluation alike) starts at :func:`rest_baseline_us` of the last ``rest_s`` seconds
+            of its first rest span instead of at its first sample (a rest calibration recorded
+            in the session; label-free, but it reads those seconds before they stream).
     """
 
     folds: int = 6
@@ -87,6 +91,7 @@ class RealEvalConfig:
     workers: int = 1
     rest_s: float = 180.0
     baseline_tau_grid: tuple[float, ...] = ()
+    seed_from_rest: bool = False
 
     def __post_init__(self) -> None:
         if self.folds == 1 or self.folds < 0:
@@ -175,9 +180,11 @@ def decision_points(recordings: Sequence[tuple[int, Recording]], config: RealEva
 
 
 def model_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisions, preprocessing: PreprocessingConfig,
-                 hop_s: float) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+                 hop_s: float, seeds_us: Sequence[float | None] | None = None,
+                 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """(N, W) model input of the window ending at each decision point (whole recordings streamed
-    through ``preprocessing``) and (N,) whether that window is usable."""
+    through ``preprocessing``, each one's baseline started at ``seeds_us[r]`` µS where given) and
+    (N,) whether that window is usable."""
     hop = hop_s * preprocessing.rate_hz
     window_s = preprocessing.window_s
     if abs(hop - round(hop)) > 1e-6 or abs(window_s / hop_s - round(window_s / hop_s)) > 1e-6:
@@ -189,7 +196,9 @@ def model_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisio
         rows = np.flatnonzero(decisions.recording == r)
         if rows.size == 0:
             continue
-        windows = GsrPreprocessor(rec.rate_hz, "uS", preprocessing, hop_samples=int(round(hop))).apply(rec.gsr)
+        seed = seeds_us[r] if seeds_us is not None else None
+        windows = GsrPreprocessor(rec.rate_hz, "uS", preprocessing, hop_samples=int(round(hop)),
+                                  initial_baseline_us=seed).apply(rec.gsr)
         k = np.round((decisions.end_s[rows] - window_s) / hop_s).astype(np.int64)
         ok = (k >= 0) & (k < len(windows))
         ok[ok] &= np.abs(windows.start_s[k[ok]] - (decisions.end_s[rows][ok] - window_s)) < 1e-3
@@ -197,6 +206,21 @@ def model_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisio
         x[rows[ok]] = windows.features[k[ok]]
         usable[rows[ok]] = True
     return x, usable
+
+
+def rest_seeds_us(recordings: Sequence[tuple[int, Recording]], preprocessing: PreprocessingConfig,
+                  rest_s: float) -> list[float | None]:
+    """Per recording: :func:`rest_baseline_us` of the last ``rest_s`` seconds of its first rest
+    span (None without a rest span holding a valid sample)."""
+    from emotionkd.sdk.preprocessing import rest_baseline_us
+
+    out: list[float | None] = []
+    for _, rec in recordings:
+        rest = next((seg for seg in rec.segments if seg.labels[0] == 0), None)
+        tail = rec.gsr[max(rest.start, rest.end - int(round(rest_s * rec.rate_hz))):rest.end] if rest else None
+        ok = tail is not None and bool((np.isfinite(tail) & (tail > 0)).any())
+        out.append(rest_baseline_us(tail, rec.rate_hz, "uS", preprocessing) if ok and tail is not None else None)
+    return out
 
 
 def calibration_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisions,
@@ -240,10 +264,11 @@ def calibration_inputs(recordings: Sequence[tuple[int, Recording]], decisions: D
 
 
 def _model_arm_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisions,
-                      preprocessing: PreprocessingConfig, config: RealEvalConfig) -> dict[str, npt.NDArray[np.float32]]:
+                      preprocessing: PreprocessingConfig, config: RealEvalConfig,
+                      seeds_us: Sequence[float | None] | None = None) -> dict[str, npt.NDArray[np.float32]]:
     """The trained arms' inputs at every decision point under ``preprocessing`` (the decision
     points are usable ones already), plus the personal-calibration streams for v2 input."""
-    x, ok = model_inputs(recordings, decisions, preprocessing, config.hop_s)
+    x, ok = model_inputs(recordings, decisions, preprocessing, config.hop_s, seeds_us)
     if not ok.all():
         raise DataError(f"{int((~ok).sum())} decision points have no usable window under {preprocessing}")
     inputs = {"fine-tuned": x, "scratch": x}
@@ -525,13 +550,14 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
         raise DataError(f"{base_path} has no arousal head to fine-tune")
     base_pre = base.contract.preprocessing_config()
     grid = tuple(config.baseline_tau_grid) or (base_pre.baseline_tau_s,)
-    if config.baseline_tau_grid and base_pre.normalisation != "log_baseline":
+    if (config.baseline_tau_grid or config.seed_from_rest) and base_pre.normalisation != "log_baseline":
         raise ConfigError(f"{base_path} reads {base_pre.normalisation} input: it has no causal baseline whose "
                           "time constant could be chosen (ekd-gsr v2 models only)")
     usable: npt.NDArray[np.bool_] = np.asarray(np.isfinite(decisions.features).all(axis=1))
     levels: dict[float, npt.NDArray[np.float64]] = {}
+    seeds = rest_seeds_us(recordings, base_pre, config.rest_s) if config.seed_from_rest else None
     for tau in grid:  # one streaming pass per candidate; only the input level is kept
-        x, ok = model_inputs(recordings, decisions, replace(base_pre, baseline_tau_s=tau), config.hop_s)
+        x, ok = model_inputs(recordings, decisions, replace(base_pre, baseline_tau_s=tau), config.hop_s, seeds)
         levels[tau] = input_level(x, base_pre.rate_hz)
         usable &= ok
     del x
@@ -559,7 +585,8 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
     by_tau: dict[float, dict[str, npt.NDArray[np.float32]]] = {}
     for tau, _ in [*choices, final_choice]:
         if tau not in by_tau:
-            by_tau[tau] = _model_arm_inputs(recordings, decisions, replace(base_pre, baseline_tau_s=tau), config)
+            by_tau[tau] = _model_arm_inputs(recordings, decisions, replace(base_pre, baseline_tau_s=tau), config,
+                                            seeds)
     jobs = [(run_fold, (i, g, decisions, by_tau[choices[i][0]], str(base_path), config))
             for i, g in enumerate(groups)]
     done = [0]
@@ -736,4 +763,4 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 
 __all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "calibration_inputs", "choose_baseline_tau", "decision_points",
            "evaluate_real", "fill_gaps", "fit_logistic", "fold_groups", "input_level", "macro_f1", "model_inputs",
-           "person_metrics", "plot", "raw_features", "results_markdown", "run_fold", "summarise"]
+           "person_metrics", "plot", "raw_features", "rest_seeds_us", "results_markdown", "run_fold", "summarise"]

@@ -165,3 +165,24 @@ def test_baseline_tau_is_chosen_on_the_given_participants_only() -> None:
     tau, medians = choose_baseline_tau(levels, d, [1, 2, 3])
     assert (tau, medians) == (90.0, {90.0: 1.0, 900.0: 0.0})
     assert choose_baseline_tau({300.0: np.tile(good, 3), 30.0: np.tile(good, 3)}, d, [1])[0] == 30.0  # a tie: the shorter
+
+
+def test_seed_from_rest_starts_each_recordings_baseline_at_its_rest_level(excerpt: Path) -> None:
+    from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, GsrPreprocessor, rest_baseline_us
+    from emotionkd.training.real_eval import rest_seeds_us
+
+    by_subject, _ = read_labelled_recordings(excerpt)
+    recordings = [(s, r) for s, recs in sorted(by_subject.items()) for r in recs]
+    seeds = rest_seeds_us(recordings, DEFAULT_PREPROCESSING, 60.0)
+    rec = recordings[0][1]
+    rest = next(seg for seg in rec.segments if seg.labels[0] == 0)
+    assert seeds[0] == rest_baseline_us(rec.gsr[rest.end - 240:rest.end], 4.0, "uS", DEFAULT_PREPROCESSING)
+    d = decision_points(recordings, RealEvalConfig())
+    seeded, ok = model_inputs(recordings, d, DEFAULT_PREPROCESSING, 4.0, seeds)
+    cold, _ = model_inputs(recordings, d, DEFAULT_PREPROCESSING, 4.0)
+    k = int(np.flatnonzero(ok & (d.recording == 0))[0])
+    hop = int(4 * DEFAULT_PREPROCESSING.rate_hz)
+    w = GsrPreprocessor(4.0, "uS", DEFAULT_PREPROCESSING, hop, initial_baseline_us=seeds[0]).apply(rec.gsr)
+    j = int(np.flatnonzero(np.isclose(w.start_s, d.end_s[k] - 32.0))[0])
+    np.testing.assert_allclose(seeded[k], w.features[j], atol=1e-5)
+    assert not np.allclose(seeded[k], cold[k])  # the first windows differ: the baseline started elsewhere
