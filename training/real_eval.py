@@ -74,7 +74,8 @@ class RealEvalConfig:
         seed_from_rest: v2 models: every recording's causal baseline (training, selection and
             evaluation alike) starts at :func:`rest_baseline_us` of the last ``rest_s`` seconds
             of its first rest span instead of at its first sample (a rest calibration recorded
-            in the session; label-free, but it reads those seconds before they stream).
+            in the session, read before it streams). Decision points inside that first rest
+            span are then scored for no arm (the seed would tell them they are rest).
     """
 
     folds: int = 6
@@ -220,6 +221,17 @@ def rest_seeds_us(recordings: Sequence[tuple[int, Recording]], preprocessing: Pr
         tail = rec.gsr[max(rest.start, rest.end - int(round(rest_s * rec.rate_hz))):rest.end] if rest else None
         ok = tail is not None and bool((np.isfinite(tail) & (tail > 0)).any())
         out.append(rest_baseline_us(tail, rec.rate_hz, "uS", preprocessing) if ok and tail is not None else None)
+    return out
+
+
+def inside_first_rest(recordings: Sequence[tuple[int, Recording]], decisions: Decisions) -> npt.NDArray[np.bool_]:
+    """(N,) whether each decision point ends inside (or before the end of) its recording's first
+    rest span, the span :func:`rest_seeds_us` reads."""
+    out = np.zeros(len(decisions.subject), bool)
+    for r, (_, rec) in enumerate(recordings):
+        rest = next((seg for seg in rec.segments if seg.labels[0] == 0), None)
+        if rest is not None:
+            out |= (decisions.recording == r) & (decisions.end_s <= rest.end / rec.rate_hz + 1e-9)
     return out
 
 
@@ -556,6 +568,8 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
     usable: npt.NDArray[np.bool_] = np.asarray(np.isfinite(decisions.features).all(axis=1))
     levels: dict[float, npt.NDArray[np.float64]] = {}
     seeds = rest_seeds_us(recordings, base_pre, config.rest_s) if config.seed_from_rest else None
+    if seeds is not None:  # the seeding rest tells its own points they are rest: none of its points is scored
+        usable &= ~inside_first_rest(recordings, decisions)
     for tau in grid:  # one streaming pass per candidate; only the input level is kept
         x, ok = model_inputs(recordings, decisions, replace(base_pre, baseline_tau_s=tau), config.hop_s, seeds)
         levels[tau] = input_level(x, base_pre.rate_hz)
@@ -762,5 +776,5 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 
 
 __all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "calibration_inputs", "choose_baseline_tau", "decision_points",
-           "evaluate_real", "fill_gaps", "fit_logistic", "fold_groups", "input_level", "macro_f1", "model_inputs",
+           "evaluate_real", "fill_gaps", "fit_logistic", "fold_groups", "input_level", "inside_first_rest", "macro_f1", "model_inputs",
            "person_metrics", "plot", "raw_features", "rest_seeds_us", "results_markdown", "run_fold", "summarise"]

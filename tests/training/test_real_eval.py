@@ -186,3 +186,17 @@ def test_seed_from_rest_starts_each_recordings_baseline_at_its_rest_level(excerp
     j = int(np.flatnonzero(np.isclose(w.start_s, d.end_s[k] - 32.0))[0])
     np.testing.assert_allclose(seeded[k], w.features[j], atol=1e-5)
     assert not np.allclose(seeded[k], cold[k])  # the first windows differ: the baseline started elsewhere
+
+
+def test_points_inside_the_seeding_rest_are_marked(excerpt: Path) -> None:
+    from emotionkd.training.real_eval import inside_first_rest
+
+    by_subject, _ = read_labelled_recordings(excerpt)
+    recordings = [(s, r) for s, recs in sorted(by_subject.items()) for r in recs]
+    d = decision_points(recordings, RealEvalConfig())
+    inside = inside_first_rest(recordings, d)
+    for r, (_, rec) in enumerate(recordings):
+        rest = next(seg for seg in rec.segments if seg.labels[0] == 0)
+        mine = d.recording == r
+        assert np.array_equal(inside[mine], d.end_s[mine] <= rest.end / rec.rate_hz)
+        assert inside[mine].any() and not inside[mine].all() and (d.label[mine & inside] == 0).all()
