@@ -67,11 +67,15 @@ bundled-model: $(STAMP)
 ## make bundled-model-real: after bundled-model, the arousal head fine-tuned on the 24 Stress-Predict
 ## participants (MIT, Iqbal et al. 2022) with the recipe evaluate-real measures (docs/results-real.md);
 ## valence stays the synthetic KD head. Writes the evaluation to runs/bundled-model/real.
+## "shipped" is the synthetic student exported as make bundled-model ships it. The baseline keeps
+## the base's 90 s (a nested choice among longer ones is measured in docs/results-real.md).
 STRESS_PREDICT ?= ../shared/data/stress-predict
 REAL_RECIPE := --folds 6 --epochs 3 --train-windows 3000 --seed 0 --threads 1 \
 	--label-source "binary stress label: stress task = high arousal"
 bundled-model-real: $(STAMP)
+	$(VENV)/bin/emotionkd-export runs/bundled-model/run/student.pt --int8 -o runs/bundled-model/synthetic-int8.onnx
 	$(VENV)/bin/emotionkd-train evaluate-real $(STRESS_PREDICT) --from runs/bundled-model/run/student.pt \
+		--shipped runs/bundled-model/synthetic-int8.onnx \
 		$(REAL_RECIPE) --out runs/bundled-model/real --write-finetuned runs/bundled-model/real/student.pt
 	$(VENV)/bin/emotionkd-export runs/bundled-model/real/student.pt --int8 -o $(BUNDLED_MODEL)
 	$(VENV)/bin/emotionkd-train bundle-checkpoint runs/bundled-model/real/student.pt

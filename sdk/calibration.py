@@ -1,8 +1,8 @@
 """Personal calibration: the wearer's resting conductance from a short rest recording.
 
 Preprocessing v2 (``log_baseline``) subtracts a slow causal baseline of ln conductance. Started
-cold, that baseline begins at the first sample and needs a few time constants (90 s each) to
-settle; seeded with the wearer's resting level (:func:`rest_baseline_us` of 2–5 minutes of rest)
+cold, that baseline begins at the first sample and needs a few time constants (the contract's
+``baseline_tau_s``, 90 s for the bundled model) to settle; seeded with the wearer's resting level (:func:`rest_baseline_us` of 2–5 minutes of rest)
 it starts where the wearer's rest is. ``EmotionClassifier(baseline=...)`` and
 ``emotionkd-sdk stream --baseline rest.csv`` use this.
 """

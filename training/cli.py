@@ -480,6 +480,33 @@ def kd_sweep(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
     _finish(parallel)
 
 
+@app.command("eda-contrast")
+@friendly_errors
+def eda_contrast(
+    root: Annotated[Path, typer.Argument(help="Labelled recordings (e.g. ../shared/data/stress-predict).")],
+    label_source: str | None = typer.Option(None, help="What the labels mean, in words."),
+    out: Annotated[Path | None, typer.Option("--json", help="Also write the figures here (JSON).")] = None,
+) -> None:
+    """What changes from rest to stress in real EDA: tonic level (µS, ratio, time course), SCR
+    rate and rise, median and quartiles over every rest -> stress transition."""
+    import json
+
+    from emotionkd.training.datasets.recordings import read_labelled_recordings
+    from emotionkd.training.eda_contrast import (
+        contrast_markdown,
+        rest_stress_transitions,
+        summarise_figures,
+        transition_figures,
+    )
+
+    by_subject, _ = read_labelled_recordings(root, **({"label_source": label_source} if label_source else {}))
+    transitions = rest_stress_transitions((sid, rec) for sid, recs in sorted(by_subject.items()) for rec in recs)
+    summary = summarise_figures([transition_figures(r, s, hz) for _, r, s, hz in transitions])
+    if out is not None:
+        out.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    typer.echo(contrast_markdown(summary, len(transitions), len({t[0] for t in transitions})))
+
+
 @app.command("evaluate-real")
 @friendly_errors
 def evaluate_real(
@@ -497,17 +524,28 @@ def evaluate_real(
     label_source: str | None = typer.Option(None, help="What the labels mean, in words."),
     final: Annotated[Path | None, typer.Option(
         "--write-finetuned", help="Also fine-tune on every participant (same recipe) and write this student.pt.")] = None,
+    baseline_tau: str = typer.Option(
+        "", "--baseline-tau", help="v2 models: candidate baseline time constants in s, comma-separated; each fold "
+        "takes the one its training participants rank best (nested). Empty: the base model's."),
+    seed_from_rest: bool = typer.Option(
+        False, "--seed-baseline-from-rest", help="v2 models: start each recording's baseline at the level of "
+        "the last 180 s of its first rest span (training and evaluation), not at its first sample."),
 ) -> None:
     """Fine-tuned vs scratch vs shipped model vs baselines on real people (grouped k-fold by
     participant); writes OUT/results.json, OUT/results.md and OUT/per-person-auc.png."""
     import json
 
+    from emotionkd.firmware_bridge.errors import ConfigError
     from emotionkd.training.finetune import resolve_checkpoint
     from emotionkd.training.real_eval import RealEvalConfig, plot, results_markdown
     from emotionkd.training.real_eval import evaluate_real as run
 
+    try:
+        grid = tuple(float(v) for v in baseline_tau.split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--baseline-tau must be seconds separated by commas, got {baseline_tau!r}") from exc
     config = RealEvalConfig(folds=folds, epochs=epochs, train_windows=train_windows, seed=seed, workers=workers,
-                            threads=threads)
+                            threads=threads, baseline_tau_grid=grid, seed_from_rest=seed_from_rest)
     shipped_path = None
     if shipped != "none":
         from emotionkd.sdk.model import bundled_model_path

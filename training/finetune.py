@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from emotionkd.firmware_bridge.errors import DataError
-from emotionkd.sdk.contract import ModelContract, Provenance, TargetProvenance
+from emotionkd.sdk.contract import ModelContract, PreprocessingSpec, Provenance, TargetProvenance
 from emotionkd.sdk.preprocessing import PreprocessingConfig
 from emotionkd.training.checkpoint import (
     StudentCheckpoint,
@@ -97,9 +97,12 @@ def target_origin(meta: Mapping[str, Any], target: str, *, method: str, protocol
 
 def finetuned_checkpoint(base: StudentCheckpoint, meta: Mapping[str, Any], tuned: Mapping[str, EmotionNetStudent],
                          metrics: Mapping[str, Mapping[str, float]], *, protocol: str, subjects: int,
-                         notes: str, train_config: Mapping[str, Any]) -> StudentCheckpoint:
+                         notes: str, train_config: Mapping[str, Any],
+                         preprocessing: PreprocessingConfig | None = None) -> StudentCheckpoint:
     """``base`` with the heads in ``tuned`` replaced (trained on data with this ``meta``);
-    per-head provenance says which is which."""
+    per-head provenance says which is which. ``preprocessing``: the input the tuned heads were
+    trained on when it differs from the base's (e.g. another baseline time constant); the
+    contract then records it, and every head is served with it."""
     method = f"{base.contract.provenance.method}+finetune"
     origins = {t: (target_origin(meta, t, method=method, protocol=protocol, subjects=subjects,
                                  metrics=metrics.get(t, {}))
@@ -110,7 +113,8 @@ def finetuned_checkpoint(base: StudentCheckpoint, meta: Mapping[str, Any], tuned
         provenance=Provenance(data_kind="real" if "real" in kinds else "synthetic", dataset=first.dataset,
                               protocol=protocol, subjects=subjects, method=method, notes=notes),
         metrics={t: dict(o.metrics) for t, o in origins.items() if o.metrics},
-        target_provenance=origins)
+        target_provenance=origins,
+        **({"preprocessing": PreprocessingSpec.from_config(preprocessing)} if preprocessing is not None else {}))
     state_dicts = {t: (tuned[t].state_dict() if t in tuned else
                        {k: v.float() if v.is_floating_point() else v for k, v in base.state_dicts[t].items()})
                    for t in base.contract.targets}

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -66,6 +66,16 @@ class RealEvalConfig:
         workers: processes running folds in parallel.
         rest_s: personal calibration (v2 models): seconds of each recording's first rest span
             that seed the causal baseline of a stream starting after that rest.
+        baseline_tau_grid: v2 models: candidate time constants (s) of the causal baseline. Empty:
+            the base model's own. Otherwise, in each fold, the candidate whose input level (mean
+            of the window's last 4 s) has the best median per-person AUC over that fold's
+            *training* participants is the fold's preprocessing (nested: the held-out people
+            never choose); the final model takes the one chosen on every participant.
+        seed_from_rest: v2 models: every recording's causal baseline (training, selection and
+            evaluation alike) starts at :func:`rest_baseline_us` of the last ``rest_s`` seconds
+            of its first rest span instead of at its first sample (a rest calibration recorded
+            in the session, read before it streams). Decision points inside that first rest
+            span are then scored for no arm (the seed would tell them they are rest).
     """
 
     folds: int = 6
@@ -81,6 +91,8 @@ class RealEvalConfig:
     threads: int = 1
     workers: int = 1
     rest_s: float = 180.0
+    baseline_tau_grid: tuple[float, ...] = ()
+    seed_from_rest: bool = False
 
     def __post_init__(self) -> None:
         if self.folds == 1 or self.folds < 0:
@@ -89,6 +101,8 @@ class RealEvalConfig:
                 and self.finetune_lr > 0 and self.scratch_lr > 0 and self.batch_size >= 2 and self.threads >= 1
                 and self.workers >= 1 and self.bootstrap >= 0):
             raise ConfigError(f"invalid real-data evaluation options {self}")
+        if not all(math.isfinite(t) and t > 0 for t in self.baseline_tau_grid):
+            raise ConfigError(f"baseline time constants must be positive seconds, got {self.baseline_tau_grid}")
 
 
 @dataclass
@@ -109,7 +123,7 @@ class Decisions:
 
 
 # --- decision points and inputs -----------------------------------------------------------------
-def _fill(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def fill_gaps(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Missing samples linearly interpolated (for the raw-signal features only)."""
     ok = np.isfinite(x)
     if ok.all() or not ok.any():
@@ -123,7 +137,7 @@ def raw_features(us: npt.NDArray[np.float64], rate_hz: float) -> npt.NDArray[np.
     minute and mean SCR rise (µS; 0 without SCRs) of one context of raw µS samples."""
     if np.isfinite(us).mean() < 0.5:
         return np.full(4, np.nan)
-    x = _fill(us)
+    x = fill_gaps(us)
     level = float(np.mean(x[-max(1, int(round(LEVEL_S * rate_hz))):]))
     t = np.arange(x.size) / rate_hz
     slope = float(np.polyfit(t, x, 1)[0]) if x.size > 1 else 0.0
@@ -167,9 +181,11 @@ def decision_points(recordings: Sequence[tuple[int, Recording]], config: RealEva
 
 
 def model_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisions, preprocessing: PreprocessingConfig,
-                 hop_s: float) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+                 hop_s: float, seeds_us: Sequence[float | None] | None = None,
+                 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """(N, W) model input of the window ending at each decision point (whole recordings streamed
-    through ``preprocessing``) and (N,) whether that window is usable."""
+    through ``preprocessing``, each one's baseline started at ``seeds_us[r]`` µS where given) and
+    (N,) whether that window is usable."""
     hop = hop_s * preprocessing.rate_hz
     window_s = preprocessing.window_s
     if abs(hop - round(hop)) > 1e-6 or abs(window_s / hop_s - round(window_s / hop_s)) > 1e-6:
@@ -181,7 +197,9 @@ def model_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisio
         rows = np.flatnonzero(decisions.recording == r)
         if rows.size == 0:
             continue
-        windows = GsrPreprocessor(rec.rate_hz, "uS", preprocessing, hop_samples=int(round(hop))).apply(rec.gsr)
+        seed = seeds_us[r] if seeds_us is not None else None
+        windows = GsrPreprocessor(rec.rate_hz, "uS", preprocessing, hop_samples=int(round(hop)),
+                                  initial_baseline_us=seed).apply(rec.gsr)
         k = np.round((decisions.end_s[rows] - window_s) / hop_s).astype(np.int64)
         ok = (k >= 0) & (k < len(windows))
         ok[ok] &= np.abs(windows.start_s[k[ok]] - (decisions.end_s[rows][ok] - window_s)) < 1e-3
@@ -189,6 +207,32 @@ def model_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisio
         x[rows[ok]] = windows.features[k[ok]]
         usable[rows[ok]] = True
     return x, usable
+
+
+def rest_seeds_us(recordings: Sequence[tuple[int, Recording]], preprocessing: PreprocessingConfig,
+                  rest_s: float) -> list[float | None]:
+    """Per recording: :func:`rest_baseline_us` of the last ``rest_s`` seconds of its first rest
+    span (None without a rest span holding a valid sample)."""
+    from emotionkd.sdk.preprocessing import rest_baseline_us
+
+    out: list[float | None] = []
+    for _, rec in recordings:
+        rest = next((seg for seg in rec.segments if seg.labels[0] == 0), None)
+        tail = rec.gsr[max(rest.start, rest.end - int(round(rest_s * rec.rate_hz))):rest.end] if rest else None
+        ok = tail is not None and bool((np.isfinite(tail) & (tail > 0)).any())
+        out.append(rest_baseline_us(tail, rec.rate_hz, "uS", preprocessing) if ok and tail is not None else None)
+    return out
+
+
+def inside_first_rest(recordings: Sequence[tuple[int, Recording]], decisions: Decisions) -> npt.NDArray[np.bool_]:
+    """(N,) whether each decision point ends inside (or before the end of) its recording's first
+    rest span, the span :func:`rest_seeds_us` reads."""
+    out = np.zeros(len(decisions.subject), bool)
+    for r, (_, rec) in enumerate(recordings):
+        rest = next((seg for seg in rec.segments if seg.labels[0] == 0), None)
+        if rest is not None:
+            out |= (decisions.recording == r) & (decisions.end_s <= rest.end / rec.rate_hz + 1e-9)
+    return out
 
 
 def calibration_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisions,
@@ -229,6 +273,40 @@ def calibration_inputs(recordings: Sequence[tuple[int, Recording]], decisions: D
         cold[rows[ok]], seeded[rows[ok]] = both[0].features[k[ok]], both[1].features[k[ok]]
         usable[rows[ok]] = True
     return cold, seeded, usable
+
+
+def _model_arm_inputs(recordings: Sequence[tuple[int, Recording]], decisions: Decisions,
+                      preprocessing: PreprocessingConfig, config: RealEvalConfig,
+                      seeds_us: Sequence[float | None] | None = None) -> dict[str, npt.NDArray[np.float32]]:
+    """The trained arms' inputs at every decision point under ``preprocessing`` (the decision
+    points are usable ones already), plus the personal-calibration streams for v2 input."""
+    x, ok = model_inputs(recordings, decisions, preprocessing, config.hop_s, seeds_us)
+    if not ok.all():
+        raise DataError(f"{int((~ok).sum())} decision points have no usable window under {preprocessing}")
+    inputs = {"fine-tuned": x, "scratch": x}
+    if preprocessing.normalisation == "log_baseline":
+        cold, seeded, calibration_ok = calibration_inputs(recordings, decisions, preprocessing, config)
+        inputs.update(calibration_cold=cold, calibration_seeded=seeded,
+                      calibration_usable=calibration_ok.astype(np.float32))
+    return inputs
+
+
+def input_level(x: npt.NDArray[np.float32], rate_hz: float) -> npt.NDArray[np.float64]:
+    """(N,) mean of the last ``LEVEL_S`` seconds of each (N, W) model input window."""
+    return x[:, -max(1, int(round(LEVEL_S * rate_hz))):].astype(np.float64).mean(axis=1)
+
+
+def choose_baseline_tau(levels: Mapping[float, npt.NDArray[np.float64]], decisions: Decisions,
+                        subjects: Sequence[int]) -> tuple[float, dict[float, float]]:
+    """The baseline time constant whose input level ranks stress over rest best within these
+    participants: (chosen τ in s, {τ: median per-person AUC of the level}). Ties go to the
+    shorter τ. Pass training participants only: the choice must not see held-out people."""
+    medians: dict[float, float] = {}
+    for tau, level in levels.items():
+        per = [auc(decisions.label[decisions.subject == s], level[decisions.subject == s]) for s in subjects]
+        medians[float(tau)] = float(np.nanmedian(per))
+    best = max(medians.values())
+    return min(t for t, m in medians.items() if m == best), medians
 
 
 # --- metrics ----------------------------------------------------------------------------------
@@ -482,16 +560,21 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
     base = load_student_checkpoint(base_path)
     if "arousal" not in base.contract.targets:
         raise DataError(f"{base_path} has no arousal head to fine-tune")
-    pre = base.contract.preprocessing_config()
-    inputs: dict[str, npt.NDArray[np.float32]] = {}
-    usable = np.isfinite(decisions.features).all(axis=1)
-    x, ok = model_inputs(recordings, decisions, pre, config.hop_s)
-    inputs["fine-tuned"] = inputs["scratch"] = x
-    usable &= ok
-    if pre.normalisation == "log_baseline":
-        cold, seeded, calibration_ok = calibration_inputs(recordings, decisions, pre, config)
-        inputs.update(calibration_cold=cold, calibration_seeded=seeded,
-                      calibration_usable=calibration_ok.astype(np.float32)[:, None])
+    base_pre = base.contract.preprocessing_config()
+    grid = tuple(config.baseline_tau_grid) or (base_pre.baseline_tau_s,)
+    if (config.baseline_tau_grid or config.seed_from_rest) and base_pre.normalisation != "log_baseline":
+        raise ConfigError(f"{base_path} reads {base_pre.normalisation} input: it has no causal baseline whose "
+                          "time constant could be chosen (ekd-gsr v2 models only)")
+    usable: npt.NDArray[np.bool_] = np.asarray(np.isfinite(decisions.features).all(axis=1))
+    levels: dict[float, npt.NDArray[np.float64]] = {}
+    seeds = rest_seeds_us(recordings, base_pre, config.rest_s) if config.seed_from_rest else None
+    if seeds is not None:  # the seeding rest tells its own points they are rest: none of its points is scored
+        usable &= ~inside_first_rest(recordings, decisions)
+    for tau in grid:  # one streaming pass per candidate; only the input level is kept
+        x, ok = model_inputs(recordings, decisions, replace(base_pre, baseline_tau_s=tau), config.hop_s, seeds)
+        levels[tau] = input_level(x, base_pre.rate_hz)
+        usable &= ok
+    del x
     shipped_scores = None
     shipped_contract: dict[str, Any] | None = None
     if shipped_path is not None:
@@ -506,13 +589,20 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
         for i in range(0, rows.size, 256):  # batches: memory stays bounded (attention per window)
             shipped_scores[rows[i:i + 256]] = model.run(xs[rows[i:i + 256]])["arousal"][:, 1]
     decisions = decisions.subset(usable)
-    inputs = {k: v[usable] for k, v in inputs.items()}
-    if "calibration_usable" in inputs:
-        inputs["calibration_usable"] = inputs["calibration_usable"][:, 0]
+    levels = {tau: level[usable] for tau, level in levels.items()}
     if shipped_scores is not None:
         shipped_scores = shipped_scores[usable]
     groups = fold_groups(decisions.subject.tolist(), config.folds)
-    jobs = [(run_fold, (i, g, decisions, inputs, str(base_path), config)) for i, g in enumerate(groups)]
+    subjects = sorted(set(decisions.subject.tolist()))
+    choices = [choose_baseline_tau(levels, decisions, [s for s in subjects if s not in g]) for g in groups]
+    final_choice = choose_baseline_tau(levels, decisions, subjects)
+    by_tau: dict[float, dict[str, npt.NDArray[np.float32]]] = {}
+    for tau, _ in [*choices, final_choice]:
+        if tau not in by_tau:
+            by_tau[tau] = _model_arm_inputs(recordings, decisions, replace(base_pre, baseline_tau_s=tau), config,
+                                            seeds)
+    jobs = [(run_fold, (i, g, decisions, by_tau[choices[i][0]], str(base_path), config))
+            for i, g in enumerate(groups)]
     done = [0]
 
     def progress(count: int) -> None:
@@ -537,8 +627,10 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
     per_person = {a: per_person[a] for a in ARMS if a in per_person}
     calibration = _calibration_summary(decisions, results, config)
     summary = summarise(per_person, config)
+    final_pre = replace(base_pre, baseline_tau_s=final_choice[0])
     if final is not None:
-        _write_final(final, base, base_path, meta, decisions, inputs["fine-tuned"], summary, groups, config)
+        _write_final(final, base, base_path, meta, decisions, by_tau[final_choice[0]]["fine-tuned"], summary, groups,
+                     config, final_pre)
     children_cpu = _children_cpu_s()
     return {
         "config": asdict(config),
@@ -547,7 +639,13 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
                  "dropped_decision_points": int((~usable).sum()), "label_provenance": meta.get("label_provenance"),
                  "licence": meta.get("licence"), "skipped": meta.get("skipped")},
         "base": {"path": str(base_path), "method": base.contract.provenance.method,
-                 "preprocessing": pre.to_params(), "parameters": base.contract.model.get("parameters")},
+                 "preprocessing": base_pre.to_params(), "parameters": base.contract.model.get("parameters")},
+        "baseline_tau": {"grid": list(grid), "nested": bool(config.baseline_tau_grid),
+                         "folds": [{"tau_s": tau, "training_median_level_auc": {str(k): v for k, v in t.items()}}
+                                   for tau, t in choices],
+                         "final": {"tau_s": final_choice[0],
+                                   "median_level_auc": {str(k): v for k, v in final_choice[1].items()}},
+                         "model_preprocessing": final_pre.to_params()},
         "shipped": None if shipped_path is None else {"path": str(shipped_path), "contract": shipped_contract},
         "folds": [sorted(g) for g in groups],
         "per_person": {a: {str(p): m for p, m in t.items()} for a, t in per_person.items()},
@@ -563,7 +661,7 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
 
 def _write_final(path: Path, base: Any, base_path: Path, meta: Mapping[str, Any], decisions: Decisions,
                  x: npt.NDArray[np.float32], summary: Mapping[str, Any], groups: list[list[int]],
-                 config: RealEvalConfig) -> None:
+                 config: RealEvalConfig, preprocessing: PreprocessingConfig) -> None:
     from emotionkd.training.checkpoint import save_student_checkpoint
     from emotionkd.training.finetune import finetuned_checkpoint
 
@@ -581,7 +679,7 @@ def _write_final(path: Path, base: Any, base_path: Path, meta: Mapping[str, Any]
         base, {**meta, "data_kind": "recorded"}, {"arousal": model}, {"arousal": metrics}, protocol=protocol,
         subjects=len(set(decisions.subject.tolist())),
         notes=f"arousal head fine-tuned from {base_path.name} on every participant of {meta.get('dataset_name')}",
-        train_config={"real_eval": asdict(config)})
+        train_config={"real_eval": asdict(config)}, preprocessing=preprocessing)
     save_student_checkpoint(checkpoint, path)
 
 
@@ -677,6 +775,6 @@ def results_markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "calibration_inputs", "decision_points", "evaluate_real", "fit_logistic",
-           "fold_groups", "macro_f1", "model_inputs", "person_metrics", "plot", "raw_features", "results_markdown",
-           "run_fold", "summarise"]
+__all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "calibration_inputs", "choose_baseline_tau", "decision_points",
+           "evaluate_real", "fill_gaps", "fit_logistic", "fold_groups", "input_level", "inside_first_rest", "macro_f1", "model_inputs",
+           "person_metrics", "plot", "raw_features", "rest_seeds_us", "results_markdown", "run_fold", "summarise"]

@@ -90,7 +90,7 @@ def test_evaluate_real_command_on_two_real_participants(excerpt: Path, base_stud
     result = CliRunner().invoke(app, [
         "evaluate-real", str(excerpt), "--from", str(base_student), "--shipped", "bundled", "--folds", "2",
         "--epochs", "1", "--train-windows", "64", "--out", str(out), "--label-source", SOURCE,
-        "--write-finetuned", str(out / "student-real.pt")])
+        "--write-finetuned", str(out / "student-real.pt"), "--baseline-tau", "90,3000"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     results = json.loads((out / "results.json").read_text())
     assert results["data"]["participants"] == 2 and results["folds"] == [[2], [3]]
@@ -118,6 +118,12 @@ def test_evaluate_real_command_on_two_real_participants(excerpt: Path, base_stud
     median = results["summary"]["arms"]["fine-tuned"]["auc"]["median"]
     assert arousal.metrics["auc_median_per_person"] == pytest.approx(median)
     assert final.origin("valence").data_kind == "synthetic"
+    # the baseline time constant: each fold's choice made on its training participant alone
+    tau = results["baseline_tau"]
+    assert tau["nested"] and tau["grid"] == [90.0, 3000.0]
+    assert all(fold["tau_s"] in (90.0, 3000.0) for fold in tau["folds"])
+    assert final.preprocessing_config().baseline_tau_s == tau["final"]["tau_s"]
+    assert final.preprocessing_config().to_params() == tau["model_preprocessing"]
 
 
 def test_calibration_streams_start_after_the_first_rest_and_differ_only_in_the_seed(excerpt: Path) -> None:
@@ -144,3 +150,53 @@ def test_calibration_streams_start_after_the_first_rest_and_differ_only_in_the_s
         j = int(np.flatnonzero(np.isclose(w.start_s, d.end_s[k] - start_s - 32.0))[0])
         np.testing.assert_allclose(features[k], w.features[j], atol=1e-4)
     assert not np.allclose(cold[k], seeded[k], atol=1e-3)
+
+
+def test_baseline_tau_is_chosen_on_the_given_participants_only() -> None:
+    from emotionkd.training.real_eval import Decisions, choose_baseline_tau
+
+    y = np.tile([0, 0, 1, 1], 3)
+    subject = np.repeat([1, 2, 3], 4)
+    d = Decisions(subject, y, np.zeros(12, np.int64), np.arange(12.0), np.zeros((12, 4)))
+    good, bad = y[:4].astype(float), 1.0 - y[:4]
+    levels = {90.0: np.r_[good, good, bad], 900.0: np.r_[bad, bad, good]}  # 90 s ranks people 1, 2 right
+    assert choose_baseline_tau(levels, d, [1, 2])[0] == 90.0
+    assert choose_baseline_tau(levels, d, [3])[0] == 900.0
+    tau, medians = choose_baseline_tau(levels, d, [1, 2, 3])
+    assert (tau, medians) == (90.0, {90.0: 1.0, 900.0: 0.0})
+    assert choose_baseline_tau({300.0: np.tile(good, 3), 30.0: np.tile(good, 3)}, d, [1])[0] == 30.0  # a tie: the shorter
+
+
+def test_seed_from_rest_starts_each_recordings_baseline_at_its_rest_level(excerpt: Path) -> None:
+    from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, GsrPreprocessor, rest_baseline_us
+    from emotionkd.training.real_eval import rest_seeds_us
+
+    by_subject, _ = read_labelled_recordings(excerpt)
+    recordings = [(s, r) for s, recs in sorted(by_subject.items()) for r in recs]
+    seeds = rest_seeds_us(recordings, DEFAULT_PREPROCESSING, 60.0)
+    rec = recordings[0][1]
+    rest = next(seg for seg in rec.segments if seg.labels[0] == 0)
+    assert seeds[0] == rest_baseline_us(rec.gsr[rest.end - 240:rest.end], 4.0, "uS", DEFAULT_PREPROCESSING)
+    d = decision_points(recordings, RealEvalConfig())
+    seeded, ok = model_inputs(recordings, d, DEFAULT_PREPROCESSING, 4.0, seeds)
+    cold, _ = model_inputs(recordings, d, DEFAULT_PREPROCESSING, 4.0)
+    k = int(np.flatnonzero(ok & (d.recording == 0))[0])
+    hop = int(4 * DEFAULT_PREPROCESSING.rate_hz)
+    w = GsrPreprocessor(4.0, "uS", DEFAULT_PREPROCESSING, hop, initial_baseline_us=seeds[0]).apply(rec.gsr)
+    j = int(np.flatnonzero(np.isclose(w.start_s, d.end_s[k] - 32.0))[0])
+    np.testing.assert_allclose(seeded[k], w.features[j], atol=1e-5)
+    assert not np.allclose(seeded[k], cold[k])  # the first windows differ: the baseline started elsewhere
+
+
+def test_points_inside_the_seeding_rest_are_marked(excerpt: Path) -> None:
+    from emotionkd.training.real_eval import inside_first_rest
+
+    by_subject, _ = read_labelled_recordings(excerpt)
+    recordings = [(s, r) for s, recs in sorted(by_subject.items()) for r in recs]
+    d = decision_points(recordings, RealEvalConfig())
+    inside = inside_first_rest(recordings, d)
+    for r, (_, rec) in enumerate(recordings):
+        rest = next(seg for seg in rec.segments if seg.labels[0] == 0)
+        mine = d.recording == r
+        assert np.array_equal(inside[mine], d.end_s[mine] <= rest.end / rec.rate_hz)
+        assert inside[mine].any() and not inside[mine].all() and (d.label[mine & inside] == 0).all()
