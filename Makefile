@@ -38,7 +38,7 @@ $(SDK_STAMP): pyproject.toml constraints.txt
 	$(INSTALL) --editable .
 	touch $(SDK_STAMP)
 
-## make demo: an EKD sensor emulated on a pseudo-terminal, streamed through the bundled model (~80 s: 32 s windows)
+## make demo: an EKD sensor emulated on a pseudo-terminal, streamed through the bundled model (6 min of wearer at 6x: ~65 s)
 demo: $(SDK_STAMP)
 	$(VENV)/bin/emotionkd-sdk demo
 

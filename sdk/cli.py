@@ -21,6 +21,7 @@ from emotionkd.sdk.cli_common import (
     BaudOption,
     BleNameOption,
     BleOption,
+    CollectOutput,
     ColumnOption,
     DurationOption,
     NoVerifyOption,
@@ -42,6 +43,7 @@ from emotionkd.sdk.cli_common import (
     _source_label,
     _source_url,
     app,
+    demo_summary,
     friendly_errors,
 )
 
@@ -201,17 +203,23 @@ DEMO_AROUSAL: Final = (0.1, 0.95)
 #: when the change happens, as a fraction of the demo's duration (but never before one whole
 #: window plus 4 s, so that some windows lie wholly before it)
 DEMO_CHANGE_AT: Final = 0.4
+#: default seconds of signal: skin conductance answers a stressor over minutes (the emulated
+#: wearer follows Stress-Predict: about +4 % of level in 30 s, +12-33 % over 1-5 min), so a demo
+#: that should show a reaction needs minutes of wearer, not seconds
+DEMO_DURATION_S: Final = 360.0
+#: the emulator plays the wearer this many times faster than real time by default (6 min in 1)
+DEMO_SPEED: Final = 6.0
 
 
 def demo_timing(window_s: float, duration_s: float | None) -> tuple[float, float]:
     """(duration, change time) of the demo, in seconds of signal, for a model's window.
 
-    Default duration: 20 s, or two windows + 12 s when that is longer (v2's 32 s windows: 76 s),
-    so windows lie wholly before and wholly after the change. The change comes at 40 % of the
-    run, or one window + 4 s when that is later and still leaves a window after it.
+    Default duration: :data:`DEMO_DURATION_S`, or two windows + 12 s when that is longer, so
+    windows lie wholly before and after the change. The change comes at 40 % of the run, or one
+    window + 4 s when that is later and still leaves a window after it.
     """
     if duration_s is None:
-        duration_s = max(20.0, 2 * window_s + 12.0)
+        duration_s = max(DEMO_DURATION_S, 2 * window_s + 12.0)
     change_s = DEMO_CHANGE_AT * duration_s
     if window_s + 4.0 > change_s and window_s + 4.0 + window_s <= duration_s:
         change_s = window_s + 4.0
@@ -222,8 +230,10 @@ def demo_timing(window_s: float, duration_s: float | None) -> tuple[float, float
 @friendly_errors
 def demo(
     duration_s: Annotated[float | None, typer.Option(
-        "--duration", help="Seconds of sensor signal to stream (default: 20, or 2 windows + 12 s: 76 for 32 s windows).",
+        "--duration", help="Seconds of sensor signal to stream (default: 360, played in ~60 s at --speed 6).",
         show_default=False)] = None,
+    speed: Annotated[float, typer.Option(
+        "--speed", help="Seconds of signal the emulated sensor sends per second (1: real time).")] = DEMO_SPEED,
     rate_hz: Annotated[float, typer.Option("--rate", help="Sampling rate of the emulated sensor (Hz).")] = 128.0,
     model: Annotated[Path | None, typer.Option("--model", help="An .onnx model (default: the bundled model).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table (live view), jsonl or csv.")] = "table",
@@ -233,16 +243,23 @@ def demo(
     """Live arousal and valence from an emulated EKD sensor, then a summary (make demo).
 
     The sensor is emulated on a pseudo-terminal and streamed exactly as `emotionkd-sdk stream
-    --port /dev/pts/N --protocol ekd` does; the wearer's arousal rises at 40 % of the run (or one
+    --port /dev/pts/N --protocol ekd` does, played ``--speed`` times faster than real time (a
+    wearer's skin conductance answers over minutes); the wearer's arousal rises at 40 % of the run (or one
     window + 4 s in, when later: see :func:`demo_timing`), and a
     burst of line noise shows the decoder resynchronising. The summary gives windows, quality,
     mean arousal and valence, and frames lost or bad.
     """
-    from emotionkd.firmware_bridge.emulators import EkdEmulator, EmulatorConfig, require_pty
+    from emotionkd.firmware_bridge.emulators import (
+        MAX_SPEED,
+        EkdEmulator,
+        EmulatorConfig,
+        require_pty,
+    )
     from emotionkd.sdk.classifier import EmotionClassifier
 
     _require(duration_s is None or duration_s > 0, f"--duration must be positive, got {duration_s or 0:g}")
     _require(rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz:g}")
+    _require(0 < speed <= MAX_SPEED, f"--speed must be in (0, {MAX_SPEED:g}] seconds of signal per second, got {speed:g}")
     require_pty()
     started = time.monotonic()
     classifier = EmotionClassifier(model)
@@ -253,7 +270,7 @@ def demo(
     duration_s, change_s = demo_timing(classifier.window_s, duration_s)
     _note_synthetic(classifier)
     low, high = DEMO_AROUSAL
-    emulator = EkdEmulator(EmulatorConfig(rate_hz=rate_hz, seed=seed, arousal=low), name="EKD-DEMO")
+    emulator = EkdEmulator(EmulatorConfig(rate_hz=rate_hz, seed=seed, arousal=low, speed=speed), name="EKD-DEMO")
     predictions: list[Any] = []
     table: list[Any] = []
     # the emulator's own schedule, on the signal's time axis: (time_s, what happens, action)
@@ -265,11 +282,12 @@ def demo(
     events.sort(key=lambda event: event[0])
 
     def open_outputs(status: Any) -> list[Any]:
-        out = _open_output(fmt, None, header=f"EKD sensor emulated on {emulator.pts_path} at {rate_hz:g} Hz "
+        played = f", played at {speed:g}x real time" if speed != 1 else ""
+        out = _open_output(fmt, None, header=f"EKD sensor emulated on {emulator.pts_path} at {rate_hz:g} Hz{played} "
                            f"({classifier.window_s:g} s windows every {classifier.hop_s:g} s)",
                            status=status, window_s=classifier.window_s)
         table.append(out)
-        return [out, _Collect(predictions)]
+        return [out, CollectOutput(predictions)]
 
     def on_block(block: Any, status: Any) -> None:
         while events and block.start_s >= events[0][0]:
@@ -286,46 +304,7 @@ def demo(
         url = _source_url(emulator.pts_path, None, "ekd", None, None, None, False, None, 1.0, timeout_s=10.0)
         status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, on_block=on_block)
         sent = emulator.counters
-    _say(_demo_summary(predictions, status, change_s, sent, time.monotonic() - started))
-
-
-class _Collect:
-    """An output that keeps the predictions (for the demo's summary)."""
-
-    def __init__(self, into: list[Any]) -> None:
-        self.into = into
-
-    def write(self, prediction: Any, status: Any) -> None:
-        self.into.append(prediction)
-
-    def close(self) -> None:
-        pass
-
-
-def _demo_summary(predictions: list[Any], status: Any, change_s: float, device: Any, wall_s: float) -> str:
-    """The demo's closing lines: windows, quality, mean probabilities before/after the change."""
-    from collections import Counter
-
-    def mean(values: list[float | None]) -> str:
-        present = [v for v in values if v is not None]  # None: a head the model lacks
-        return f"{sum(present) / len(present):.2f}" if present else "-"
-
-    ok = [p for p in predictions if p.ok]
-    flagged = Counter(p.quality for p in predictions if not p.ok)
-    before = [p for p in ok if p.end_s <= change_s]
-    after = [p for p in ok if p.start_s >= change_s]
-    reasons = ", ".join(f"{n} {q}" for q, n in sorted(flagged.items()))
-    return "\n".join([
-        "summary",
-        f"  windows         {len(predictions)}: {len(ok)} ok, {sum(flagged.values())} flagged"
-        + (f" ({reasons})" if reasons else ""),
-        f"  mean arousal    {mean([p.arousal for p in ok])} (before the rise {mean([p.arousal for p in before])}, "
-        f"after {mean([p.arousal for p in after])})",
-        f"  mean valence    {mean([p.valence for p in ok])}",
-        f"  frames          {status.counters.get('data_frames', 0)} received, {status.lost} lost, {status.bad} bad "
-        f"(device: {device.frames_dropped} dropped, {device.garbage_bytes} garbage bytes sent)",
-        f"  samples         {status.samples} in {wall_s:.1f} s wall time",
-    ])
+    _say(demo_summary(predictions, status, change_s, sent, time.monotonic() - started))
 
 
 @app.command()

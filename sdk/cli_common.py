@@ -206,3 +206,42 @@ class _SayHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         _say(f"warning: {record.getMessage()}")
+
+
+class CollectOutput:
+    """An output that keeps the predictions (for the demo's summary)."""
+
+    def __init__(self, into: list[Any]) -> None:
+        self.into = into
+
+    def write(self, prediction: Any, status: Any) -> None:
+        self.into.append(prediction)
+
+    def close(self) -> None:
+        pass
+
+
+def demo_summary(predictions: list[Any], status: Any, change_s: float, device: Any, wall_s: float) -> str:
+    """The demo's closing lines: windows, quality, mean probabilities before/after the change."""
+    from collections import Counter
+
+    def mean(values: list[float | None]) -> str:
+        present = [v for v in values if v is not None]  # None: a head the model lacks
+        return f"{sum(present) / len(present):.2f}" if present else "-"
+
+    ok = [p for p in predictions if p.ok]
+    flagged = Counter(p.quality for p in predictions if not p.ok)
+    before = [p for p in ok if p.end_s <= change_s]
+    after = [p for p in ok if p.start_s >= change_s]
+    reasons = ", ".join(f"{n} {q}" for q, n in sorted(flagged.items()))
+    return "\n".join([
+        "summary",
+        f"  windows         {len(predictions)}: {len(ok)} ok, {sum(flagged.values())} flagged"
+        + (f" ({reasons})" if reasons else ""),
+        f"  mean arousal    {mean([p.arousal for p in ok])} (before the rise {mean([p.arousal for p in before])}, "
+        f"after {mean([p.arousal for p in after])})",
+        f"  mean valence    {mean([p.valence for p in ok])}",
+        f"  frames          {status.counters.get('data_frames', 0)} received, {status.lost} lost, {status.bad} bad "
+        f"(device: {device.frames_dropped} dropped, {device.garbage_bytes} garbage bytes sent)",
+        f"  samples         {status.samples} in {wall_s:.1f} s wall time",
+    ])

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from emotionkd.firmware_bridge.devices import DEVICES as _REGISTRY
 from emotionkd.firmware_bridge.emulators.ascii import AsciiEmulator
 from emotionkd.firmware_bridge.emulators.base import (
+    MAX_SPEED,
     DeviceEmulator,
     EmulatorConfig,
     EmulatorCounters,
@@ -114,6 +115,7 @@ def require_pty() -> None:
 
 __all__ = [
     "DEVICES",
+    "MAX_SPEED",
     "AsciiEmulator",
     "BitalinoEmulator",
     "DeviceEmulator",

@@ -15,12 +15,15 @@ import threading
 import time
 import tty
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
 
 import numpy as np
 
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
+
+#: the fastest an emulator plays its signal (a faster pty would only fill its buffer and drop)
+MAX_SPEED: Final = 16.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class EmulatorConfig:
             with a linear HELLO calibration).
         unit: ASCII only: ``"adc"`` (Grove raw values) or ``"uS"``.
         autostart: stream without waiting for the start command (ASCII always streams).
+        speed: seconds of signal sent per second of wall time (1: real time). A demo plays
+            minutes of a wearer in seconds this way: skin conductance answers a stressor over
+            minutes (see gsr_synth), far longer than anyone watches a demo.
     """
 
     rate_hz: float = 128.0
@@ -49,12 +55,16 @@ class EmulatorConfig:
     sample_format: str = "ns"
     unit: str = "adc"
     autostart: bool = False
+    speed: float = 1.0
 
     def __post_init__(self) -> None:
         if not (self.rate_hz > 0 and math.isfinite(self.rate_hz)):
             raise ConfigError(f"emulator rate_hz must be positive, got {self.rate_hz!r}")
         if not (0 < self.frames_per_s <= 1000):
             raise ConfigError(f"frames_per_s must be in (0, 1000], got {self.frames_per_s!r}")
+        if not (0 < self.speed <= MAX_SPEED):
+            raise ConfigError(f"emulator speed must be in (0, {MAX_SPEED:g}] (seconds of signal per second), "
+                              f"got {self.speed!r}")
         if not 0.0 <= self.drop_probability <= 1.0:
             raise ConfigError(f"drop_probability must be in [0, 1], got {self.drop_probability!r}")
         if self.garbage_per_s < 0:
@@ -258,7 +268,7 @@ class DeviceEmulator:
 
     def _tick(self, now: float) -> None:
         with self._lock:
-            due = int((now - self._sample_clock_start) * self.config.rate_hz) - self._samples_done
+            due = int((now - self._sample_clock_start) * self.config.rate_hz * self.config.speed) - self._samples_done
             if due <= 0:
                 return
             values = self._synth.read(due)

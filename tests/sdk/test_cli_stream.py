@@ -155,8 +155,10 @@ def test_demo_table_without_faults_and_a_bad_duration(test_model: Path) -> None:
 def test_demo_timing_leaves_whole_windows_before_and_after_the_change() -> None:
     from emotionkd.sdk.cli import demo_timing
 
-    assert demo_timing(4.0, None) == (20.0, 8.0)  # v1: 20 s, the change at 40 %
+    # minutes of wearer by default (skin conductance answers a stressor over minutes), the change at 40 %
+    assert demo_timing(4.0, None) == (360.0, 144.0)
     duration_s, change_s = demo_timing(32.0, None)  # v2: 32 s windows
-    assert (duration_s, change_s) == (76.0, 36.0)
+    assert (duration_s, change_s) == (360.0, 144.0)
     assert change_s >= 32.0 and duration_s - change_s >= 32.0  # windows wholly before and after
+    assert demo_timing(200.0, None) == (412.0, 204.0)  # a long window: two of them + 12 s
     assert demo_timing(32.0, 40.0) == (40.0, 16.0)  # too short for both: the 40 % rule stays

@@ -103,6 +103,8 @@ def test_export_of_a_text_file_says_what_to_pass(tmp_path: Path) -> None:
     ("args", "message"),
     [(("demo", "--rate", "0"), "--rate must be a positive number of Hz, got 0"),
      (("demo", "--duration", "-1"), "--duration must be positive"),
+     (("demo", "--speed", "0"), "--speed must be in (0, 16]"),
+     (("demo", "--speed", "100"), "--speed must be in (0, 16]"),
      (("simulate", "--duration", "-3"), "--duration must be 0 (until Ctrl-C) or a positive"),
      (("simulate", "--rate", "-5"), "--rate must be a positive number of Hz, got -5")],
 )
