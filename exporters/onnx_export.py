@@ -48,6 +48,7 @@ from emotionkd.exporters.runtime import cpu_session, probabilities
 from emotionkd.firmware_bridge.errors import ConfigError, ContractError
 from emotionkd.sdk.contract import ONNX_METADATA_KEY, ModelContract
 from emotionkd.sdk.integrity import stamp_integrity
+from emotionkd.sdk.model import cpu_session as sdk_cpu_session
 from emotionkd.training.atomic_io import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -185,14 +186,10 @@ def _optimise_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
     """onnxruntime's basic (hardware-independent) optimisations, saved as a plain ONNX graph."""
     with tempfile.TemporaryDirectory(prefix="emotionkd-opt-") as work:
         out = Path(work) / "optimised.onnx"
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = str(out)
-        options.log_severity_level = 3
         try:
-            ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            sdk_cpu_session(proto.SerializeToString(), optimisation="basic", save_optimised_to=out)
             optimised = onnx.load(str(out))
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises untyped errors
+        except Exception as exc:  # noqa: BLE001 - onnxruntime (ModelError) or onnx raise it
             raise ExportError(f"onnxruntime could not optimise the exported graph: {exc}") from exc
     logger.debug("graph optimisation: %d → %d nodes", len(proto.graph.node), len(optimised.graph.node))
     return optimised

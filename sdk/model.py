@@ -52,7 +52,13 @@ def bundled_model_path() -> Path:
     )
 
 
-def cpu_session(model: bytes, threads: int = 1, *, memory_arena: bool = False) -> Any:
+#: graph optimisation levels by name: ``all`` to run a model, ``basic`` (hardware-independent) to
+#: rewrite one for export, ``none`` to read its metadata without compiling it
+OPTIMISATION_LEVELS: Final = ("all", "basic", "none")
+
+
+def cpu_session(model: bytes, threads: int = 1, *, memory_arena: bool = False, optimisation: str = "all",
+                save_optimised_to: Path | None = None) -> Any:
     """The one way emotionkd builds an onnxruntime session (the SDK runs it; the exporter
     measures the contract's latency with it, so the figure is what a device sees).
 
@@ -63,10 +69,15 @@ def cpu_session(model: bytes, threads: int = 1, *, memory_arena: bool = False) -
 
     Args:
         model: the ONNX graph as bytes (never a path: no external data beside the file).
+        optimisation: one of :data:`OPTIMISATION_LEVELS` (the model card reads metadata with
+            ``none``; the exporter rewrites a graph with ``basic`` and ``save_optimised_to``).
+        save_optimised_to: where onnxruntime writes the optimised graph (None: nowhere).
 
     Raises:
         ModelError: onnxruntime is missing or cannot load the graph (the cause chained).
     """
+    if optimisation not in OPTIMISATION_LEVELS:
+        raise ModelError(f"unknown graph optimisation {optimisation!r}; use one of {', '.join(OPTIMISATION_LEVELS)}")
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - a core dependency
@@ -75,10 +86,16 @@ def cpu_session(model: bytes, threads: int = 1, *, memory_arena: bool = False) -
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                                        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                                        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}[optimisation]
+    if save_optimised_to is not None:
+        options.optimized_model_filepath = str(save_optimised_to)
     options.enable_cpu_mem_arena = bool(memory_arena)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
+    # warnings about unused initialisers are not the user's business, nor are the errors of a
+    # damaged file that the ModelError below words (4: fatal only)
+    options.log_severity_level = 4
     try:
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
 from emotionkd.firmware_bridge.errors import ContractError, ModelError
 from emotionkd.sdk.contract import ModelContract
 from emotionkd.sdk.integrity import check_integrity
+from emotionkd.sdk.model import cpu_session
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +92,11 @@ def read_model_info(path: str | os.PathLike[str], *, verify: bool = True) -> Mod
     data = path.read_bytes()
     if verify and check_integrity(data, str(path)) == "unstamped":
         logger.warning("model %s carries no integrity hash (an older export): shown unverified", path)
-    options = ort.SessionOptions()
-    # Reading the card needs the graph parsed, not compiled.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 4
-    try:
-        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises untyped errors for bad files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    try:  # reading the card needs the graph parsed, not compiled
+        session = cpu_session(data, optimisation="none")
+    except ModelError as exc:
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise ModelError(f"{path} is not a loadable ONNX model (corrupted or truncated?): {detail}") from exc
     meta = session.get_modelmeta()
     try:
