@@ -36,6 +36,7 @@ from typing import Any, Final
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PAPER_PREPROCESSING
 from emotionkd.training.datasets.config import DatasetConfig
+from emotionkd.training.datasets.synthetic import SynthConfig
 from emotionkd.training.distillation import DistillConfig
 from emotionkd.training.feedback import FeedbackConfig
 from emotionkd.training.models import COMPACT_STUDENT_OPTIONS, StudentConfig, TeacherConfig
@@ -61,6 +62,10 @@ class DataConfig:
         path: dataset folder, prepared file, or where synthetic files are written.
         subjects / trials / trial_s / seed: synthetic set size (trial seconds after the 3 s
             baseline) and generator seed.
+        gsr_drive_noise: synthetic: the generator's trial-to-trial GSR drive noise
+            (:attr:`~emotionkd.training.datasets.SynthConfig.gsr_drive_noise`), which sets how
+            much arousal any GSR-only model can recover
+            (:func:`~emotionkd.training.datasets.synthetic.gsr_arousal_ceiling`).
         label_threshold / label_rule: ratings → labels (``gt``: rating > threshold is high).
         preprocessing: the student's GSR input: ``v2`` (``ekd-gsr`` v2, 32 s at 16 Hz, causal
             log-conductance baseline) or ``paper`` (v1, 4 s at 128 Hz, per-window z-score).
@@ -81,6 +86,7 @@ class DataConfig:
     trials: int = 40
     trial_s: float = 60.0
     seed: int = 0
+    gsr_drive_noise: float = SynthConfig.gsr_drive_noise
     label_threshold: float = 5.0
     label_rule: str = "gt"
     preprocessing: str = "v2"
@@ -104,6 +110,8 @@ class DataConfig:
             raise ConfigError("data.subjects, trials and workers must be >= 1, trial_s positive, hop_samples >= 0")
         if self.preprocessing not in DATA_PREPROCESSING:
             raise ConfigError(f"data.preprocessing must be one of {tuple(DATA_PREPROCESSING)}, got {self.preprocessing!r}")
+        if not (math.isfinite(self.gsr_drive_noise) and self.gsr_drive_noise >= 0):
+            raise ConfigError(f"data.gsr_drive_noise must be >= 0, got {self.gsr_drive_noise!r}")
         if not (math.isfinite(self.hop_s) and self.hop_s > 0 and math.isfinite(self.eeg_window_s) and self.eeg_window_s > 0):
             raise ConfigError("data.hop_s and data.eeg_window_s must be positive seconds")
 
