@@ -407,6 +407,11 @@ def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, f
     return "\n".join(lines) + "\n"
 
 
+def describe_options(model: Any) -> str:
+    """``heads × head_dim, blocks`` of an encoder config, in words for the results table."""
+    return f"{model.heads} heads × {model.head_dim}, {model.blocks} block{'s' if model.blocks != 1 else ''}"
+
+
 def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, command: str, wall_s: float,
                      curves_image: str | None = None, cpu_s: float | None = None,
                      appendices: Sequence[str] = ()) -> str:
@@ -428,9 +433,13 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         "## What ran", "",
         "| item | value |", "|---|---|",
         f"| data | {data.get('dataset')} ({data.get('data_kind')}), {data.get('subjects')} subjects, "
-        f"{data.get('windows')} windows, source `{config.data.source}` |",
+        f"{data.get('windows')} windows, source `{config.data.source}`"
+        + (f"; generator: {config.data.trial_s:g} s trials, GSR drive noise {config.data.gsr_drive_noise:g}, "
+           f"a window every {config.data.hop_s:g} s" if config.data.source == "synthetic" else "") + " |",
+        f"| models | teacher {describe_options(config.teacher)}; student {describe_options(config.student)} |",
         f"| protocol | {results['protocol']}; validation: {ev.validation_fraction:.0%} of the training split "
-        "(whole subjects, or whole trials under 3 subjects) picks each model's best epoch |",
+        "(whole subjects, or whole trials under 3 subjects) picks each model's best epoch by validation "
+        f"{t_opt.select_by.replace('_', ' ')} (teacher), {s_opt.select_by.replace('_', ' ')} (students) |",
         f"| teacher optimiser | Adam lr {t_opt.lr:g}, batch {t_opt.batch_size}, {t_opt.epochs} epochs, "
         f"schedule {t_opt.schedule} (warm-up {t_opt.warmup_fraction:.0%}), class weighting "
         f"{t_opt.class_weighting}, patience {t_opt.patience or 'off'} |",
