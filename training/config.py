@@ -321,25 +321,29 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
     #   GSR drive noise 0.15: at the generator's default 0.3 no GSR-only model can exceed 68.6 %
     #   on arousal (gsr_arousal_ceiling) and the GSR logistic regression already reached it, so
     #   "student vs baseline" could not tell anything apart; at 0.15 the ceiling is 79.8 %.
-    # * teacher: ~500 Adam steps to leave the majority plateau -> batch 16 x 16 epochs.
+    # * teacher: ~500 Adam steps to leave the majority plateau (batch 16: at epoch 10-11 of 16) ->
+    #   batch 8 x 10 epochs (~900 steps) for 10/16 of the CPU time of batch 16 x 16 epochs.
     # * model selection by validation *balanced accuracy*: validation cross-entropy on the one
     #   held-out training subject rose while held-out accuracy held (over-confidence) and kept
     #   epochs 1-3 of 20; on 2 of 8 folds per target it kept a constant teacher.
     # * student: the compact student (6x cheaper per window: 20 epochs cost 24 s CPU per fold
-    #   and target against 138 s for the faithful one), so that it trains 20 epochs, not 6.
-    # Feedback every 8th step: a feedback step costs ~12x a cached KD step (train_speed.py).
+    #   and target against 138 s for the faithful one), 12 epochs instead of 6.
+    # Feedback every 16th step: a feedback step costs ~12x a cached KD step (train_speed.py).
+    # With 16 teacher epochs, 20 student epochs and feedback every 8th step the full run used
+    # 12.7 CPU-min in 14 min without finishing its first fold on the shared machine (~100
+    # CPU-min projected): these sizes are ~55.
     "experiment": {
         "name": "loso-synthetic",
         "threads": 1,
         "data": {"subjects": 8, "trials": 40, "trial_s": 60.0, "hop_s": 14.0, "gsr_drive_noise": 0.15,
                  "path": "data/synthetic-experiment-60s-drive015"},
         "student": dict(COMPACT_STUDENT_OPTIONS),
-        "teacher_optim": {"epochs": 16, "batch_size": 16, "schedule": "cosine", "warmup_fraction": 0.1,
+        "teacher_optim": {"epochs": 10, "batch_size": 8, "schedule": "cosine", "warmup_fraction": 0.1,
                           "class_weighting": "balanced", "patience": 0, "select_by": "balanced_accuracy"},
-        "student_optim": {"epochs": 20, "batch_size": 32, "schedule": "cosine", "warmup_fraction": 0.1,
+        "student_optim": {"epochs": 12, "batch_size": 32, "schedule": "cosine", "warmup_fraction": 0.1,
                           "class_weighting": "balanced", "patience": 0, "select_by": "balanced_accuracy"},
         "distill": CHOSEN_DISTILL,
-        "feedback": {"period": 8},
+        "feedback": {"period": 16},
         "evaluation": {"protocol": "loso", "validation_fraction": 0.15, "fold_workers": 2},
     },
     "compact": {"name": "compact", "student": dict(COMPACT_STUDENT_OPTIONS)},
