@@ -48,7 +48,7 @@ pipeline: $(STAMP)
 
 ## make results: regenerate docs/results.md (and its curves) from the LOSO experiment (<= 60 min on 2 cores)
 results: $(STAMP)
-	$(VENV)/bin/emotionkd-train evaluate --preset experiment --no-progress --report docs/results.md --append docs/kd-choice.md
+	$(VENV)/bin/emotionkd-train evaluate --preset experiment --no-progress --report docs/results.md --append docs/kd-choice.md --append docs/recipe-choice.md
 
 ## make bundled-model: rebuild the bundled model (fixed seeds: synthetic data, teacher, KD + feedback, INT8).
 ## Its recipe is pinned here, so that tuning the pipeline preset does not silently change it.

@@ -17,6 +17,7 @@ from emotionkd.firmware_bridge.errors import ConfigError, DataError
 from emotionkd.sdk.contract import ModelContract, PreprocessingSpec, Provenance, label_rule_operator
 from emotionkd.sdk.preprocessing import PreprocessingConfig
 from emotionkd.training.config import ExperimentConfig
+from emotionkd.training.datasets.synthetic import SynthConfig
 from emotionkd.training.evaluation import (
     METRIC_TITLES,
     METRICS,
@@ -56,7 +57,7 @@ def load_windows(config: ExperimentConfig, *, progress: bool = False,
     Raises:
         DataError: a prepared ``.npz`` was made with other preprocessing than ``preprocessing``.
     """
-    from emotionkd.training.datasets import SynthConfig, generate, load_dataset
+    from emotionkd.training.datasets import generate, load_dataset
 
     data = config.data
     if data.source == "prepared":
@@ -76,9 +77,12 @@ def load_windows(config: ExperimentConfig, *, progress: bool = False,
     kind = data.source
     if data.source == "synthetic":
         kind = "deap"
+        synth = SynthConfig(trial_s=data.trial_s, gsr_drive_noise=data.gsr_drive_noise)
         if not any(root.glob("data_preprocessed_python/s*.dat")):
             generate("deap", root, subjects=data.subjects, trials=data.trials, seed=data.seed,
-                     config=SynthConfig(trial_s=data.trial_s), workers=data.workers)
+                     config=synth, workers=data.workers)
+        else:
+            check_synthetic_files(root, data.subjects, data.trials, data.seed, synth)
     options: dict[str, Any] = {}
     if kind == "recordings":
         options["label_target"] = data.label_target
@@ -86,6 +90,36 @@ def load_windows(config: ExperimentConfig, *, progress: bool = False,
             options["label_source"] = data.label_source
     return load_dataset(kind, root, dataset_config, data.cache_dir or None, workers=data.workers,
                         progress=progress, **options)
+
+
+def check_synthetic_files(root: Path, subjects: int, trials: int, seed: int, synth: SynthConfig) -> None:
+    """Refuse synthetic files in ``root`` that another generator version or other settings wrote
+    (their manifest), so a changed ``data`` section never silently reuses stale files.
+
+    Raises:
+        DataError: the manifest is missing, unreadable or records different settings.
+    """
+    import json
+
+    from emotionkd.training.datasets.synth_files import MANIFEST
+    from emotionkd.training.datasets.synthetic import SYNTH_MODEL_VERSION
+
+    path = root / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the synthetic manifest ({exc}); delete {root} to "
+                        "generate it again") from exc
+    wanted = {"model_version": SYNTH_MODEL_VERSION, "subjects": subjects, "trials": trials, "seed": seed,
+              "config": synth.to_dict()}
+    recorded = {key: manifest.get(key) for key in wanted}
+    recorded["config"] = {**synth.to_dict(), **(manifest.get("config") or {})}
+    wanted["config"] = json.loads(json.dumps(wanted["config"]))  # tuples as JSON lists, like the file
+    recorded["config"] = json.loads(json.dumps(recorded["config"]))
+    differ = sorted(key for key in wanted if recorded[key] != wanted[key])
+    if differ:
+        raise DataError(f"{root} holds synthetic files made with other settings ({', '.join(differ)}); "
+                        "delete the folder to generate it again, or set data.path to a new folder")
 
 
 def default_threads(threads: int, local_processes: int = 1) -> int:
@@ -373,6 +407,11 @@ def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, f
     return "\n".join(lines) + "\n"
 
 
+def describe_options(model: Any) -> str:
+    """``heads × head_dim, blocks`` of an encoder config, in words for the results table."""
+    return f"{model.heads} heads × {model.head_dim}, {model.blocks} block{'s' if model.blocks != 1 else ''}"
+
+
 def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, command: str, wall_s: float,
                      curves_image: str | None = None, cpu_s: float | None = None,
                      appendices: Sequence[str] = ()) -> str:
@@ -394,9 +433,13 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         "## What ran", "",
         "| item | value |", "|---|---|",
         f"| data | {data.get('dataset')} ({data.get('data_kind')}), {data.get('subjects')} subjects, "
-        f"{data.get('windows')} windows, source `{config.data.source}` |",
+        f"{data.get('windows')} windows, source `{config.data.source}`"
+        + (f"; generator: {config.data.trial_s:g} s trials, GSR drive noise {config.data.gsr_drive_noise:g}, "
+           f"a window every {config.data.hop_s:g} s" if config.data.source == "synthetic" else "") + " |",
+        f"| models | teacher {describe_options(config.teacher)}; student {describe_options(config.student)} |",
         f"| protocol | {results['protocol']}; validation: {ev.validation_fraction:.0%} of the training split "
-        "(whole subjects, or whole trials under 3 subjects) picks each model's best epoch |",
+        "(whole subjects, or whole trials under 3 subjects) picks each model's best epoch by validation "
+        f"{t_opt.select_by.replace('_', ' ')} (teacher), {s_opt.select_by.replace('_', ' ')} (students) |",
         f"| teacher optimiser | Adam lr {t_opt.lr:g}, batch {t_opt.batch_size}, {t_opt.epochs} epochs, "
         f"schedule {t_opt.schedule} (warm-up {t_opt.warmup_fraction:.0%}), class weighting "
         f"{t_opt.class_weighting}, patience {t_opt.patience or 'off'} |",
@@ -511,6 +554,7 @@ def build_contract(
 __all__ = [
     "build_contract",
     "evaluate_protocol",
+    "check_synthetic_files",
     "fit_methods",
     "load_windows",
     "plot_curves",

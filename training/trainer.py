@@ -219,12 +219,23 @@ def class_weights(labels: Tensor, mode: str) -> Tensor | None:
 
 @dataclass(frozen=True)
 class Selection:
-    """Model selection: which module is judged, how (validation loss, lower is better) and
-    how long to wait for an improvement (``patience`` epochs, 0 = never stop early)."""
+    """Model selection: which module is judged, its validation scores (``val_loss``,
+    ``val_balanced_accuracy``), which of them picks the epoch (``select_by``: ``loss``, lower is
+    better, or ``balanced_accuracy``, higher is better, the latest of equal epochs kept) and how
+    long to wait for an improvement (``patience`` epochs, 0 = never stop early)."""
 
     module: str
-    score: Callable[[], float]
+    score: Callable[[], dict[str, float]]
     patience: int = 0
+    select_by: str = "loss"
+
+    def criterion(self, scores: Mapping[str, float]) -> float:
+        """Lower is better."""
+        return scores["val_loss"] if self.select_by == "loss" else -scores["val_balanced_accuracy"]
+
+    def improves(self, criterion: float, best: float) -> bool:
+        # accuracy ties are common on a few hundred windows: keep the later, longer-trained epoch
+        return criterion < best if self.select_by == "loss" else criterion <= best
 
 
 class _Loop:
@@ -329,8 +340,8 @@ class _Loop:
             bar.close()
         if self.selection is not None and self.best is not None:
             self.modules[self.selection.module].load_state_dict(self.best["state"])
-            logger.info("%s: kept epoch %d (validation loss %.4f)", self.desc, self.best["epoch"],
-                        self.best["score"])
+            logger.info("%s: kept epoch %d (validation %s %.4f)", self.desc, self.best["epoch"],
+                        self.selection.select_by, abs(self.best["score"]))
         return self.history
 
     def _set_lr(self, step_number: int, total_steps: int) -> None:
@@ -344,9 +355,10 @@ class _Loop:
     def _select(self, epoch: int, record: dict[str, float]) -> None:
         if self.selection is None:
             return
-        score = self.selection.score()
-        record["val_loss"] = score
-        if self.best is None or score < self.best["score"]:
+        scores = self.selection.score()
+        record.update(scores)
+        score = self.selection.criterion(scores)
+        if self.best is None or self.selection.improves(score, self.best["score"]):
             state = self.modules[self.selection.module].state_dict()
             self.best = {"epoch": epoch + 1, "score": score,
                          "state": {k: v.detach().clone() for k, v in state.items()}}
@@ -384,11 +396,29 @@ def validation_loss(model: nn.Module, data: TensorSet, device: torch.device | st
     return float(F.nll_loss(log_p, data.labels, weight=class_weights(data.labels, weighting)))
 
 
+def balanced_accuracy(probabilities: npt.NDArray[np.float32], labels: Tensor | npt.NDArray[np.int64]) -> float:
+    """Mean recall over the classes present (0.5 for a constant answer, whatever the class shares)."""
+    truth, predicted = np.asarray(labels), probabilities.argmax(1)
+    return float(np.mean([(predicted[truth == c] == c).mean() for c in np.unique(truth)]))
+
+
+@torch.no_grad()
+def validation_scores(model: nn.Module, data: TensorSet, device: torch.device | str, weighting: str,
+                      batch_size: int = 256) -> dict[str, float]:
+    """``val_loss`` (:func:`validation_loss`) and ``val_balanced_accuracy`` of ``model`` (eval
+    mode) on a validation set, from one pass."""
+    probabilities = predict_proba(model, data, device, batch_size)
+    log_p = torch.log(torch.from_numpy(probabilities).clamp(min=1e-7))
+    loss = float(F.nll_loss(log_p, data.labels, weight=class_weights(data.labels, weighting)))
+    return {"val_loss": loss, "val_balanced_accuracy": balanced_accuracy(probabilities, data.labels)}
+
+
 def _selection(module: str, model: nn.Module, options: LoopOptions, optim: Any) -> Selection | None:
     if options.val_data is None:
         return None
     val, device = options.val_data, options.parallel.device
-    return Selection(module, lambda: validation_loss(model, val, device, optim.class_weighting), optim.patience)
+    return Selection(module, lambda: validation_scores(model, val, device, optim.class_weighting), optim.patience,
+                     optim.select_by)
 
 
 def _eval_fn(model: nn.Module, data: TensorSet | None, parallel: Parallel,
@@ -587,4 +617,5 @@ __all__ = [
     "train_student",
     "train_teacher",
     "validation_loss",
+    "validation_scores",
 ]

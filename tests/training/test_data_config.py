@@ -66,3 +66,23 @@ def test_windowed_dataset_holds_eeg_windows_of_another_length(tmp_path) -> None:
     with pytest.raises(DataError, match="one window per gsr window"):
         WindowedDataset(gsr=data.gsr, eeg=data.eeg[:2], labels=data.labels, ratings=data.ratings,
                         subject=data.subject, trial=data.trial, start_s=data.start_s)
+
+
+def test_synthetic_files_of_other_settings_are_refused_not_reused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A changed ``data`` section (here the GSR drive noise or the trial length) must not read
+    the files an earlier run generated with other settings."""
+    from emotionkd.firmware_bridge.errors import DataError
+    from emotionkd.training.datasets import SynthConfig, generate
+    from emotionkd.training.experiment import check_synthetic_files
+
+    generate("deap", tmp_path, subjects=1, trials=2, seed=3, config=SynthConfig(trial_s=36.0, gsr_drive_noise=0.15))
+    check_synthetic_files(tmp_path, 1, 2, 3, SynthConfig(trial_s=36.0, gsr_drive_noise=0.15))  # same: accepted
+    with pytest.raises(DataError, match=r"other settings \(config\).*delete the folder"):
+        check_synthetic_files(tmp_path, 1, 2, 3, SynthConfig(trial_s=36.0))
+    with pytest.raises(DataError, match=r"other settings \(seed, trials\)"):
+        check_synthetic_files(tmp_path, 1, 3, 4, SynthConfig(trial_s=36.0, gsr_drive_noise=0.15))
+    (tmp_path / "SYNTHETIC.json").write_text("{", encoding="utf-8")
+    with pytest.raises(DataError, match="cannot read the synthetic manifest"):
+        check_synthetic_files(tmp_path, 1, 2, 3, SynthConfig(trial_s=36.0, gsr_drive_noise=0.15))
+    with pytest.raises(ConfigError, match="gsr_drive_noise"):
+        load_config(overrides={"data.gsr_drive_noise": -0.1})

@@ -102,6 +102,25 @@ def test_eeg_carries_the_state_strongly_and_gsr_arousal_over_tens_of_seconds(tmp
     assert gsr["arousal"] > gsr_paper["arousal"] + 0.04, scores  # the z-scored 4 s input loses most of it
 
 
+def test_gsr_arousal_ceiling_follows_the_drive_noise() -> None:
+    """The Bayes ceiling of a GSR-only model: no noise -> as good as the latent arousal state
+    itself (labels are noisy ratings, so < 100 %); more drive noise -> strictly lower."""
+    from dataclasses import replace
+
+    from emotionkd.training.datasets.synthetic import gsr_arousal_ceiling
+
+    base = SynthConfig()
+    ceilings = [gsr_arousal_ceiling(replace(base, gsr_drive_noise=n), subjects=400) for n in (0.0, 0.15, 0.3)]
+    assert 0.85 < ceilings[0] < 0.97, ceilings
+    assert ceilings[0] > ceilings[1] + 0.05 > ceilings[2] + 0.1, ceilings
+    assert 0.6 < ceilings[2] < 0.75, ceilings  # the default: GSR carries arousal, but weakly
+    # no information at all (drive constant): the best threshold is the majority share
+    flat = replace(base, gsr_arousal_effect=0.0, gsr_valence_effect=0.0, gsr_drive_noise=0.0)
+    assert gsr_arousal_ceiling(flat, subjects=400) < 0.53
+    with pytest.raises(ConfigError, match="subjects and trials"):
+        gsr_arousal_ceiling(base, subjects=0)
+
+
 def test_synth_config_checks() -> None:
     with pytest.raises(ConfigError, match="trial_s"):
         SynthConfig(trial_s=1.0)

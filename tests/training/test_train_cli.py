@@ -176,6 +176,11 @@ def test_experiment_preset_is_the_sized_loso_recipe() -> None:
     assert experiment.threads == 1 and experiment.evaluation.fold_workers == 2
     assert experiment.evaluation.validation_fraction > 0 and experiment.teacher_optim.schedule == "cosine"
     assert experiment.distill.matching != "gsr_half"
+    # measured choices (docs/recipe-choice.md): epochs picked by validation balanced accuracy, the
+    # compact student, and a generator whose GSR ceiling leaves room above the hand-made features
+    assert experiment.teacher_optim.select_by == experiment.student_optim.select_by == "balanced_accuracy"
+    assert (experiment.student.heads, experiment.student.head_dim, experiment.student.blocks) == (2, 32, 1)
+    assert experiment.data.gsr_drive_noise < load_config().data.gsr_drive_noise
 
 
 def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:

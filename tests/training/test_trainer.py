@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.training.config import OptimConfig
 from emotionkd.training.trainer import (
     LoopOptions,
     TensorSet,
+    balanced_accuracy,
     class_weights,
     lr_factor,
+    predict_proba,
     train_student,
     train_teacher,
     validation_loss,
@@ -60,6 +64,28 @@ def test_the_best_validation_epoch_is_kept_not_the_last() -> None:
     assert best < len(losses) - 1, "setup must overfit, or this test could not tell best from last"
     assert result.history[-1]["best_epoch"] == best + 1
     assert validation_loss(result.model, val, "cpu", optim.class_weighting) == pytest.approx(losses[best], rel=1e-5)
+
+
+def test_balanced_accuracy_selection_keeps_the_latest_most_accurate_epoch() -> None:
+    train, val = _noise_sets()
+    optim = OptimConfig(lr=1e-2, epochs=8, batch_size=8, select_by="balanced_accuracy")
+    result = train_student(train, tiny_student_config(), optim, 0.0, LoopOptions(val_data=val))
+    scores = [h["val_balanced_accuracy"] for h in result.history]
+    best = max(i for i, score in enumerate(scores) if score == max(scores))  # ties: the later epoch
+    assert result.history[-1]["best_epoch"] == best + 1
+    assert all("val_loss" in h for h in result.history)  # both scores are recorded either way
+    kept = balanced_accuracy(predict_proba(result.model, val, "cpu"), val.labels)
+    assert kept == pytest.approx(scores[best])
+
+
+def test_balanced_accuracy_of_a_constant_answer_is_one_half() -> None:
+    labels = np.array([0, 0, 0, 1])
+    always_zero = np.array([[0.9, 0.1]] * 4, dtype=np.float32)
+    assert balanced_accuracy(always_zero, labels) == 0.5  # plain accuracy would say 0.75
+    perfect = np.eye(2, dtype=np.float32)[labels]
+    assert balanced_accuracy(perfect, labels) == 1.0
+    with pytest.raises(ConfigError, match="select_by"):
+        OptimConfig(select_by="accuracy")
 
 
 def test_early_stopping_waits_patience_epochs_after_the_best() -> None:

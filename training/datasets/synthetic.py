@@ -262,6 +262,40 @@ def gsr_drive(state: npt.NDArray[np.float64], config: SynthConfig, noise: float 
     return float(np.clip(drive, 0.0, 1.0))
 
 
+def gsr_arousal_ceiling(config: SynthConfig, subjects: int = 2000, trials: int = 40, seed: int = 0) -> float:
+    """The best arousal accuracy any GSR-only model can reach on this generator (0–1).
+
+    GSR depends on a trial's latent state only through its drive (:func:`gsr_drive`, noise
+    included), so a model that knew each trial's drive exactly — which no finite window of
+    Poisson responses reveals — could do no better than the best threshold on it: labels are
+    thresholded noisy ratings with a subject bias that an unseen subject does not reveal. This
+    draws ``subjects`` × ``trials`` trials as the generator does (states, ratings, drive noise)
+    and returns the accuracy of the best drive threshold on them, pooled over subjects as LOSO
+    pools them. An upper bound: the window's own noise (response counts, amplitudes, sensor)
+    only lowers what is reachable.
+    """
+    if subjects < 1 or trials < 1:
+        raise ConfigError(f"need subjects and trials >= 1, got {subjects}, {trials}")
+    drives, labels = [], []
+    for subject in range(1, subjects + 1):
+        rng = subject_rng(seed, subject)
+        profile = draw_profile(rng, subject)
+        states = draw_states(rng, trials)
+        ratings = draw_ratings(rng, states, profile, config)
+        noise = rng.normal(0.0, config.gsr_drive_noise, size=trials)
+        drives.append([gsr_drive(state, config, float(n)) for state, n in zip(states, noise, strict=True)])
+        labels.append(ratings[:, 0] > 5.0)
+    drive, label = np.concatenate(drives), np.concatenate(labels)
+    order = np.argsort(drive, kind="stable")
+    drive, label = drive[order], label[order]
+    # accuracy of "high above threshold" for every cut between sorted drives (ties cut together)
+    cuts = np.flatnonzero(np.r_[np.diff(drive) > 0, True]) + 1
+    high_above = label.sum() - np.r_[0, np.cumsum(label)][cuts]
+    low_below = cuts - np.r_[0, np.cumsum(label)][cuts]
+    accuracy = np.r_[label.mean(), (high_above + low_below) / drive.size]
+    return float(accuracy.max())
+
+
 def synth_gsr_us(rng: np.random.Generator, states: npt.NDArray[np.float64], profile: SubjectProfile,
                  config: SynthConfig, samples: int, rate_hz: float, onset_s: float = 0.0) -> npt.NDArray[np.float64]:
     """Skin conductance ``(trials, samples)`` in µS; the stimulus starts at ``onset_s``.
@@ -339,6 +373,7 @@ __all__ = [
     "draw_ratings",
     "draw_states",
     "eeg_power_spectra",
+    "gsr_arousal_ceiling",
     "gsr_drive",
     "subject_rng",
     "synth_eeg",
