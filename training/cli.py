@@ -8,6 +8,11 @@ from typing import Annotated, Any, cast
 import typer
 
 from emotionkd.sdk.cli import friendly_errors
+from emotionkd.training.datasets.synthetic import SynthConfig
+
+#: the generator's defaults are SynthConfig's (one owner): `synth` writes what `train` would, so
+#: the data check (training.experiment.check_synthetic_files) accepts its files
+_SYNTH = SynthConfig()
 
 app = typer.Typer(name="emotionkd-train", no_args_is_help=True, add_completion=False)
 
@@ -34,11 +39,11 @@ def synth(
     trial_s: float = typer.Option(60.0, "--trial-s", help="Stimulus seconds per trial (DEAP: 60)."),
     matlab: bool = typer.Option(False, "--matlab", help="DEAP: also write data_preprocessed_matlab/sXX.mat."),
     mahnob_pad_s: float = typer.Option(30.0, "--mahnob-pad-s", help="MAHNOB: seconds recorded before/after each stimulus."),
-    eeg_arousal_effect: float = typer.Option(0.5, help="EEG: alpha down / beta up per unit arousal (log-amplitude)."),
-    eeg_valence_effect: float = typer.Option(0.8, help="EEG: frontal alpha asymmetry per unit valence."),
-    gsr_arousal_effect: float = typer.Option(0.25, help="GSR: SCR drive change per unit arousal (0-1 scale)."),
-    gsr_valence_effect: float = typer.Option(0.08, help="GSR: SCR drive change per unit negative valence."),
-    rating_noise: float = typer.Option(1.0, help="Self-report noise (rating points, 1-9 scale)."),
+    eeg_arousal_effect: float = typer.Option(_SYNTH.eeg_arousal_effect, help="EEG: alpha down / beta up per unit arousal (log-amplitude)."),
+    eeg_valence_effect: float = typer.Option(_SYNTH.eeg_valence_effect, help="EEG: frontal alpha asymmetry per unit valence."),
+    gsr_arousal_effect: float = typer.Option(_SYNTH.gsr_arousal_effect, help="GSR: SCR drive change per unit arousal (0-1 scale)."),
+    gsr_valence_effect: float = typer.Option(_SYNTH.gsr_valence_effect, help="GSR: SCR drive change per unit negative valence."),
+    rating_noise: float = typer.Option(_SYNTH.rating_noise, help="Self-report noise (rating points, 1-9 scale)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes."),
 ) -> None:
     """Write a synthetic DEAP or MAHNOB-HCI dataset in the real file formats."""

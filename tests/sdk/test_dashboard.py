@@ -125,6 +125,10 @@ def test_server_holds_a_bounded_number_of_event_connections() -> None:
                 r.close()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(find_chromium() is None, reason="needs chromium (make system-deps)")
 def test_the_page_in_headless_chromium_charts_a_simulated_stream(test_model: Path, tmp_path: Path) -> None:
@@ -133,7 +137,10 @@ def test_the_page_in_headless_chromium_charts_a_simulated_stream(test_model: Pat
         [sys.executable, "-m", "emotionkd.sdk.cli", "stream", "--model", str(test_model),
          "--source", "sim://?rate=128&speed=2&faults=electrode_off@6:4", "--duration", "120",
          "--format", "jsonl", "--output", str(predictions), "--dashboard", "--bind", "127.0.0.1:0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as in a terminal: a test run started in the background (`pytest &`, nohup) has
+        # SIGINT ignored, which a child inherits, and Python then installs no KeyboardInterrupt
+        preexec_fn=_default_sigint)
     try:
         assert stream.stderr is not None
         url = None
