@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from emotionkd.training.models import StudentConfig, TeacherConfig
 from emotionkd.training.windowed import WindowedDataset
+
+#: a few minutes of two Stress-Predict participants (E4 folders + per-second labels; MIT licence beside)
+EXCERPT = Path(__file__).parent / "data" / "stress-predict-excerpt"
 
 TINY_SHAPES = dict(window_samples=64, kernel_samples=8, stride_samples=4, filters=8, heads=2, head_dim=4,
                    ff_dim=8, hidden=8, max_positions=16)
@@ -29,6 +35,14 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def excerpt(tmp_path: Path) -> Path:
+    """A writable copy of :data:`EXCERPT` (tests add or break labels files in it)."""
+    root = tmp_path / "stress"
+    shutil.copytree(EXCERPT, root)
+    return root
 
 
 def make_dataset(subjects: int = 3, trials: int = 6, windows: int = 4, seed: int = 0,

@@ -5,7 +5,6 @@ arousal-only model exports and the SDK serves it."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ from emotionkd.training.experiment import default_threads
 from .conftest import make_dataset
 from .test_train_cli import TINY_MODEL
 
-EXCERPT = Path(__file__).parent / "data" / "stress-predict-excerpt"
 SOURCE = "binary stress label: stress task = high arousal"
 
 
@@ -55,7 +53,7 @@ def base_student(tmp_path: Path) -> Path:
     return tmp_path / "runs" / "base" / "student.pt"
 
 
-def test_finetune_from_bundled_trains_only_the_labelled_head(tmp_path: Path, base_student: Path,
+def test_finetune_from_bundled_trains_only_the_labelled_head(tmp_path: Path, base_student: Path, excerpt: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     bundled = tmp_path / "pretrained" / "bundled-student.pt"
@@ -66,8 +64,7 @@ def test_finetune_from_bundled_trains_only_the_labelled_head(tmp_path: Path, bas
     shipped = load_student_checkpoint(bundled)  # float16 weights, no train config: half the size
     assert {v.dtype for sd in shipped.state_dicts.values() for v in sd.values() if v.is_floating_point()} == {torch.float16}
     assert bundled.stat().st_size < base_student.stat().st_size and "teacher_optim" not in shipped.train_config
-    real = tmp_path / "stress"
-    shutil.copytree(EXCERPT, real)
+    real = excerpt
     output = _invoke("finetune", "--from", "bundled", "--config", str(_config(tmp_path, "recordings", real)),
                      "--holdout", "3", "--set", "name=ft", "--set", "student_optim.lr=1e-3")
     assert "arousal: fine-tuned, real data" in output and "valence: kept, synthetic data" in output
@@ -105,13 +102,12 @@ def test_finetune_from_bundled_trains_only_the_labelled_head(tmp_path: Path, bas
     assert "arousal head met real skin (stress (recordings)" in note and "valence head trained on synthetic" in note
 
 
-def test_an_arousal_only_model_exports_and_the_sdk_serves_its_one_head(tmp_path: Path) -> None:
+def test_an_arousal_only_model_exports_and_the_sdk_serves_its_one_head(tmp_path: Path, excerpt: Path) -> None:
     from emotionkd.exporters.onnx_export import export_students
     from emotionkd.sdk.classifier import EmotionClassifier
     from emotionkd.sdk.model_card import read_model_info, render_model_card
 
-    real = tmp_path / "stress"
-    shutil.copytree(EXCERPT, real)
+    real = excerpt
     _invoke("student", "--config", str(_config(tmp_path, "recordings", real)), "--set", 'targets=["arousal"]')
     checkpoint = load_student_checkpoint(tmp_path / "runs" / "base" / "student.pt")
     assert checkpoint.contract.targets == ("arousal",) and checkpoint.contract.provenance.data_kind == "real"
@@ -134,9 +130,9 @@ def test_default_threads_is_one_on_a_two_core_machine(monkeypatch: pytest.Monkey
     assert default_threads(0) == 8 and default_threads(0, local_processes=4) == 2
 
 
-def test_finetune_explains_data_without_the_requested_heads(tmp_path: Path, base_student: Path) -> None:
-    real = tmp_path / "stress"
-    shutil.copytree(EXCERPT, real)
+def test_finetune_explains_data_without_the_requested_heads(tmp_path: Path, base_student: Path,
+                                                            excerpt: Path) -> None:
+    real = excerpt
     result = CliRunner().invoke(app, ["finetune", "--checkpoint", str(base_student), "--config",
                                       str(_config(tmp_path, "recordings", real)), "--set", 'targets=["valence"]',
                                       "--set", "name=none"])

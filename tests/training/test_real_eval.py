@@ -4,7 +4,6 @@ arm, metrics against brute force, and the command end to end on the Stress-Predi
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +24,9 @@ from emotionkd.training.real_eval import (
     raw_features,
 )
 
-from .test_finetune_real import EXCERPT, base_student  # noqa: F401 - fixture
+from .test_finetune_real import base_student  # noqa: F401 - fixture
 
 SOURCE = "binary stress label: stress task = high arousal"
-
-
-@pytest.fixture
-def excerpt(tmp_path: Path) -> Path:
-    root = tmp_path / "stress"
-    shutil.copytree(EXCERPT, root)
-    return root
 
 
 def test_decision_points_follow_the_per_second_labels(excerpt: Path) -> None:

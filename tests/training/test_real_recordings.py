@@ -16,7 +16,8 @@ from emotionkd.sdk.preprocessing import GsrPreprocessor
 from emotionkd.training.cli import app
 from emotionkd.training.datasets import DatasetConfig, load_dataset
 
-EXCERPT = Path(__file__).parent / "data" / "stress-predict-excerpt"
+from .conftest import EXCERPT
+
 SOURCE = "binary stress label: stress task = high arousal"
 
 
@@ -36,13 +37,6 @@ def _count(seconds: float) -> int:
     options = DatasetConfig()
     window_s, hop_s = options.preprocessing.window_s, options.hop / options.preprocessing.rate_hz
     return int((seconds - window_s) // hop_s) + 1
-
-
-@pytest.fixture
-def excerpt(tmp_path: Path) -> Path:
-    root = tmp_path / "stress"
-    shutil.copytree(EXCERPT, root)
-    return root
 
 
 def test_per_second_label_table_aligns_windows_with_the_stress_task(excerpt: Path) -> None:
