@@ -54,13 +54,11 @@ logger = logging.getLogger(__name__)
 GatewayCallback = Callable[[str, Prediction], None]
 
 
-class _Lane:
-    """One stream of a gateway: its pipeline and label state, and the gated windows that wait
-    for :meth:`Gateway.run_batch` (everything up to the quality verdict runs at push time)."""
+class _Pending:
+    """Gated windows waiting for :meth:`Gateway.run_batch`, and the lock that guards them (held
+    while a push appends, so that a batch takes whole pushes)."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.pipeline: StreamPipeline = gateway.recipe.new_pipeline()
-        self.labels: LabelDecision = gateway.recipe.new_labels()
+    def __init__(self) -> None:
         self.queue: list[GatedWindows] = []
         self.lock = threading.Lock()
 
@@ -68,6 +66,16 @@ class _Lane:
         with self.lock:
             queued, self.queue = self.queue, []
         return queued
+
+
+class _Lane:
+    """One stream of a gateway: its pipeline and label state, and the gated windows that wait
+    for :meth:`Gateway.run_batch` (everything up to the quality verdict runs at push time)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.pipeline: StreamPipeline = gateway.recipe.new_pipeline()
+        self.labels: LabelDecision = gateway.recipe.new_labels()
+        self.pending = _Pending()
 
 
 class _Cohort:
@@ -79,13 +87,7 @@ class _Cohort:
         self.streams = LockstepStreams(len(stream_ids), sample_rate_hz, unit, recipe.preprocessing,
                                        recipe.hop_samples, recipe.quality)
         self.labels = [recipe.new_labels() for _ in stream_ids]
-        self.queue: list[GatedWindows] = []
-        self.lock = threading.Lock()
-
-    def take(self) -> list[GatedWindows]:
-        with self.lock:
-            queued, self.queue = self.queue, []
-        return queued
+        self.pending = _Pending()
 
 
 class Gateway:
@@ -178,19 +180,19 @@ class Gateway:
         cohort = self._cohorts.get(cohort_id)
         if cohort is None:
             raise ConfigError(f"no cohort {cohort_id!r} in this gateway (add_cohort it first)")
-        with cohort.lock:
-            cohort.queue.append(cohort.streams.push(samples, flags))
-            return sum(b.good.size for b in cohort.queue)
+        with cohort.pending.lock:
+            cohort.pending.queue.append(cohort.streams.push(samples, flags))
+            return sum(b.good.size for b in cohort.pending.queue)
 
     def remove_cohort(self, cohort_id: str) -> dict[str, list[Prediction]]:
         """Close a cohort: its last windows (flushed) and anything queued, predicted now."""
         cohort = self._cohorts.get(cohort_id)
         if cohort is None:
             raise ConfigError(f"no cohort {cohort_id!r} in this gateway")
-        with cohort.lock:
-            cohort.queue.append(cohort.streams.flush())
+        with cohort.pending.lock:
+            cohort.pending.queue.append(cohort.streams.flush())
         with self._run_lock:  # taken and run under one lock: labels advance in time order
-            predictions = self._run({}, {cohort_id: cohort.take()})
+            predictions = self._run({}, {cohort_id: cohort.pending.take()})
         with self._lock:
             self._cohorts.pop(cohort_id, None)
         return predictions
@@ -210,10 +212,10 @@ class Gateway:
         """Close a stream: its last windows (flushed) and anything still queued, predicted now
         (returned and announced to the callbacks)."""
         lane = self._lane(stream_id)
-        with lane.lock:
-            lane.queue += lane.pipeline.flush()
+        with lane.pending.lock:
+            lane.pending.queue += lane.pipeline.flush()
         with self._run_lock:
-            predictions = self._run({stream_id: lane.take()}, {}).get(stream_id, [])
+            predictions = self._run({stream_id: lane.pending.take()}, {}).get(stream_id, [])
         with self._lock:
             self._lanes.pop(stream_id, None)
         return predictions
@@ -233,18 +235,18 @@ class Gateway:
             how many windows of this stream now wait for :meth:`run_batch`.
         """
         lane = self._lane(stream_id)
-        with lane.lock:
+        with lane.pending.lock:
             if isinstance(samples, SampleBlock):
-                lane.queue += lane.pipeline.push_block(samples)
+                lane.pending.queue += lane.pipeline.push_block(samples)
             else:
-                lane.queue += lane.pipeline.push_array(samples, sample_rate_hz, unit, flags)
-            return sum(len(q) for q in lane.queue)
+                lane.pending.queue += lane.pipeline.push_array(samples, sample_rate_hz, unit, flags)
+            return sum(len(q) for q in lane.pending.queue)
 
     @property
     def pending_windows(self) -> int:
         """Windows queued across all streams."""
-        lanes = sum(len(q) for lane in list(self._lanes.values()) for q in lane.queue)
-        return lanes + sum(b.good.size for c in list(self._cohorts.values()) for b in c.queue)
+        lanes = sum(len(q) for lane in list(self._lanes.values()) for q in lane.pending.queue)
+        return lanes + sum(b.good.size for c in list(self._cohorts.values()) for b in c.pending.queue)
 
     # -- callbacks --------------------------------------------------------------------------
     def add_callback(self, callback: GatewayCallback) -> None:
@@ -268,8 +270,8 @@ class Gateway:
             lanes = list(self._lanes.items())
             cohorts = list(self._cohorts.items())
         with self._run_lock:
-            return self._run({stream_id: lane.take() for stream_id, lane in lanes},
-                             {cohort_id: cohort.take() for cohort_id, cohort in cohorts})
+            return self._run({stream_id: lane.pending.take() for stream_id, lane in lanes},
+                             {cohort_id: cohort.pending.take() for cohort_id, cohort in cohorts})
 
     def _run(self, queued: dict[str, list[GatedWindows]],
              cohort_queued: dict[str, list[GatedWindows]]) -> dict[str, list[Prediction]]:
