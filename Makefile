@@ -67,10 +67,12 @@ bundled-model: $(STAMP)
 ## make bundled-model-real: after bundled-model, the arousal head fine-tuned on the 24 Stress-Predict
 ## participants (MIT, Iqbal et al. 2022) with the recipe evaluate-real measures (docs/results-real.md);
 ## valence stays the synthetic KD head. Writes the evaluation to runs/bundled-model/real.
-## "shipped" is the synthetic student exported as make bundled-model ships it. The baseline keeps
-## the base's 90 s (a nested choice among longer ones is measured in docs/results-real.md).
+## "shipped" is the synthetic student exported as make bundled-model ships it. The causal baseline takes
+## the baseline time constant chosen, nested, from the grid below (900 s on every fold when last
+## measured), every recording's baseline seeded from its first rest (docs/results-real.md).
 STRESS_PREDICT ?= ../shared/data/stress-predict
 REAL_RECIPE := --folds 6 --epochs 3 --train-windows 3000 --seed 0 --threads 1 \
+	--baseline-tau 90,300,900,1800,2700,5400,10800,43200 --seed-baseline-from-rest \
 	--label-source "binary stress label: stress task = high arousal"
 bundled-model-real: $(STAMP)
 	$(VENV)/bin/emotionkd-export runs/bundled-model/run/student.pt --int8 -o runs/bundled-model/synthetic-int8.onnx

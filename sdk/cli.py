@@ -97,6 +97,10 @@ def stream(
                                    baseline=baseline, hysteresis=hysteresis)
     if classifier.baseline_us is not None:
         _say(f"baseline: seeded at {classifier.baseline_us:.3f} uS from {baseline}")
+    elif classifier.contract.preprocessing_config().wants_rest_baseline:
+        _say("note: this model learned from streams whose baseline started at the wearer's rest; give it a "
+             "rest recording too (--baseline REST.csv: 2-5 min sitting still, e.g. from emotionkd-sdk record), "
+             "else its baseline starts at the first samples, which should then be rest")
     _note_synthetic(classifier)
     server = _start_dashboard(classifier, host, bind_port) if dashboard else None
 

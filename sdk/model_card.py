@@ -154,6 +154,9 @@ def render_model_card(info: ModelInfo) -> str:
     row("preprocessing", f"{pre.name} v{pre.version}")
     for key, value in pre.params.items():
         row("", f"{key} = {value}")
+    if c.preprocessing_config().wants_rest_baseline:
+        row("calibration", "a 2-5 min rest recording seeds the baseline (--baseline REST.csv); "
+                           "trained that way")
     for signature in info.inputs:
         row("input", signature)
 

@@ -58,7 +58,11 @@ NORMALISATIONS: Final = ("window_zscore", "none", "log_baseline")
 #: normalisations that version 1 of ``ekd-gsr`` knows; a config using only these is written as v1
 V1_NORMALISATIONS: Final = ("window_zscore", "none")
 #: parameters added in version 2 (absent from v1 contracts; their values do not matter in v1)
-V2_FIELDS: Final = ("baseline_tau_s", "log_scale")
+V2_FIELDS: Final = ("baseline_tau_s", "log_scale", "baseline_seed")
+#: how a model's training streams started their causal baseline (``log_baseline`` only):
+#: ``first_sample`` (every v2 model before this field) or ``rest`` (seeded from the wearer's
+#: rest recording, :func:`rest_baseline_us`); the computation is the same, the advice differs
+BASELINE_SEEDS: Final = ("first_sample", "rest")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,11 @@ class PreprocessingConfig:
             a response stands out from it, short against a session, so slow drift is followed.
         log_scale: factor on ``ln(conductance / baseline)`` (dimensionless), ``log_baseline``
             only; 10 maps a 10 % rise (a large response) to about 1.
+        baseline_seed: ``log_baseline`` only: how the training streams started the baseline,
+            ``first_sample`` or ``rest`` (seeded from a rest recording). It changes nothing in the
+            computation; a ``rest`` model is at its measured accuracy only when the stream's
+            baseline is seeded from the wearer's rest too (``EmotionClassifier(baseline=...)``,
+            ``emotionkd-sdk stream --baseline rest.csv``).
 
     The bare defaults are the version-1 values (so a v1 parameter dict means what it always
     meant); new models use :data:`DEFAULT_PREPROCESSING`.
@@ -94,6 +103,7 @@ class PreprocessingConfig:
     zscore_floor_us: float = 0.05
     baseline_tau_s: float = 90.0
     log_scale: float = 10.0
+    baseline_seed: str = "first_sample"
 
     def __post_init__(self) -> None:
         def positive(name: str, value: float) -> None:
@@ -113,6 +123,8 @@ class PreprocessingConfig:
             raise ConfigError(f"hold_max_s must be >= 0 seconds, got {self.hold_max_s!r}")
         if not (0.0 <= self.max_missing_fraction <= 1.0):
             raise ConfigError(f"max_missing_fraction must be in [0, 1], got {self.max_missing_fraction!r}")
+        if self.baseline_seed not in BASELINE_SEEDS:
+            raise ConfigError(f"unknown baseline_seed {self.baseline_seed!r}; use one of {', '.join(BASELINE_SEEDS)}")
         if self.normalisation not in NORMALISATIONS:
             raise ConfigError(
                 f"unknown normalisation {self.normalisation!r}; use one of {', '.join(NORMALISATIONS)}"
@@ -130,12 +142,20 @@ class PreprocessingConfig:
 
     def to_params(self) -> dict[str, Any]:
         """Plain-type parameters for a model contract (a v1 configuration omits the v2 fields,
-        so an emotionkd that only knows version 1 still runs it)."""
+        so an emotionkd that only knows version 1 still runs it; ``baseline_seed`` appears only
+        when it is ``rest``, so earlier v2 contracts stay as they were written)."""
         params = asdict(self)
         if self.version == 1:
             for name in V2_FIELDS:
                 params.pop(name)
+        elif self.baseline_seed == "first_sample":
+            params.pop("baseline_seed")
         return params
+
+    @property
+    def wants_rest_baseline(self) -> bool:
+        """True when the model was trained on streams whose baseline was seeded from a rest recording."""
+        return self.normalisation == "log_baseline" and self.baseline_seed == "rest"
 
     @classmethod
     def from_params(cls, params: dict[str, Any], version: int = PREPROCESSING_VERSION) -> PreprocessingConfig:
@@ -348,6 +368,7 @@ def preprocess_recording(
 
 
 __all__ = [
+    "BASELINE_SEEDS",
     "DEFAULT_PREPROCESSING",
     "NORMALISATIONS",
     "PAPER_PREPROCESSING",

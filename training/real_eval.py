@@ -627,10 +627,12 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
     per_person = {a: per_person[a] for a in ARMS if a in per_person}
     calibration = _calibration_summary(decisions, results, config)
     summary = summarise(per_person, config)
-    final_pre = replace(base_pre, baseline_tau_s=final_choice[0])
+    # the contract says how the training streams began their baseline, so the SDK can ask for a rest
+    final_pre = replace(base_pre, baseline_tau_s=final_choice[0],
+                        baseline_seed="rest" if config.seed_from_rest else base_pre.baseline_seed)
     if final is not None:
         _write_final(final, base, base_path, meta, decisions, by_tau[final_choice[0]]["fine-tuned"], summary, groups,
-                     config, final_pre)
+                     config, final_pre, calibration)
     children_cpu = _children_cpu_s()
     return {
         "config": asdict(config),
@@ -661,7 +663,8 @@ def evaluate_real(root: Path, base_path: Path, shipped_path: Path | None, config
 
 def _write_final(path: Path, base: Any, base_path: Path, meta: Mapping[str, Any], decisions: Decisions,
                  x: npt.NDArray[np.float32], summary: Mapping[str, Any], groups: list[list[int]],
-                 config: RealEvalConfig, preprocessing: PreprocessingConfig) -> None:
+                 config: RealEvalConfig, preprocessing: PreprocessingConfig,
+                 calibration: Mapping[str, Any] | None) -> None:
     from emotionkd.training.checkpoint import save_student_checkpoint
     from emotionkd.training.finetune import finetuned_checkpoint
 
@@ -673,6 +676,9 @@ def _write_final(path: Path, base: Any, base_path: Path, meta: Mapping[str, Any]
                "auc_ci95_high": row["auc"]["median_ci95"][1], "accuracy_median": row["accuracy"]["median"],
                "macro_f1_median": row["macro_f1"]["median"], "chance_accuracy_median": row["chance_accuracy"]["median"],
                "participants": float(row["auc"]["persons"])}
+    if calibration:  # personal calibration, measured on the streams after each first rest
+        metrics |= {"auc_median_post_rest_cold": calibration["auc"]["cold_median"],
+                    "auc_median_post_rest_seeded": calibration["auc"]["seeded_median"]}
     protocol = (f"{'leave-one-participant-out' if config.folds == 0 else f'{len(groups)}-fold grouped by participant'}"
                 f" (emotionkd-train evaluate-real, seed {config.seed})")
     checkpoint = finetuned_checkpoint(

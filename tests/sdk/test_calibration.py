@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,24 @@ def test_stream_baseline_option(v2_model: Path, tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["stream", "--model", str(v2_model), "--replay", str(replay), "--speed", "0",
                                    "--format", "jsonl", "--baseline", str(tmp_path / "missing.csv")])
     assert bad.exit_code == 2 and "missing.csv" in bad.output
+
+
+def test_a_model_trained_on_rest_seeded_streams_asks_for_a_rest_recording(v2_model: Path, tmp_path: Path) -> None:
+    rest_trained = build_test_model(tmp_path / "rest.onnx",
+                                    preprocessing=replace(DEFAULT_PREPROCESSING, baseline_seed="rest"))
+    replay = _e4(tmp_path / "task.csv", TASK[::32])
+    runner = CliRunner()
+
+    def stream(model: Path, *extra: str) -> str:
+        result = runner.invoke(app, ["stream", "--model", str(model), "--replay", str(replay), "--speed", "0",
+                                     "--format", "jsonl", *extra])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "--baseline REST.csv" in stream(rest_trained)
+    assert "--baseline REST.csv" not in stream(rest_trained, "--baseline", str(_e4(tmp_path / "r.csv", REST)))
+    assert "--baseline REST.csv" not in stream(v2_model)  # trained cold: nothing to ask
+    from emotionkd.sdk.model_card import read_model_info, render_model_card
+
+    assert "calibration" in render_model_card(read_model_info(rest_trained))
+    assert "calibration" not in render_model_card(read_model_info(v2_model))

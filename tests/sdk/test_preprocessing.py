@@ -255,3 +255,14 @@ def test_v1_and_v2_params_round_trip_and_v1_stays_v1() -> None:
         PreprocessingConfig.from_params(v1, version=3)
     with pytest.raises(ConfigError, match="baseline_tau_s"):
         PreprocessingConfig(baseline_tau_s=0.0)
+
+
+def test_a_rest_seeded_model_says_so_and_earlier_v2_contracts_are_unchanged() -> None:
+    assert "baseline_seed" not in V2.to_params() and not V2.wants_rest_baseline  # as v2 models were written
+    rest = replace(V2, baseline_seed="rest")
+    assert rest.to_params()["baseline_seed"] == "rest" and rest.wants_rest_baseline
+    assert PreprocessingConfig.from_params(rest.to_params(), version=2) == rest
+    with pytest.raises(ContractError, match="unknown to ekd-gsr version 1"):
+        PreprocessingConfig.from_params(PAPER_PREPROCESSING.to_params() | {"baseline_seed": "rest"}, version=1)
+    with pytest.raises(ConfigError, match="baseline_seed"):
+        PreprocessingConfig(baseline_seed="yesterday")

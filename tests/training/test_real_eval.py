@@ -82,7 +82,7 @@ def test_evaluate_real_command_on_two_real_participants(excerpt: Path, base_stud
     result = CliRunner().invoke(app, [
         "evaluate-real", str(excerpt), "--from", str(base_student), "--shipped", "bundled", "--folds", "2",
         "--epochs", "1", "--train-windows", "64", "--out", str(out), "--label-source", SOURCE,
-        "--write-finetuned", str(out / "student-real.pt"), "--baseline-tau", "90,3000"])
+        "--write-finetuned", str(out / "student-real.pt"), "--baseline-tau", "90,3000", "--seed-baseline-from-rest"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     results = json.loads((out / "results.json").read_text())
     assert results["data"]["participants"] == 2 and results["folds"] == [[2], [3]]
@@ -116,6 +116,10 @@ def test_evaluate_real_command_on_two_real_participants(excerpt: Path, base_stud
     assert all(fold["tau_s"] in (90.0, 3000.0) for fold in tau["folds"])
     assert final.preprocessing_config().baseline_tau_s == tau["final"]["tau_s"]
     assert final.preprocessing_config().to_params() == tau["model_preprocessing"]
+    # trained on rest-seeded streams: the contract says so (the SDK then asks for a rest recording),
+    # and the card carries the personal-calibration figures
+    assert final.preprocessing_config().wants_rest_baseline
+    assert arousal.metrics["auc_median_post_rest_seeded"] == pytest.approx(cal["auc"]["seeded_median"])
 
 
 def test_calibration_streams_start_after_the_first_rest_and_differ_only_in_the_seed(excerpt: Path) -> None:
