@@ -48,9 +48,31 @@ class SourceSpec:
     scheme: ClassVar[str] = ""
     url: str
 
+    def describe(self, device: str | None = None) -> str:
+        """The source as a person reads it: the live view, the dashboard, logs and a recording's
+        ``device`` line all show this (each scheme says it its own way).
+
+        Args:
+            device: what the source learned about the device once open (the name an EKD HELLO
+                carries, the device a recording names, an LSL stream's host), when known.
+        """
+        return device or self.url
+
 
 @dataclass(frozen=True)
-class SerialSpec(SourceSpec):
+class _DeviceSpecBase(SourceSpec):
+    """What the device schemes share: ``target``, the port path, BLE address or name."""
+
+    target: str = ""
+
+    def describe(self, device: str | None = None) -> str:
+        """``/dev/ttyUSB0 (serial)``, ``AA:BB:CC:DD:EE:FF (ble)``, or the name the device said
+        instead of the target (``EKD-GSR-01 (serial)``)."""
+        return f"{device or self.target} ({self.scheme})"
+
+
+@dataclass(frozen=True)
+class SerialSpec(_DeviceSpecBase):
     """``serial://PATH?…``.
 
     Attributes:
@@ -65,7 +87,6 @@ class SerialSpec(SourceSpec):
     """
 
     scheme: ClassVar[str] = "serial"
-    target: str = ""
     protocol: str = "ekd"
     baud: int = 115200
     rate_hz: float = 128.0
@@ -85,7 +106,7 @@ class SerialSpec(SourceSpec):
 
 
 @dataclass(frozen=True)
-class BleSpec(SourceSpec):
+class BleSpec(_DeviceSpecBase):
     """``ble://ADDRESS-or-NAME?…``.
 
     Attributes:
@@ -97,7 +118,6 @@ class BleSpec(SourceSpec):
     """
 
     scheme: ClassVar[str] = "ble"
-    target: str = ""
     by_name: bool = False
     protocol: str = "ekd"
     mode: str = "gatt"

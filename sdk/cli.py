@@ -40,7 +40,6 @@ from emotionkd.sdk.cli_common import (
     _require,
     _say,
     _SayHandler,
-    _source_label,
     _source_url,
     app,
     demo_summary,
@@ -149,7 +148,7 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
     spec = parse_source(url)  # parsed once; the source is made from the spec
     recorder: RecordingWriter | None = None
     outputs: list[Any] = []
-    status = StreamStatus(source=url)
+    status = StreamStatus(source=spec.describe())
 
     def emit(predictions: list[Any]) -> None:
         for prediction in predictions:
@@ -163,7 +162,7 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
         for block in src.blocks():
             if status.samples == 0:  # said now: a device names itself in its first frames
                 info = src.info
-                status.source = _source_label(spec, info.device)
+                status.source = info.device  # the spec's describe(), with the device's own name
                 status.nominal_rate_hz = block.rate_hz
                 _say(f"streaming {status.source} ({info.protocol}, {block.rate_hz:g} Hz) -> "
                      f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s")
@@ -180,7 +179,7 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
 
     try:
         with open_source(spec) as src:
-            status.source = _source_label(spec, src.info.device)
+            status.source = src.info.device
             outputs.extend(open_outputs(status))
             for out in outputs:  # outputs that stamp predictions with the source's clock (LSL)
                 if hasattr(out, "bind_source"):

@@ -183,14 +183,6 @@ def _open_output(fmt: str, output: Path | None, header: str, status: Any = None,
     raise ConfigError(f"unknown --format {fmt!r}; use table, jsonl or csv")
 
 
-def _source_label(spec: Any, device: str) -> str:
-    """What the live view calls the source (``spec``: the parsed URL): a replay names its file
-    (and what recorded it), not the serial port the recording once came from."""
-    if spec.scheme == "replay":
-        return f"replay of {Path(spec.path).name} (recorded from {device})"
-    return device
-
-
 def _note_synthetic(classifier: Any) -> None:
     """Say once, at start, that a model trained on synthetic data measures nothing."""
     if classifier.trained_on_synthetic_data:

@@ -50,6 +50,11 @@ class LslSpec(SourceSpec):
     timeout_s: float = 10.0
     max_gap_s: float = DEFAULT_MAX_GAP_S
 
+    def describe(self, device: str | None = None) -> str:
+        """``LSL NAME``, ``LSL type EDA`` before the stream is found; once found, ``device`` (the
+        stream's ``NAME (TYPE, HOST)``) after ``LSL``."""
+        return f"LSL {device or self.name or f'type {self.stream_type}'}"
+
 
 def parse_lsl(url: str) -> LslSpec:
     """Parse an ``lsl://`` URL.
@@ -83,7 +88,7 @@ class LslSource(Source):
         self.name, self.stream_type, self.channel = spec.name, spec.stream_type, spec.channel
         self.unit, self.rate_hz, self.timeout_s, self.max_gap_s = spec.unit, spec.rate_hz, spec.timeout_s, spec.max_gap_s
         self._inlet: Any = None
-        self._device = self.name or f"type {self.stream_type}"
+        self._device = spec.describe()
         self._counters = {"samples": 0, "gap_samples": 0, "discontinuities": 0}
         self._clock: StreamClock | None = None
 
@@ -112,7 +117,7 @@ class LslSource(Source):
         self._inlet.open_stream(timeout=self.timeout_s)  # buffer from now on, not from the first pull
         if self.unit is None:
             self.unit = normalise_unit(_channel_unit(full, self.channel) or "uS")
-        self._device = f"LSL {info.name()} ({info.type()}, {info.hostname()})"
+        self._device = self.spec.describe(f"{info.name()} ({info.type()}, {info.hostname()})")
 
     def close(self) -> None:
         super().close()

@@ -286,6 +286,11 @@ class ReplaySpec(SourceSpec):
     unit: str = "uS"
     column: str | None = None
 
+    def describe(self, device: str | None = None) -> str:
+        """``replay of FILE (recorded from DEVICE)``: the file, not the port it was once recorded
+        from (``device``: what the file says recorded it)."""
+        return f"replay of {self.path.name}" + (f" (recorded from {device})" if device else "")
+
 
 def parse_replay(url: str) -> ReplaySpec:
     """Parse a ``replay://`` URL (the file is read when the source is made).
@@ -322,7 +327,7 @@ class ReplaySource(Source):
 
     @property
     def info(self) -> SourceInfo:
-        return SourceInfo(device=self.signal.device, protocol=f"replay-{self.signal.format}", rate_hz=self.signal.rate_hz)
+        return SourceInfo(device=self.spec.describe(self.signal.device), protocol=f"replay-{self.signal.format}", rate_hz=self.signal.rate_hz)
 
     def counters(self) -> dict[str, int]:
         return {"samples": self._emitted,

@@ -97,6 +97,10 @@ class SimSpec(SourceSpec):
     block_s: float = 0.125
     faults: tuple[Fault, ...] = ()
 
+    def describe(self, device: str | None = None) -> str:
+        """``simulated GSR sensor (seed N)``."""
+        return f"simulated GSR sensor (seed {self.seed})"
+
 
 def parse_sim(url: str) -> SimSpec:
     """Parse a ``sim://`` URL.
@@ -137,7 +141,7 @@ class SimSource(Source):
 
     @property
     def info(self) -> SourceInfo:
-        return SourceInfo(device=f"simulated GSR sensor (seed {self.seed})", protocol="sim", rate_hz=self.rate_hz)
+        return SourceInfo(device=self.spec.describe(), protocol="sim", rate_hz=self.rate_hz)
 
     def counters(self) -> dict[str, int]:
         return {"samples": self._emitted}
