@@ -233,7 +233,9 @@ def demo(
         show_default=False)] = None,
     speed: Annotated[float, typer.Option(
         "--speed", help="Seconds of signal the emulated sensor sends per second (1: real time).")] = DEMO_SPEED,
-    rate_hz: Annotated[float, typer.Option("--rate", help="Sampling rate of the emulated sensor (Hz).")] = 128.0,
+    rate_hz: Annotated[float | None, typer.Option(
+        "--rate", help="Sampling rate of the emulated sensor (Hz; default: the EKD device's own).",
+        show_default=False)] = None,
     model: Annotated[Path | None, typer.Option("--model", help="An .onnx model (default: the bundled model).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table (live view), jsonl or csv.")] = "table",
     faults: Annotated[bool, typer.Option("--faults/--no-faults", help="Inject a burst of line noise.")] = True,
@@ -257,7 +259,7 @@ def demo(
     from emotionkd.sdk.classifier import EmotionClassifier
 
     _require(duration_s is None or duration_s > 0, f"--duration must be positive, got {duration_s or 0:g}")
-    _require(rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz:g}")
+    _require(rate_hz is None or rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz or 0:g}")
     _require(0 < speed <= MAX_SPEED, f"--speed must be in (0, {MAX_SPEED:g}] seconds of signal per second, got {speed:g}")
     require_pty()
     started = time.monotonic()
@@ -282,7 +284,7 @@ def demo(
 
     def open_outputs(status: Any) -> list[Any]:
         played = f", played at {speed:g}x real time" if speed != 1 else ""
-        out = _open_output(fmt, None, header=f"EKD sensor emulated on {emulator.pts_path} at {rate_hz:g} Hz{played} "
+        out = _open_output(fmt, None, header=f"EKD sensor emulated on {emulator.pts_path} at {emulator.rate_hz:g} Hz{played} "
                            f"({classifier.window_s:g} s windows every {classifier.hop_s:g} s)",
                            status=status, window_s=classifier.window_s)
         table.append(out)

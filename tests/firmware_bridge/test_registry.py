@@ -50,6 +50,17 @@ def test_every_descriptor_builds_its_decoder_and_emulator(protocol: str) -> None
         d.default_baud, d.default_rate_hz)
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_an_emulator_samples_at_its_devices_registry_rate_unless_told(protocol: str) -> None:
+    for config in (None, EmulatorConfig(seed=2)):  # no rate given: the registry's (BITalino: 100, not 128)
+        emulator = make_emulator(protocol, config)
+        emulator.stop()
+        assert emulator.rate_hz == emulator.config.rate_hz == device(protocol).default_rate_hz
+    emulator = make_emulator(protocol, EmulatorConfig(rate_hz=10.0))  # a rate every device can take
+    emulator.stop()
+    assert emulator.rate_hz == emulator.config.rate_hz == 10.0
+
+
 def test_derived_tables_read_the_registry() -> None:
     assert PROTOCOLS == ("ekd", "ascii", "shimmer3", "bitalino") == EMULATED
     assert AUTO_ORDER[0] == "ekd" and AUTO_ORDER[-1] == "ascii"  # ASCII accepts almost anything: last
