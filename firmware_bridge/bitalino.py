@@ -30,6 +30,8 @@ from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 
 RATE_CODES: Final[dict[int, int]] = {1: 0, 10: 1, 100: 2, 1000: 3}
+#: sampling rate the host asks for when the URL gives none (Hz; the device registry reads it)
+DEFAULT_RATE_HZ: Final = 100.0
 EDA_VCC: Final = 3.3
 EDA_GAIN: Final = 0.132
 #: EDA is usually wired to A3 on BITalino (r)evolution boards
@@ -159,7 +161,7 @@ class BitalinoDecoder(Decoder[BitalinoCounters]):
 
     protocol = "bitalino"
 
-    def __init__(self, rate_hz: float = 100.0, *, channels: tuple[int, ...] = (DEFAULT_EDA_CHANNEL,),
+    def __init__(self, rate_hz: float = DEFAULT_RATE_HZ, *, channels: tuple[int, ...] = (DEFAULT_EDA_CHANNEL,),
                  eda_channel: int = DEFAULT_EDA_CHANNEL, lock_frames: int = 3,
                  max_gap_s: float = DEFAULT_MAX_GAP_S) -> None:
         if int(rate_hz) not in RATE_CODES or rate_hz != int(rate_hz):

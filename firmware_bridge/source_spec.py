@@ -29,7 +29,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from emotionkd.firmware_bridge.devices import NORDIC_UART, PROTOCOLS, BleProfile, device
+from emotionkd.firmware_bridge.devices import (
+    DEFAULT_PROTOCOL,
+    NORDIC_UART,
+    PROTOCOLS,
+    BleProfile,
+    DeviceDescriptor,
+    device,
+)
 from emotionkd.firmware_bridge.errors import ConfigError
 
 _BLE_ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
@@ -39,6 +46,8 @@ DEFAULT_NO_DATA_TIMEOUT_S: Final = 10.0
 DEFAULT_PROBE_S: Final = 3.0
 #: seconds a BLE scan looks for the device (``scan_timeout=``)
 DEFAULT_SCAN_TIMEOUT_S: Final = 10.0
+#: the device a URL without ``protocol=`` means (its baud and rate are the specs' defaults)
+_DEFAULT_DEVICE: Final = device(DEFAULT_PROTOCOL)
 
 
 @dataclass(frozen=True)
@@ -87,9 +96,9 @@ class SerialSpec(_DeviceSpecBase):
     """
 
     scheme: ClassVar[str] = "serial"
-    protocol: str = "ekd"
-    baud: int = 115200
-    rate_hz: float = 128.0
+    protocol: str = DEFAULT_PROTOCOL
+    baud: int = _DEFAULT_DEVICE.default_baud
+    rate_hz: float = _DEFAULT_DEVICE.default_rate_hz
     options: dict[str, str] = field(default_factory=dict)
     timeout_s: float = DEFAULT_NO_DATA_TIMEOUT_S
     probe_s: float = DEFAULT_PROBE_S
@@ -119,9 +128,9 @@ class BleSpec(_DeviceSpecBase):
 
     scheme: ClassVar[str] = "ble"
     by_name: bool = False
-    protocol: str = "ekd"
+    protocol: str = DEFAULT_PROTOCOL
     mode: str = "gatt"
-    rate_hz: float = 128.0
+    rate_hz: float = _DEFAULT_DEVICE.default_rate_hz
     options: dict[str, str] = field(default_factory=dict)
     timeout_s: float = DEFAULT_NO_DATA_TIMEOUT_S
     scan_timeout_s: float = DEFAULT_SCAN_TIMEOUT_S
@@ -156,22 +165,24 @@ def _number(url: str, query: dict[str, str], key: str, default: float) -> float:
     return value
 
 
-def _common(url: str, query: dict[str, str], allow_auto: bool) -> tuple[str, float, float]:
-    protocol = query.pop("protocol", "ekd").lower()
+def _common(url: str, query: dict[str, str], allow_auto: bool) -> tuple[str, DeviceDescriptor, float, float]:
+    """The parameters both device schemes take: the protocol, the device whose defaults apply
+    (``auto``: the default protocol's), the rate and the no-data timeout."""
+    protocol = query.pop("protocol", DEFAULT_PROTOCOL).lower()
     known_names = ("auto", *PROTOCOLS) if allow_auto else PROTOCOLS
     if protocol not in known_names:
         raise ConfigError(f"unknown protocol {protocol!r} in {url!r}; use one of {', '.join(known_names)}")
-    known = device("ekd" if protocol == "auto" else protocol)
+    known = device(DEFAULT_PROTOCOL if protocol == "auto" else protocol)
     rate_hz = _number(url, query, "rate", known.default_rate_hz)
     timeout_s = _number(url, query, "timeout", DEFAULT_NO_DATA_TIMEOUT_S)
-    return protocol, rate_hz, timeout_s
+    return protocol, known, rate_hz, timeout_s
 
 
 def parse_serial(url: str) -> SerialSpec:
     """Parse a ``serial://`` URL (see the module docstring)."""
     parts, query = query_of(url)
-    protocol, rate_hz, timeout_s = _common(url, query, allow_auto=True)
-    baud = _number(url, query, "baud", device("ekd" if protocol == "auto" else protocol).default_baud)
+    protocol, known, rate_hz, timeout_s = _common(url, query, allow_auto=True)
+    baud = _number(url, query, "baud", known.default_baud)
     if baud != int(baud):
         raise ConfigError(f"baud must be a whole number in {url!r}")
     probe_s = _number(url, query, "probe", DEFAULT_PROBE_S)
@@ -186,8 +197,8 @@ def parse_ble(url: str) -> BleSpec:
     """Parse a ``ble://`` URL (see the module docstring)."""
     parts, query = query_of(url)
     if query.get("protocol", "").lower() == "auto":
-        query["protocol"] = "ekd"  # BLE sensors speak EKD
-    protocol, rate_hz, timeout_s = _common(url, query, allow_auto=True)
+        query["protocol"] = DEFAULT_PROTOCOL  # BLE sensors speak EKD
+    protocol, _, rate_hz, timeout_s = _common(url, query, allow_auto=True)
     scan_timeout_s = _number(url, query, "scan_timeout", DEFAULT_SCAN_TIMEOUT_S)
     query.pop("baud", None)  # meaningless over BLE; accepted as before
     target = unquote(parts.netloc + parts.path).strip("/")

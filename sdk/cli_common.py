@@ -156,15 +156,15 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
     if port:
         return f"serial://{quote(port)}?" + urlencode({"protocol": protocol, **({"baud": baud} if baud else {}), **device})
     if ble:
-        return f"ble://{ble}?" + urlencode({"protocol": "ekd" if protocol == "auto" else protocol, **device})
+        return f"ble://{ble}?" + urlencode({"protocol": protocol, **device})  # parse_ble resolves auto
     if ble_name:
-        return "ble://?" + urlencode({"name": ble_name, "protocol": "ekd" if protocol == "auto" else protocol, **device})
+        return "ble://?" + urlencode({"name": ble_name, "protocol": protocol, **device})
     if replay:
         extra = {k: v for k, v in (("unit", unit), ("column", column),
                                    ("rate", None if rate_hz is None else f"{rate_hz:g}")) if v is not None}
         return f"replay://{quote(str(replay))}?" + urlencode({"speed": f"{speed:g}", **extra})
     if simulate:
-        return f"sim://?rate=128&speed={speed:g}"
+        return f"sim://?speed={speed:g}"  # the simulator's own rate (SimSpec)
     return str(source)
 
 

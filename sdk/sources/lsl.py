@@ -31,7 +31,7 @@ from emotionkd.firmware_bridge.sample_axis import (
     StreamClock,
 )
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
-from emotionkd.firmware_bridge.source_spec import SourceSpec
+from emotionkd.firmware_bridge.source_spec import DEFAULT_NO_DATA_TIMEOUT_S, SourceSpec
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.lsl import import_pylsl
 from emotionkd.sdk.sources.base import Source, SourceInfo, SourceUrl
@@ -47,7 +47,7 @@ class LslSpec(SourceSpec):
     channel: int = 0
     unit: str | None = None
     rate_hz: float | None = None
-    timeout_s: float = 10.0
+    timeout_s: float = DEFAULT_NO_DATA_TIMEOUT_S
     max_gap_s: float = DEFAULT_MAX_GAP_S
 
     def describe(self, device: str | None = None) -> str:
@@ -64,10 +64,11 @@ def parse_lsl(url: str) -> LslSpec:
     """
     parsed = SourceUrl.parse(url)
     unit = parsed.take("unit")
-    spec = LslSpec(url, parsed.location, parsed.take("type"), parsed.take_int("channel", 0),
-                   normalise_unit(unit) if unit else None, parsed.take_float("rate", None),
-                   float(parsed.take_float("timeout", 10.0) or 10.0),
-                   float(parsed.take_float("max_gap", DEFAULT_MAX_GAP_S) or DEFAULT_MAX_GAP_S))
+    default = LslSpec(url)  # the defaults are the spec's fields, written once
+    spec = LslSpec(url, parsed.location, parsed.take("type"), parsed.take_int("channel", default.channel),
+                   normalise_unit(unit) if unit else None, parsed.take_float("rate", default.rate_hz),
+                   float(parsed.take_float("timeout", default.timeout_s) or default.timeout_s),
+                   float(parsed.take_float("max_gap", default.max_gap_s) or default.max_gap_s))
     parsed.refuse_leftovers("type, channel, unit, rate, timeout, max_gap")
     if not spec.name and not spec.stream_type:
         raise ConfigError("lsl:// needs a stream name (lsl://NAME) or a type (lsl://?type=EDA)")

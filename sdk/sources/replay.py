@@ -299,9 +299,10 @@ def parse_replay(url: str) -> ReplaySpec:
         ConfigError: no file, a bad block, unit or unknown parameter.
     """
     parsed = SourceUrl.parse(url)
-    spec = ReplaySpec(url, Path(parsed.location), float(parsed.take_float("speed", 1.0) or 0.0),
-                      float(parsed.take_float("block", 0.25) or 0.0), parsed.take_float("rate", None),
-                      replay_unit(parsed.take("unit", "uS") or "uS"), parsed.take("column", None))
+    default = ReplaySpec(url)  # the defaults are the spec's fields, written once
+    spec = ReplaySpec(url, Path(parsed.location), float(parsed.take_float("speed", default.speed) or 0.0),
+                      float(parsed.take_float("block", default.block_s) or 0.0), parsed.take_float("rate", default.rate_hz),
+                      replay_unit(parsed.take("unit", default.unit) or default.unit), parsed.take("column", default.column))
     parsed.refuse_leftovers("speed, block, rate, unit, column")
     if spec.block_s <= 0:
         raise ConfigError("replay:// block must be a positive number of seconds")

@@ -109,10 +109,11 @@ def parse_sim(url: str) -> SimSpec:
         ConfigError: a bad rate, block, duration, fault or unknown parameter.
     """
     parsed = SourceUrl.parse(url)
-    spec = SimSpec(url, float(parsed.take_float("rate", 128.0) or 0.0), parsed.take_float("arousal", 0.3) or 0.0,
-                   parsed.take_int("seed", 0), float(parsed.take_float("speed", 1.0) or 0.0),
-                   parsed.take_float("duration", None), float(parsed.take_float("block", 0.125) or 0.0),
-                   Fault.parse_list(parsed.take("faults", "") or ""))
+    default = SimSpec(url)  # the defaults are the spec's fields, written once
+    spec = SimSpec(url, float(parsed.take_float("rate", default.rate_hz) or 0.0),
+                   parsed.take_float("arousal", default.arousal) or 0.0, parsed.take_int("seed", default.seed),
+                   float(parsed.take_float("speed", default.speed) or 0.0), parsed.take_float("duration", default.duration_s),
+                   float(parsed.take_float("block", default.block_s) or 0.0), Fault.parse_list(parsed.take("faults", "") or ""))
     parsed.refuse_leftovers("rate, arousal, seed, speed, duration, block, faults")
     if not (spec.rate_hz > 0 and math.isfinite(spec.rate_hz)):
         raise ConfigError(f"sim:// rate must be a positive number of hertz, got {spec.rate_hz!r}")

@@ -41,7 +41,7 @@ def test_every_descriptor_builds_its_decoder_and_emulator(protocol: str) -> None
     d = device(protocol)
     decoder = d.decoder(d.default_rate_hz)
     assert isinstance(decoder, Decoder) and decoder.protocol == protocol
-    assert decoder.rate_hz == d.default_rate_hz
+    assert decoder.rate_hz == d.default_rate_hz == type(decoder)().rate_hz  # the decoder's own default: the same number
     emulator = make_emulator(protocol, EmulatorConfig(rate_hz=d.default_rate_hz))
     emulator.stop()  # never started: removes its link directory
     assert type(emulator).__name__ == d.emulator.split(":")[1]

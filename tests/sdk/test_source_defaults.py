@@ -1,0 +1,38 @@
+"""A URL that leaves a parameter out gets the spec's own default (written once, on the spec), and
+the device schemes' defaults are the device registry's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emotionkd.firmware_bridge.devices import DEFAULT_PROTOCOL, device
+from emotionkd.firmware_bridge.source_spec import BleSpec, SerialSpec
+from emotionkd.sdk.cli_common import _source_url
+from emotionkd.sdk.sources import parse_source
+from emotionkd.sdk.sources.lsl import LslSpec
+from emotionkd.sdk.sources.replay import ReplaySpec
+from emotionkd.sdk.sources.sim import SimSpec
+
+
+def test_the_parsers_leave_what_the_url_omits_to_the_specs_defaults() -> None:
+    assert parse_source("sim://") == SimSpec("sim://")
+    assert parse_source("replay://rec.csv") == ReplaySpec("replay://rec.csv", Path("rec.csv"))
+    assert parse_source("lsl://Shimmer") == LslSpec("lsl://Shimmer", "Shimmer")
+
+
+def test_device_specs_default_to_the_registrys_default_device() -> None:
+    known = device(DEFAULT_PROTOCOL)
+    serial, ble = SerialSpec("serial:///dev/x", "/dev/x"), BleSpec("ble://x", "x")
+    assert (serial.protocol, serial.baud, serial.rate_hz) == (DEFAULT_PROTOCOL, known.default_baud, known.default_rate_hz)
+    assert (ble.protocol, ble.rate_hz) == (DEFAULT_PROTOCOL, known.default_rate_hz)
+    parsed = parse_source("serial:///dev/x")
+    assert isinstance(parsed, SerialSpec) and (parsed.baud, parsed.rate_hz) == (serial.baud, serial.rate_hz)
+
+
+def test_the_cli_leaves_ble_auto_and_the_simulators_rate_to_the_parsers() -> None:
+    for options in ({"ble": "AA:BB:CC:DD:EE:FF", "ble_name": None}, {"ble": None, "ble_name": "EKD-GSR-01"}):
+        url = _source_url(None, None, "auto", options["ble"], options["ble_name"], None, False, None, 1.0)
+        spec = parse_source(url)
+        assert isinstance(spec, BleSpec) and spec.protocol == DEFAULT_PROTOCOL
+    sim = parse_source(_source_url(None, None, "auto", None, None, None, True, None, 0.0))
+    assert isinstance(sim, SimSpec) and sim.rate_hz == SimSpec("sim://").rate_hz and sim.speed == 0.0
