@@ -24,6 +24,7 @@ default 10); BLE takes ``scan_timeout`` (s, default 10). Protocol options (``uni
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final
@@ -154,67 +155,119 @@ def query_of(url: str) -> tuple[Any, dict[str, str]]:
     return parts, {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
 
 
-def _number(url: str, query: dict[str, str], key: str, default: float) -> float:
-    raw = query.pop(key, None)
-    try:
-        value = default if raw is None or raw == "" else float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{key} must be a number in {url!r}, got {raw!r}") from exc
-    if not value > 0:
-        raise ConfigError(f"{key} must be positive in {url!r}, got {raw!r}")
-    return value
+@dataclass
+class SourceUrl:
+    """A source URL split once, its query taken parameter by parameter: every scheme's parser
+    reads its numbers here, so they are checked, and refused in the same words, whatever the
+    scheme.
+
+    Attributes:
+        scheme: ``serial``, ``ble``, ``replay``, ``sim``, ``lsl`` (lower case).
+        location: what follows ``//`` up to ``?`` (a path, an address, a name; may be empty).
+        params: the query parameters not yet taken (last value wins).
+        raw: the URL as given.
+    """
+
+    scheme: str
+    location: str
+    params: dict[str, str] = field(default_factory=dict)
+    raw: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> SourceUrl:
+        parts, params = query_of(url)
+        return cls(parts.scheme.lower(), parts.netloc + parts.path, params, url)
+
+    def given(self, key: str) -> bool:
+        """Whether the URL sets ``key`` to a value (not yet taken)."""
+        return bool(self.params.get(key))
+
+    def take(self, key: str, default: str | None = None) -> str | None:
+        """Remove and return one parameter (so that leftovers can be refused as unknown)."""
+        return self.params.pop(key, default)
+
+    def take_float(self, key: str, default: float | None) -> float | None:
+        """A number (``default`` when absent or empty)."""
+        value = self.take(key)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError as exc:
+            raise ConfigError(f"{self.raw}: parameter {key}={value!r} must be a number") from exc
+
+    def take_positive(self, key: str, default: float) -> float:
+        """A finite number above zero (``default`` when absent or empty)."""
+        value = self.take_float(key, default)
+        if value is None or not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{self.raw}: parameter {key} must be a positive number, got {value!r}")
+        return value
+
+    def take_int(self, key: str, default: int) -> int:
+        """A whole number (``default`` when absent or empty)."""
+        value = self.take_float(key, float(default))
+        if value is None or value != int(value):
+            raise ConfigError(f"{self.raw}: parameter {key} must be a whole number, got {value!r}")
+        return int(value)
+
+    def refuse_leftovers(self, known: str) -> None:
+        """Raise a :class:`ConfigError` naming parameters nobody took."""
+        if self.params:
+            raise ConfigError(
+                f"{self.raw}: unknown parameter(s) {', '.join(sorted(self.params))}; "
+                f"{self.scheme}:// takes {known}")
 
 
-def _common(url: str, query: dict[str, str], allow_auto: bool) -> tuple[str, DeviceDescriptor, float, float]:
-    """The parameters both device schemes take: the protocol, the device whose defaults apply
-    (``auto``: the default protocol's), the rate and the no-data timeout."""
-    protocol = query.pop("protocol", DEFAULT_PROTOCOL).lower()
-    known_names = ("auto", *PROTOCOLS) if allow_auto else PROTOCOLS
+def _common(parsed: SourceUrl) -> tuple[str, DeviceDescriptor, float, float]:
+    """The parameters both device schemes take: the protocol (or ``auto``), the device whose
+    defaults apply (``auto``: the default protocol's), the rate and the no-data timeout."""
+    protocol = (parsed.take("protocol", DEFAULT_PROTOCOL) or DEFAULT_PROTOCOL).lower()
+    known_names = ("auto", *PROTOCOLS)
     if protocol not in known_names:
-        raise ConfigError(f"unknown protocol {protocol!r} in {url!r}; use one of {', '.join(known_names)}")
+        raise ConfigError(f"unknown protocol {protocol!r} in {parsed.raw!r}; use one of {', '.join(known_names)}")
     known = device(DEFAULT_PROTOCOL if protocol == "auto" else protocol)
-    rate_hz = _number(url, query, "rate", known.default_rate_hz)
-    timeout_s = _number(url, query, "timeout", DEFAULT_NO_DATA_TIMEOUT_S)
+    rate_hz = parsed.take_positive("rate", known.default_rate_hz)
+    timeout_s = parsed.take_positive("timeout", DEFAULT_NO_DATA_TIMEOUT_S)
     return protocol, known, rate_hz, timeout_s
 
 
 def parse_serial(url: str) -> SerialSpec:
     """Parse a ``serial://`` URL (see the module docstring)."""
-    parts, query = query_of(url)
-    protocol, known, rate_hz, timeout_s = _common(url, query, allow_auto=True)
-    baud = _number(url, query, "baud", known.default_baud)
+    parsed = SourceUrl.parse(url)
+    given = frozenset(k for k in ("baud", "rate") if parsed.given(k))
+    protocol, known, rate_hz, timeout_s = _common(parsed)
+    baud = parsed.take_positive("baud", known.default_baud)
     if baud != int(baud):
-        raise ConfigError(f"baud must be a whole number in {url!r}")
-    probe_s = _number(url, query, "probe", DEFAULT_PROBE_S)
-    given = frozenset(k for k in ("baud", "rate") if parse_qs(parts.query).get(k))
-    target = unquote(parts.netloc + parts.path)
+        raise ConfigError(f"{url}: parameter baud must be a whole number, got {baud!r}")
+    probe_s = parsed.take_positive("probe", DEFAULT_PROBE_S)
+    target = unquote(parsed.location)
     if not target:
         raise ConfigError(f"no serial device in {url!r}; write serial:///dev/ttyUSB0?protocol=ekd")
-    return SerialSpec(url, target, protocol, int(baud), rate_hz, query, timeout_s, probe_s, given)
+    return SerialSpec(url, target, protocol, int(baud), rate_hz, parsed.params, timeout_s, probe_s, given)
 
 
 def parse_ble(url: str) -> BleSpec:
     """Parse a ``ble://`` URL (see the module docstring)."""
-    parts, query = query_of(url)
-    if query.get("protocol", "").lower() == "auto":
-        query["protocol"] = DEFAULT_PROTOCOL  # BLE sensors speak EKD
-    protocol, _, rate_hz, timeout_s = _common(url, query, allow_auto=True)
-    scan_timeout_s = _number(url, query, "scan_timeout", DEFAULT_SCAN_TIMEOUT_S)
-    query.pop("baud", None)  # meaningless over BLE; accepted as before
-    target = unquote(parts.netloc + parts.path).strip("/")
-    name = query.pop("name", "")
+    parsed = SourceUrl.parse(url)
+    if parsed.params.get("protocol", "").lower() == "auto":
+        parsed.params["protocol"] = DEFAULT_PROTOCOL  # BLE sensors speak EKD
+    protocol, _, rate_hz, timeout_s = _common(parsed)
+    scan_timeout_s = parsed.take_positive("scan_timeout", DEFAULT_SCAN_TIMEOUT_S)
+    parsed.take("baud")  # meaningless over BLE; accepted as before
+    target = unquote(parsed.location).strip("/")
+    name = parsed.take("name", "")
     if name:
         target = name
     if not target:
         raise ConfigError(f"no BLE address or name in {url!r}; write ble://AA:BB:CC:DD:EE:FF?protocol=ekd")
-    mode = query.pop("mode", "gatt").lower()
+    mode = (parsed.take("mode", "gatt") or "gatt").lower()
     if mode == NORDIC_UART.mode:
         pass  # any protocol's byte stream can ride the Nordic UART
     elif not device(protocol).ble_profiles:
         raise ConfigError(f"protocol {protocol!r} has no BLE transport here; its devices appear as serial ports")
     else:
         device(protocol).ble_profile(mode)
-    return BleSpec(url, target, not _BLE_ADDRESS.match(target), protocol, mode, rate_hz, query, timeout_s,
+    return BleSpec(url, target, not _BLE_ADDRESS.match(target), protocol, mode, rate_hz, parsed.params, timeout_s,
                    scan_timeout_s)
 
 
@@ -285,6 +338,7 @@ __all__ = [
     "Scheme",
     "SerialSpec",
     "SourceSpec",
+    "SourceUrl",
     "parse_ble",
     "parse_serial",
     "parse_source_url",

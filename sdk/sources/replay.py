@@ -301,11 +301,9 @@ def parse_replay(url: str) -> ReplaySpec:
     parsed = SourceUrl.parse(url)
     default = ReplaySpec(url)  # the defaults are the spec's fields, written once
     spec = ReplaySpec(url, Path(parsed.location), float(parsed.take_float("speed", default.speed) or 0.0),
-                      float(parsed.take_float("block", default.block_s) or 0.0), parsed.take_float("rate", default.rate_hz),
+                      parsed.take_positive("block", default.block_s), parsed.take_float("rate", default.rate_hz),
                       replay_unit(parsed.take("unit", default.unit) or default.unit), parsed.take("column", default.column))
     parsed.refuse_leftovers("speed, block, rate, unit, column")
-    if spec.block_s <= 0:
-        raise ConfigError("replay:// block must be a positive number of seconds")
     if not parsed.location:
         raise ConfigError("replay:// needs a file: replay://path/to/recording.csv")
     return spec

@@ -110,15 +110,11 @@ def parse_sim(url: str) -> SimSpec:
     """
     parsed = SourceUrl.parse(url)
     default = SimSpec(url)  # the defaults are the spec's fields, written once
-    spec = SimSpec(url, float(parsed.take_float("rate", default.rate_hz) or 0.0),
+    spec = SimSpec(url, parsed.take_positive("rate", default.rate_hz),
                    parsed.take_float("arousal", default.arousal) or 0.0, parsed.take_int("seed", default.seed),
                    float(parsed.take_float("speed", default.speed) or 0.0), parsed.take_float("duration", default.duration_s),
-                   float(parsed.take_float("block", default.block_s) or 0.0), Fault.parse_list(parsed.take("faults", "") or ""))
+                   parsed.take_positive("block", default.block_s), Fault.parse_list(parsed.take("faults", "") or ""))
     parsed.refuse_leftovers("rate, arousal, seed, speed, duration, block, faults")
-    if not (spec.rate_hz > 0 and math.isfinite(spec.rate_hz)):
-        raise ConfigError(f"sim:// rate must be a positive number of hertz, got {spec.rate_hz!r}")
-    if spec.block_s <= 0:
-        raise ConfigError("sim:// block must be a positive number of seconds")
     if spec.duration_s is not None and spec.duration_s <= 0:
         raise ConfigError("sim:// duration must be a positive number of seconds")
     return spec

@@ -1,11 +1,16 @@
-"""A URL that leaves a parameter out gets the spec's own default (written once, on the spec), and
-the device schemes' defaults are the device registry's."""
+"""A URL that leaves a parameter out gets the spec's own default (written once, on the spec), the
+device schemes' defaults are the device registry's, and every scheme reads its numbers through
+one helper (SourceUrl), so a bad one is refused in the same words whatever the scheme."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
+
 from emotionkd.firmware_bridge.devices import DEFAULT_PROTOCOL, device
+from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.source_spec import BleSpec, SerialSpec
 from emotionkd.sdk.cli_common import _source_url
 from emotionkd.sdk.sources import parse_source
@@ -36,3 +41,23 @@ def test_the_cli_leaves_ble_auto_and_the_simulators_rate_to_the_parsers() -> Non
         assert isinstance(spec, BleSpec) and spec.protocol == DEFAULT_PROTOCOL
     sim = parse_source(_source_url(None, None, "auto", None, None, None, True, None, 0.0))
     assert isinstance(sim, SimSpec) and sim.rate_hz == SimSpec("sim://").rate_hz and sim.speed == 0.0
+
+
+@pytest.mark.parametrize("url", [
+    "serial:///dev/x?rate=abc", "ble://AA:BB:CC:DD:EE:FF?timeout=abc", "sim://?rate=abc", "replay://a.csv?block=abc",
+    "lsl://X?timeout=abc",
+])
+def test_every_scheme_refuses_a_malformed_number_in_the_same_words(url: str) -> None:
+    key = url.split("?")[1].split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{re.escape(url)}: parameter {key}='abc' must be a number$"):
+        parse_source(url)
+
+
+@pytest.mark.parametrize("url", [
+    "serial:///dev/x?baud=0", "serial:///dev/x?rate=inf", "ble://x?scan_timeout=-1", "sim://?rate=-3",
+    "sim://?block=0", "replay://a.csv?block=-1", "lsl://X?timeout=0", "lsl://X?max_gap=-5",
+])
+def test_every_scheme_refuses_a_quantity_that_must_be_positive_in_the_same_words(url: str) -> None:
+    key = url.split("?")[1].split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{re.escape(url)}: parameter {key} must be a positive number, got "):
+        parse_source(url)
