@@ -27,9 +27,10 @@ import importlib
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from emotionkd.firmware_bridge.bounds import rate_problem
 from emotionkd.firmware_bridge.devices import (
     DEFAULT_PROTOCOL,
     NORDIC_UART,
@@ -198,9 +199,28 @@ class SourceUrl:
 
     def take_positive(self, key: str, default: float) -> float:
         """A finite number above zero (``default`` when absent or empty)."""
-        value = self.take_float(key, default)
+        return self._positive(key, self.take_float(key, default))
+
+    def _positive(self, key: str, value: float | None) -> float:
         if value is None or not (value > 0 and math.isfinite(value)):
             raise ConfigError(f"{self.raw}: parameter {key} must be a positive number, got {value!r}")
+        return value
+
+    @overload
+    def take_rate(self, key: str, default: float) -> float: ...
+
+    @overload
+    def take_rate(self, key: str, default: None) -> float | None: ...
+
+    def take_rate(self, key: str, default: float | None) -> float | None:
+        """A sampling rate (Hz) inside the plausible range of :func:`~emotionkd.firmware_bridge.bounds.rate_problem`
+        (``default`` when absent or empty; None: the source finds the rate itself)."""
+        value = self.take_float(key, default)
+        if value is None:
+            return None
+        problem = rate_problem(self._positive(key, value))
+        if problem is not None:
+            raise ConfigError(f"{self.raw}: parameter {key}: {problem}")
         return value
 
     def take_int(self, key: str, default: int) -> int:
@@ -226,7 +246,7 @@ def _common(parsed: SourceUrl) -> tuple[str, DeviceDescriptor, float, float]:
     if protocol not in known_names:
         raise ConfigError(f"unknown protocol {protocol!r} in {parsed.raw!r}; use one of {', '.join(known_names)}")
     known = device(DEFAULT_PROTOCOL if protocol == "auto" else protocol)
-    rate_hz = parsed.take_positive("rate", known.default_rate_hz)
+    rate_hz = parsed.take_rate("rate", known.default_rate_hz)
     timeout_s = parsed.take_positive("timeout", DEFAULT_NO_DATA_TIMEOUT_S)
     return protocol, known, rate_hz, timeout_s
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import pty
 import random
@@ -19,6 +18,7 @@ from typing import ClassVar, Final
 
 import numpy as np
 
+from emotionkd.firmware_bridge.bounds import rate_problem
 from emotionkd.firmware_bridge.devices import device
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
@@ -60,8 +60,9 @@ class EmulatorConfig:
     speed: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.rate_hz is not None and not (self.rate_hz > 0 and math.isfinite(self.rate_hz)):
-            raise ConfigError(f"emulator rate_hz must be positive, got {self.rate_hz!r}")
+        problem = None if self.rate_hz is None else rate_problem(self.rate_hz)
+        if problem is not None:  # the one rule for what a sampling rate may be (bounds)
+            raise ConfigError(f"emulator {problem}")
         if not (0 < self.frames_per_s <= 1000):
             raise ConfigError(f"frames_per_s must be in (0, 1000], got {self.frames_per_s!r}")
         if not (0 < self.speed <= MAX_SPEED):

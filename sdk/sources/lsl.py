@@ -66,7 +66,7 @@ def parse_lsl(url: str) -> LslSpec:
     unit = parsed.take("unit")
     default = LslSpec(url)  # the defaults are the spec's fields, written once
     spec = LslSpec(url, parsed.location, parsed.take("type"), parsed.take_int("channel", default.channel),
-                   normalise_unit(unit) if unit else None, parsed.take_float("rate", default.rate_hz),
+                   normalise_unit(unit) if unit else None, parsed.take_rate("rate", default.rate_hz),
                    parsed.take_positive("timeout", default.timeout_s), parsed.take_positive("max_gap", default.max_gap_s))
     parsed.refuse_leftovers("type, channel, unit, rate, timeout, max_gap")
     if not spec.name and not spec.stream_type:

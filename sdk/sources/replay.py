@@ -301,7 +301,7 @@ def parse_replay(url: str) -> ReplaySpec:
     parsed = SourceUrl.parse(url)
     default = ReplaySpec(url)  # the defaults are the spec's fields, written once
     spec = ReplaySpec(url, Path(parsed.location), float(parsed.take_float("speed", default.speed) or 0.0),
-                      parsed.take_positive("block", default.block_s), parsed.take_float("rate", default.rate_hz),
+                      parsed.take_positive("block", default.block_s), parsed.take_rate("rate", default.rate_hz),
                       replay_unit(parsed.take("unit", default.unit) or default.unit), parsed.take("column", default.column))
     parsed.refuse_leftovers("speed, block, rate, unit, column")
     if not parsed.location:

@@ -110,7 +110,7 @@ def parse_sim(url: str) -> SimSpec:
     """
     parsed = SourceUrl.parse(url)
     default = SimSpec(url)  # the defaults are the spec's fields, written once
-    spec = SimSpec(url, parsed.take_positive("rate", default.rate_hz),
+    spec = SimSpec(url, parsed.take_rate("rate", default.rate_hz),
                    parsed.take_float("arousal", default.arousal) or 0.0, parsed.take_int("seed", default.seed),
                    float(parsed.take_float("speed", default.speed) or 0.0), parsed.take_float("duration", default.duration_s),
                    parsed.take_positive("block", default.block_s), Fault.parse_list(parsed.take("faults", "") or ""))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from emotionkd.firmware_bridge.devices import DEFAULT_PROTOCOL, device
+from emotionkd.firmware_bridge.emulators import EmulatorConfig
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.source_spec import BleSpec, SerialSpec
 from emotionkd.sdk.cli_common import _source_url
@@ -55,9 +56,21 @@ def test_every_scheme_refuses_a_malformed_number_in_the_same_words(url: str) -> 
 
 @pytest.mark.parametrize("url", [
     "serial:///dev/x?baud=0", "serial:///dev/x?rate=inf", "ble://x?scan_timeout=-1", "sim://?rate=-3",
-    "sim://?block=0", "replay://a.csv?block=-1", "lsl://X?timeout=0", "lsl://X?max_gap=-5",
+    "sim://?block=0", "replay://a.csv?block=-1", "lsl://X?rate=-2", "lsl://X?timeout=0", "lsl://X?max_gap=-5",
 ])
 def test_every_scheme_refuses_a_quantity_that_must_be_positive_in_the_same_words(url: str) -> None:
     key = url.split("?")[1].split("=")[0]
     with pytest.raises(ConfigError, match=rf"^{re.escape(url)}: parameter {key} must be a positive number, got "):
         parse_source(url)
+
+
+@pytest.mark.parametrize("url", ["serial:///dev/x?rate=1e9", "ble://x?rate=0.0001", "sim://?rate=1e6",
+                                 "replay://a.csv?rate=100000", "lsl://X?rate=40000"])
+def test_every_scheme_refuses_an_implausible_rate_by_the_one_rate_rule(url: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{re.escape(url)}: parameter rate: rate .* Hz is outside "):
+        parse_source(url)
+
+
+def test_an_emulator_refuses_an_implausible_rate_by_the_same_rule() -> None:
+    with pytest.raises(ConfigError, match=r"^emulator rate 1e\+06 Hz is outside "):
+        EmulatorConfig(rate_hz=1e6)
