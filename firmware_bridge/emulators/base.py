@@ -18,6 +18,7 @@ from typing import ClassVar, Final
 
 import numpy as np
 
+from emotionkd.firmware_bridge import ekd
 from emotionkd.firmware_bridge.bounds import rate_problem
 from emotionkd.firmware_bridge.devices import device
 from emotionkd.firmware_bridge.errors import ConfigError
@@ -25,6 +26,9 @@ from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
 
 #: the fastest an emulator plays its signal (a faster pty would only fill its buffer and drop)
 MAX_SPEED: Final = 16.0
+#: the EKD emulator's ``sample_format`` names and the wire format each sends
+EKD_SAMPLE_FORMATS: Final = {"ns": ekd.SampleFormat.U32_NANOSIEMENS, "u16": ekd.SampleFormat.U16_ADC,
+                             "u24": ekd.SampleFormat.U24_ADC}
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,8 @@ class EmulatorConfig:
             raise ConfigError(f"drop_probability must be in [0, 1], got {self.drop_probability!r}")
         if self.garbage_per_s < 0:
             raise ConfigError(f"garbage_per_s must be ≥ 0, got {self.garbage_per_s!r}")
-        if self.sample_format not in ("ns", "u16", "u24"):
-            raise ConfigError(f"sample_format must be 'ns', 'u16' or 'u24', got {self.sample_format!r}")
+        if self.sample_format not in EKD_SAMPLE_FORMATS:
+            raise ConfigError(f"sample_format must be one of {', '.join(EKD_SAMPLE_FORMATS)}, got {self.sample_format!r}")
 
 
 @dataclass

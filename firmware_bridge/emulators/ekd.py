@@ -9,7 +9,11 @@ import numpy as np
 
 from emotionkd.firmware_bridge import ekd
 from emotionkd.firmware_bridge.cobs import cobs_decode
-from emotionkd.firmware_bridge.emulators.base import DeviceEmulator, EmulatorConfig
+from emotionkd.firmware_bridge.emulators.base import (
+    EKD_SAMPLE_FORMATS,
+    DeviceEmulator,
+    EmulatorConfig,
+)
 from emotionkd.firmware_bridge.errors import ProtocolError
 
 
@@ -29,8 +33,7 @@ class EkdEmulator(DeviceEmulator):
         self._rx = bytearray()
         self._device_us0 = time.monotonic()
         self._next_status = 0.0
-        self._format = {"ns": ekd.SampleFormat.U32_NANOSIEMENS, "u16": ekd.SampleFormat.U16_ADC,
-                        "u24": ekd.SampleFormat.U24_ADC}[self.config.sample_format]
+        self._format = EKD_SAMPLE_FORMATS[self.config.sample_format]
         self._per_frame = max(1, min(255, int(math.ceil(self.rate_hz / self.config.frames_per_s))))
 
     def _next_seq(self) -> int:
