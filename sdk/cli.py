@@ -69,7 +69,7 @@ def stream(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Let --bind name an address other than loopback.")] = False,
     duration_s: DurationOption = None,
     speed: SpeedOption = 1.0,
-    timeout_s: TimeoutOption = 10.0,
+    timeout_s: TimeoutOption = None,
     unit: UnitOption = None,
     column: ColumnOption = None,
     rate_hz: RateOption = None,
@@ -302,7 +302,7 @@ def demo(
     with emulator:
         _say(f"EKD sensor emulator on {emulator.pts_path}; streaming it as "
                    f"`emotionkd-sdk stream --port {emulator.pts_path} --protocol ekd` would")
-        url = _source_url(emulator.pts_path, None, "ekd", None, None, None, False, None, 1.0, timeout_s=10.0)
+        url = _source_url(emulator.pts_path, None, "ekd", None, None, None, False, None, 1.0)
         status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, on_block=on_block)
         sent = emulator.counters
     _say(demo_summary(predictions, status, change_s, sent, time.monotonic() - started))
@@ -321,7 +321,7 @@ def record(
     source: SourceOption = None,
     duration_s: DurationOption = None,
     speed: SpeedOption = 1.0,
-    timeout_s: TimeoutOption = 10.0,
+    timeout_s: TimeoutOption = None,
     unit: UnitOption = None,
 ) -> None:
     """Record raw samples (µS and flags, no model) to a CSV file that replay:// reads back."""

@@ -96,8 +96,9 @@ SourceOption = Annotated[str | None, typer.Option(
 SpeedOption = Annotated[float, typer.Option(
     "--speed", help="Replay/simulation pace: 1 = real time, 0 = as fast as possible.")]
 DurationOption = Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds of signal.")]
-TimeoutOption = Annotated[float, typer.Option(
-    "--timeout", help="Serial/BLE: seconds to wait for the first sample before giving up.")]
+TimeoutOption = Annotated[float | None, typer.Option(
+    "--timeout", help="Serial/BLE: seconds to wait for the first sample before giving up (default: the URL's, 10).",
+    show_default=False)]
 UnitOption = Annotated[str | None, typer.Option(
     "--unit", help="ASCII protocol or --replay: unit of the numbers (adc for Grove, uS, kOhm, …).")]
 ColumnOption = Annotated[str | None, typer.Option(
@@ -116,7 +117,7 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _check_source_options(protocol: str, baud: int | None, speed: float, timeout_s: float, unit: str | None,
+def _check_source_options(protocol: str, baud: int | None, speed: float, timeout_s: float | None, unit: str | None,
                           duration_s: float | None) -> None:
     """The options every source takes, checked before a port, file or model is touched."""
     from emotionkd.firmware_bridge.devices import PROTOCOLS
@@ -126,7 +127,7 @@ def _check_source_options(protocol: str, baud: int | None, speed: float, timeout
     _require(protocol.lower() in known, f"unknown --protocol {protocol!r}; use one of {', '.join(known)}")
     _require(baud is None or baud > 0, f"--baud must be a positive number of bits per second, got {baud}")
     _require(speed >= 0, f"--speed must be 0 (as fast as possible) or positive, got {speed:g}")
-    _require(timeout_s > 0, f"--timeout must be a positive number of seconds, got {timeout_s:g}")
+    _require(timeout_s is None or timeout_s > 0, f"--timeout must be a positive number of seconds, got {timeout_s or 0:g}")
     _require(duration_s is None or duration_s > 0,
              f"--duration must be a positive number of seconds, got {duration_s:g}" if duration_s is not None else "")
     if unit is not None:
@@ -135,7 +136,7 @@ def _check_source_options(protocol: str, baud: int | None, speed: float, timeout
 
 def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | None, ble_name: str | None,
                 replay: Path | None, simulate: bool, source: str | None, speed: float,
-                timeout_s: float = 10.0, unit: str | None = None, *, column: str | None = None,
+                timeout_s: float | None = None, unit: str | None = None, *, column: str | None = None,
                 rate_hz: float | None = None) -> str:
     """The one source URL the options name (exactly one source must be chosen)."""
     from urllib.parse import quote, urlencode
@@ -151,7 +152,8 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
             ("choose one source, not " + " and ".join(chosen)) if chosen else
             "choose a source: --port /dev/ttyUSB0, --ble ADDRESS, --ble-name NAME, --replay FILE, "
             "--simulate or --source URL (emotionkd-sdk devices lists what is connected)")
-    device = {"timeout": f"{timeout_s:g}", **({"unit": unit} if unit else {}),
+    # what the options leave out, the URL leaves out: its parser's defaults apply
+    device = {**({"timeout": f"{timeout_s:g}"} if timeout_s is not None else {}), **({"unit": unit} if unit else {}),
               **({"rate": f"{rate_hz:g}"} if rate_hz is not None else {})}
     if port:
         return f"serial://{quote(port)}?" + urlencode({"protocol": protocol, **({"baud": baud} if baud else {}), **device})

@@ -12,7 +12,7 @@ import pytest
 from emotionkd.firmware_bridge.devices import DEFAULT_PROTOCOL, device
 from emotionkd.firmware_bridge.emulators import EmulatorConfig
 from emotionkd.firmware_bridge.errors import ConfigError
-from emotionkd.firmware_bridge.source_spec import BleSpec, SerialSpec
+from emotionkd.firmware_bridge.source_spec import DEFAULT_NO_DATA_TIMEOUT_S, BleSpec, SerialSpec
 from emotionkd.sdk.cli_common import _source_url
 from emotionkd.sdk.sources import parse_source
 from emotionkd.sdk.sources.lsl import LslSpec
@@ -74,3 +74,10 @@ def test_every_scheme_refuses_an_implausible_rate_by_the_one_rate_rule(url: str)
 def test_an_emulator_refuses_an_implausible_rate_by_the_same_rule() -> None:
     with pytest.raises(ConfigError, match=r"^emulator rate 1e\+06 Hz is outside "):
         EmulatorConfig(rate_hz=1e6)
+
+
+def test_the_cli_leaves_an_omitted_timeout_to_the_parser() -> None:
+    omitted = parse_source(_source_url("/dev/ttyUSB0", None, "ekd", None, None, None, False, None, 1.0))
+    given = parse_source(_source_url(None, None, "auto", None, "EKD-GSR-01", None, False, None, 1.0, timeout_s=3.0))
+    assert isinstance(omitted, SerialSpec) and omitted.timeout_s == DEFAULT_NO_DATA_TIMEOUT_S
+    assert isinstance(given, BleSpec) and given.timeout_s == 3.0
