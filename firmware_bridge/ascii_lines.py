@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
@@ -33,6 +34,9 @@ _LINE_END = re.compile(rb"[\r\n]")
 
 #: Grove GSR open-circuit calibration value (Seeed wiki)
 GROVE_CAL_DEFAULT = 512.0
+#: the rate a host-timed sketch is assumed to print at when the URL gives none (Hz; the device
+#: registry reads it)
+DEFAULT_RATE_HZ: Final = 10.0
 
 
 def grove_adc_to_us(adc: np.ndarray, cal: float = GROVE_CAL_DEFAULT) -> np.ndarray:
@@ -76,7 +80,7 @@ class AsciiLineDecoder(Decoder[AsciiCounters]):
 
     protocol = "ascii"
 
-    def __init__(self, rate_hz: float = 10.0, unit: str = "adc", *, grove_cal: float = GROVE_CAL_DEFAULT,
+    def __init__(self, rate_hz: float = DEFAULT_RATE_HZ, unit: str = "adc", *, grove_cal: float = GROVE_CAL_DEFAULT,
                  max_line_bytes: int = 256, max_gap_s: float = DEFAULT_MAX_GAP_S) -> None:
         super().__init__(rate_hz, max_gap_s)
         self.unit = unit.strip()

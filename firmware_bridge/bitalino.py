@@ -30,6 +30,8 @@ from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 
 RATE_CODES: Final[dict[int, int]] = {1: 0, 10: 1, 100: 2, 1000: 3}
+#: sampling rate the host asks for when the URL gives none (Hz; the device registry reads it)
+DEFAULT_RATE_HZ: Final = 100.0
 EDA_VCC: Final = 3.3
 EDA_GAIN: Final = 0.132
 #: EDA is usually wired to A3 on BITalino (r)evolution boards
@@ -44,49 +46,41 @@ def frame_size(n_channels: int) -> int:
     return (bits + 7) // 8
 
 
-def crc4(frame: bytes | bytearray) -> int:
-    """CRC-4 (x⁴+x+1) of a frame, computed with the last byte's low nibble taken as zero."""
-    x = 0
-    last = len(frame) - 1
-    for i, byte in enumerate(frame):
-        if i == last:
-            byte &= 0xF0
-        for bit in range(7, -1, -1):
-            x <<= 1
-            if x & 0x10:
-                x ^= 0x03
-            x ^= (byte >> bit) & 1
+def _crc_step(reg: int, byte: int) -> int:
+    """The CRC-4 (x⁴+x+1) register after shifting ``byte`` through it, most significant bit first."""
+    x = reg
+    for bit in range(7, -1, -1):
+        x <<= 1
+        if x & 0x10:
+            x ^= 0x03
+        x ^= (byte >> bit) & 1
     return x & 0x0F
 
 
-def _crc_table() -> list[list[int]]:
-    # The CRC register after a byte depends only on (register, byte): a 16×256 table turns the
-    # bit loop into one lookup per byte (the decoder checks every offset while sliding).
-    table = []
-    for reg in range(16):
-        row = []
-        for byte in range(256):
-            x = reg
-            for bit in range(7, -1, -1):
-                x <<= 1
-                if x & 0x10:
-                    x ^= 0x03
-                x ^= (byte >> bit) & 1
-            row.append(x & 0x0F)
-        table.append(row)
-    return table
+# The register after a byte depends only on (register, byte): a 16×256 table turns the bit loop
+# into one lookup per byte (the decoder checks every offset while sliding).
+_CRC_TABLE: Final = [[_crc_step(reg, byte) for byte in range(256)] for reg in range(16)]
 
 
-_CRC_TABLE: Final = _crc_table()
-
-
-def _crc_ok(buf: bytes | bytearray, pos: int, size: int) -> bool:
+def _crc_at(buf: bytes | bytearray, pos: int, size: int) -> int:
+    """CRC-4 of the ``size``-byte frame at ``pos``, the last byte's low nibble (the CRC's own
+    place) taken as zero."""
+    if size <= 0:
+        return 0
     x = 0
     end = pos + size - 1
     for i in range(pos, end):
         x = _CRC_TABLE[x][buf[i]]
-    x = _CRC_TABLE[x][buf[end] & 0xF0]
-    return x == buf[end] & 0x0F
+    return int(_CRC_TABLE[x][buf[end] & 0xF0])
+
+
+def crc4(frame: bytes | bytearray) -> int:
+    """CRC-4 (x⁴+x+1) of a frame, computed with the last byte's low nibble taken as zero."""
+    return _crc_at(frame, 0, len(frame))
+
+
+def _crc_ok(buf: bytes | bytearray, pos: int, size: int) -> bool:
+    return _crc_at(buf, pos, size) == buf[pos + size - 1] & 0x0F
 
 
 def unpack_channels(frame: bytes | bytearray, n_channels: int) -> list[int]:
@@ -167,7 +161,7 @@ class BitalinoDecoder(Decoder[BitalinoCounters]):
 
     protocol = "bitalino"
 
-    def __init__(self, rate_hz: float = 100.0, *, channels: tuple[int, ...] = (DEFAULT_EDA_CHANNEL,),
+    def __init__(self, rate_hz: float = DEFAULT_RATE_HZ, *, channels: tuple[int, ...] = (DEFAULT_EDA_CHANNEL,),
                  eda_channel: int = DEFAULT_EDA_CHANNEL, lock_frames: int = 3,
                  max_gap_s: float = DEFAULT_MAX_GAP_S) -> None:
         if int(rate_hz) not in RATE_CODES or rate_hz != int(rate_hz):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from emotionkd.firmware_bridge import ekd
+from emotionkd.firmware_bridge import ascii_lines, bitalino, ekd, shimmer3
 from emotionkd.firmware_bridge.ascii_lines import AsciiLineDecoder
 from emotionkd.firmware_bridge.bitalino import BitalinoDecoder
 from emotionkd.firmware_bridge.decoding import Decoder
@@ -55,7 +55,8 @@ class DeviceDescriptor:
         title: a human name (docs, ``devices``).
         default_baud: serial baud rate when the URL gives none.
         default_rate_hz: sampling rate when the URL gives none (devices that announce their rate
-            correct it).
+            correct it): the protocol module's ``DEFAULT_RATE_HZ``, which its decoder's default is
+            too, so the number is written once.
         wire_unit: what the wire carries (``nS``, ``adc``, ``GSR word`` …; sources always hand µS).
         options: the protocol's own URL parameters (besides ``baud`` and ``rate``).
         make_decoder: ``(rate_hz, options, framed_ble) -> Decoder``.
@@ -126,20 +127,23 @@ _EMU = "emotionkd.firmware_bridge.emulators"
 
 #: every supported device, by protocol name
 DEVICES: Final[dict[str, DeviceDescriptor]] = {d.protocol: d for d in (
-    DeviceDescriptor("ekd", "EKD firmware (ESP32/nRF52, PROTOCOL.md)", 115200, 128.0, "nS or ADC (HELLO calibration)",
+    DeviceDescriptor("ekd", "EKD firmware (ESP32/nRF52, PROTOCOL.md)", 115200, ekd.DEFAULT_RATE_HZ, "nS or ADC (HELLO calibration)",
                      (), _ekd, f"{_EMU}.ekd:EkdEmulator", usb_vendor_ids=(0x303A,),
                      ble_profiles=(EKD_GATT, NORDIC_UART), probe_rank=0),
-    DeviceDescriptor("ascii", "one number per line (Seeed Grove GSR, Arduino sketches)", 9600, 10.0,
+    DeviceDescriptor("ascii", "one number per line (Seeed Grove GSR, Arduino sketches)", 9600, ascii_lines.DEFAULT_RATE_HZ,
                      "adc, uS, kOhm … (unit=)", ("unit", "cal"), _ascii, f"{_EMU}.ascii:AsciiEmulator",
                      usb_vendor_ids=(0x2341, 0x2886), probe_rank=3),
-    DeviceDescriptor("shimmer3", "Shimmer3 GSR+", 115200, 128.0, "GSR word (range + 12-bit ADC)",
+    DeviceDescriptor("shimmer3", "Shimmer3 GSR+", 115200, shimmer3.DEFAULT_RATE_HZ, "GSR word (range + 12-bit ADC)",
                      (), _shimmer3, f"{_EMU}.shimmer3:Shimmer3Emulator", port_hints=("rfcomm",), probe_rank=1),
-    DeviceDescriptor("bitalino", "BITalino (EDA on A3)", 115200, 100.0, "10-bit ADC",
+    DeviceDescriptor("bitalino", "BITalino (EDA on A3)", 115200, bitalino.DEFAULT_RATE_HZ, "10-bit ADC",
                      ("channels", "eda"), _bitalino, f"{_EMU}.bitalino:BitalinoEmulator", probe_rank=2),
 )}
 
 #: protocol names, in registry order
 PROTOCOLS: Final = tuple(DEVICES)
+#: the protocol a source URL without ``protocol=`` speaks (our firmware's); ``protocol=auto``
+#: starts from its baud and rate, and BLE ``auto`` is it
+DEFAULT_PROTOCOL: Final = "ekd"
 #: default baud rate and sampling rate per protocol (read from the descriptors)
 DEFAULT_BAUD: Final = {p: d.default_baud for p, d in DEVICES.items()}
 DEFAULT_RATE_HZ: Final = {p: d.default_rate_hz for p, d in DEVICES.items()}
@@ -165,6 +169,7 @@ __all__ = [
     "AUTO_ORDER",
     "BLE_PROFILES",
     "DEFAULT_BAUD",
+    "DEFAULT_PROTOCOL",
     "DEFAULT_RATE_HZ",
     "DEVICES",
     "EKD_GATT",

@@ -22,6 +22,8 @@ from emotionkd.firmware_bridge.cobs import cobs_encode
 from emotionkd.firmware_bridge.errors import ProtocolError
 
 VERSION: Final = 1
+#: sampling rate before a HELLO says the device's own (Hz; the device registry reads it)
+DEFAULT_RATE_HZ: Final = 128.0
 HEADER_SIZE: Final = 10
 CRC_SIZE: Final = 2
 MIN_FRAME_SIZE: Final = HEADER_SIZE + CRC_SIZE

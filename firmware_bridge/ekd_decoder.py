@@ -46,6 +46,7 @@ from emotionkd.firmware_bridge.cobs import (
 )
 from emotionkd.firmware_bridge.decoding import DEFAULT_MAX_GAP_S, Decoder, DecoderCounters
 from emotionkd.firmware_bridge.ekd import (
+    DEFAULT_RATE_HZ,
     HEADER_SIZE,
     MAX_FRAME_SIZE,
     MIN_FRAME_SIZE,
@@ -130,7 +131,7 @@ class _EkdCore(Decoder[EkdCounters]):
 
     def __init__(
         self,
-        rate_hz: float = 128.0,
+        rate_hz: float = DEFAULT_RATE_HZ,
         *,
         calibration: LinearCalibration | None = None,
         max_gap_s: float = DEFAULT_MAX_GAP_S,
@@ -344,7 +345,7 @@ class _EkdCore(Decoder[EkdCounters]):
 class EkdSerialDecoder(_EkdCore):
     """EKD v1 over a serial byte stream (COBS + 0x00 framing). Feed bytes in any split."""
 
-    def __init__(self, rate_hz: float = 128.0, *, calibration: LinearCalibration | None = None,
+    def __init__(self, rate_hz: float = DEFAULT_RATE_HZ, *, calibration: LinearCalibration | None = None,
                  max_gap_s: float = DEFAULT_MAX_GAP_S) -> None:
         super().__init__(rate_hz, calibration=calibration, max_gap_s=max_gap_s)
         self._buf = bytearray()

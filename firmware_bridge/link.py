@@ -162,6 +162,22 @@ class LinkSupervisor:
         self._attempt = 0
         self.first_result.set()
 
+    def link_failed(self, error: TransportError, protocol: LinkProtocol) -> float | None:
+        """What a transport does when a connection attempt or a live link ends with ``error``:
+        ``protocol`` hears the connection is lost (once one was ever made; a failed start has
+        nothing to lose), then :meth:`failed`. Returns the delay before the next attempt, or None
+        to give up."""
+        if self._connected_once:
+            protocol.connection_lost(error)
+        return self.failed(error)
+
+    def check_stall(self, silence_s: float, stall_timeout_s: float | None, url: str, what: str) -> None:
+        """Count and raise a stalled link: no ``what`` (data, notification) for longer than
+        ``stall_timeout_s`` (None: never stalls)."""
+        if stall_timeout_s is not None and silence_s > stall_timeout_s:
+            self.counters.stalls += 1
+            raise TransportError(f"{url}: no {what} for {stall_timeout_s:g} s (stalled link)", url=url)
+
     def failed(self, error: TransportError) -> float | None:
         """Account a failure; returns the delay before the next attempt, or None to give up."""
         self.counters.last_error = str(error)

@@ -33,6 +33,8 @@ from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
 
 CLOCK_HZ: Final = 32768
+#: sampling rate the host asks for when the URL gives none (Hz; the device registry reads it)
+DEFAULT_RATE_HZ: Final = 128.0
 TIMESTAMP_WRAP: Final = 1 << 24
 
 DATA_PACKET: Final = 0x00
@@ -119,7 +121,7 @@ class Shimmer3Decoder(Decoder[Shimmer3Counters]):
 
     protocol = "shimmer3"
 
-    def __init__(self, rate_hz: float = 128.0, *, channels: tuple[int, ...] | None = None,
+    def __init__(self, rate_hz: float = DEFAULT_RATE_HZ, *, channels: tuple[int, ...] | None = None,
                  max_gap_s: float = DEFAULT_MAX_GAP_S) -> None:
         self.divider = rate_to_divider(rate_hz)
         super().__init__(CLOCK_HZ / self.divider, max_gap_s)

@@ -24,7 +24,9 @@ class SourceInfo:
     """What a source says about itself (recorded in a recording's metadata).
 
     Attributes:
-        device: a human name of the device or file.
+        device: the source as a person reads it (its spec's
+            :meth:`~emotionkd.firmware_bridge.source_spec.SourceSpec.describe`, with what the
+            source learned once open: ``EKD-GSR-01 (serial)``, ``replay of a.csv (recorded from …)``).
         protocol: the wire protocol or file format (``ekd``, ``ascii``, ``e4``, ``sim`` …).
         rate_hz: nominal sampling rate (Hz); 0 while unknown (a device that has not said hello).
         unit: unit of the blocks' values (always ``uS``: sources convert).

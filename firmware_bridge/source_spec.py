@@ -24,12 +24,21 @@ default 10); BLE takes ``scan_timeout`` (s, default 10). Protocol options (``uni
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from emotionkd.firmware_bridge.devices import NORDIC_UART, PROTOCOLS, BleProfile, device
+from emotionkd.firmware_bridge.bounds import rate_problem
+from emotionkd.firmware_bridge.devices import (
+    DEFAULT_PROTOCOL,
+    NORDIC_UART,
+    PROTOCOLS,
+    BleProfile,
+    DeviceDescriptor,
+    device,
+)
 from emotionkd.firmware_bridge.errors import ConfigError
 
 _BLE_ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
@@ -39,6 +48,8 @@ DEFAULT_NO_DATA_TIMEOUT_S: Final = 10.0
 DEFAULT_PROBE_S: Final = 3.0
 #: seconds a BLE scan looks for the device (``scan_timeout=``)
 DEFAULT_SCAN_TIMEOUT_S: Final = 10.0
+#: the device a URL without ``protocol=`` means (its baud and rate are the specs' defaults)
+_DEFAULT_DEVICE: Final = device(DEFAULT_PROTOCOL)
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,31 @@ class SourceSpec:
     scheme: ClassVar[str] = ""
     url: str
 
+    def describe(self, device: str | None = None) -> str:
+        """The source as a person reads it: the live view, the dashboard, logs and a recording's
+        ``device`` line all show this (each scheme says it its own way).
+
+        Args:
+            device: what the source learned about the device once open (the name an EKD HELLO
+                carries, the device a recording names, an LSL stream's host), when known.
+        """
+        return device or self.url
+
 
 @dataclass(frozen=True)
-class SerialSpec(SourceSpec):
+class _DeviceSpecBase(SourceSpec):
+    """What the device schemes share: ``target``, the port path, BLE address or name."""
+
+    target: str = ""
+
+    def describe(self, device: str | None = None) -> str:
+        """``/dev/ttyUSB0 (serial)``, ``AA:BB:CC:DD:EE:FF (ble)``, or the name the device said
+        instead of the target (``EKD-GSR-01 (serial)``)."""
+        return f"{device or self.target} ({self.scheme})"
+
+
+@dataclass(frozen=True)
+class SerialSpec(_DeviceSpecBase):
     """``serial://PATH?…``.
 
     Attributes:
@@ -65,10 +98,9 @@ class SerialSpec(SourceSpec):
     """
 
     scheme: ClassVar[str] = "serial"
-    target: str = ""
-    protocol: str = "ekd"
-    baud: int = 115200
-    rate_hz: float = 128.0
+    protocol: str = DEFAULT_PROTOCOL
+    baud: int = _DEFAULT_DEVICE.default_baud
+    rate_hz: float = _DEFAULT_DEVICE.default_rate_hz
     options: dict[str, str] = field(default_factory=dict)
     timeout_s: float = DEFAULT_NO_DATA_TIMEOUT_S
     probe_s: float = DEFAULT_PROBE_S
@@ -85,7 +117,7 @@ class SerialSpec(SourceSpec):
 
 
 @dataclass(frozen=True)
-class BleSpec(SourceSpec):
+class BleSpec(_DeviceSpecBase):
     """``ble://ADDRESS-or-NAME?…``.
 
     Attributes:
@@ -97,11 +129,10 @@ class BleSpec(SourceSpec):
     """
 
     scheme: ClassVar[str] = "ble"
-    target: str = ""
     by_name: bool = False
-    protocol: str = "ekd"
+    protocol: str = DEFAULT_PROTOCOL
     mode: str = "gatt"
-    rate_hz: float = 128.0
+    rate_hz: float = _DEFAULT_DEVICE.default_rate_hz
     options: dict[str, str] = field(default_factory=dict)
     timeout_s: float = DEFAULT_NO_DATA_TIMEOUT_S
     scan_timeout_s: float = DEFAULT_SCAN_TIMEOUT_S
@@ -125,65 +156,138 @@ def query_of(url: str) -> tuple[Any, dict[str, str]]:
     return parts, {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
 
 
-def _number(url: str, query: dict[str, str], key: str, default: float) -> float:
-    raw = query.pop(key, None)
-    try:
-        value = default if raw is None or raw == "" else float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{key} must be a number in {url!r}, got {raw!r}") from exc
-    if not value > 0:
-        raise ConfigError(f"{key} must be positive in {url!r}, got {raw!r}")
-    return value
+@dataclass
+class SourceUrl:
+    """A source URL split once, its query taken parameter by parameter: every scheme's parser
+    reads its numbers here, so they are checked, and refused in the same words, whatever the
+    scheme.
+
+    Attributes:
+        scheme: ``serial``, ``ble``, ``replay``, ``sim``, ``lsl`` (lower case).
+        location: what follows ``//`` up to ``?`` (a path, an address, a name; may be empty).
+        params: the query parameters not yet taken (last value wins).
+        raw: the URL as given.
+    """
+
+    scheme: str
+    location: str
+    params: dict[str, str] = field(default_factory=dict)
+    raw: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> SourceUrl:
+        parts, params = query_of(url)
+        return cls(parts.scheme.lower(), parts.netloc + parts.path, params, url)
+
+    def given(self, key: str) -> bool:
+        """Whether the URL sets ``key`` to a value (not yet taken)."""
+        return bool(self.params.get(key))
+
+    def take(self, key: str, default: str | None = None) -> str | None:
+        """Remove and return one parameter (so that leftovers can be refused as unknown)."""
+        return self.params.pop(key, default)
+
+    def take_float(self, key: str, default: float | None) -> float | None:
+        """A number (``default`` when absent or empty)."""
+        value = self.take(key)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError as exc:
+            raise ConfigError(f"{self.raw}: parameter {key}={value!r} must be a number") from exc
+
+    def take_positive(self, key: str, default: float) -> float:
+        """A finite number above zero (``default`` when absent or empty)."""
+        return self._positive(key, self.take_float(key, default))
+
+    def _positive(self, key: str, value: float | None) -> float:
+        if value is None or not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{self.raw}: parameter {key} must be a positive number, got {value!r}")
+        return value
+
+    @overload
+    def take_rate(self, key: str, default: float) -> float: ...
+
+    @overload
+    def take_rate(self, key: str, default: None) -> float | None: ...
+
+    def take_rate(self, key: str, default: float | None) -> float | None:
+        """A sampling rate (Hz) inside the plausible range of :func:`~emotionkd.firmware_bridge.bounds.rate_problem`
+        (``default`` when absent or empty; None: the source finds the rate itself)."""
+        value = self.take_float(key, default)
+        if value is None:
+            return None
+        problem = rate_problem(self._positive(key, value))
+        if problem is not None:
+            raise ConfigError(f"{self.raw}: parameter {key}: {problem}")
+        return value
+
+    def take_int(self, key: str, default: int) -> int:
+        """A whole number (``default`` when absent or empty)."""
+        value = self.take_float(key, float(default))
+        if value is None or value != int(value):
+            raise ConfigError(f"{self.raw}: parameter {key} must be a whole number, got {value!r}")
+        return int(value)
+
+    def refuse_leftovers(self, known: str) -> None:
+        """Raise a :class:`ConfigError` naming parameters nobody took."""
+        if self.params:
+            raise ConfigError(
+                f"{self.raw}: unknown parameter(s) {', '.join(sorted(self.params))}; "
+                f"{self.scheme}:// takes {known}")
 
 
-def _common(url: str, query: dict[str, str], allow_auto: bool) -> tuple[str, float, float]:
-    protocol = query.pop("protocol", "ekd").lower()
-    known_names = ("auto", *PROTOCOLS) if allow_auto else PROTOCOLS
+def _common(parsed: SourceUrl) -> tuple[str, DeviceDescriptor, float, float]:
+    """The parameters both device schemes take: the protocol (or ``auto``), the device whose
+    defaults apply (``auto``: the default protocol's), the rate and the no-data timeout."""
+    protocol = (parsed.take("protocol", DEFAULT_PROTOCOL) or DEFAULT_PROTOCOL).lower()
+    known_names = ("auto", *PROTOCOLS)
     if protocol not in known_names:
-        raise ConfigError(f"unknown protocol {protocol!r} in {url!r}; use one of {', '.join(known_names)}")
-    known = device("ekd" if protocol == "auto" else protocol)
-    rate_hz = _number(url, query, "rate", known.default_rate_hz)
-    timeout_s = _number(url, query, "timeout", DEFAULT_NO_DATA_TIMEOUT_S)
-    return protocol, rate_hz, timeout_s
+        raise ConfigError(f"unknown protocol {protocol!r} in {parsed.raw!r}; use one of {', '.join(known_names)}")
+    known = device(DEFAULT_PROTOCOL if protocol == "auto" else protocol)
+    rate_hz = parsed.take_rate("rate", known.default_rate_hz)
+    timeout_s = parsed.take_positive("timeout", DEFAULT_NO_DATA_TIMEOUT_S)
+    return protocol, known, rate_hz, timeout_s
 
 
 def parse_serial(url: str) -> SerialSpec:
     """Parse a ``serial://`` URL (see the module docstring)."""
-    parts, query = query_of(url)
-    protocol, rate_hz, timeout_s = _common(url, query, allow_auto=True)
-    baud = _number(url, query, "baud", device("ekd" if protocol == "auto" else protocol).default_baud)
+    parsed = SourceUrl.parse(url)
+    given = frozenset(k for k in ("baud", "rate") if parsed.given(k))
+    protocol, known, rate_hz, timeout_s = _common(parsed)
+    baud = parsed.take_positive("baud", known.default_baud)
     if baud != int(baud):
-        raise ConfigError(f"baud must be a whole number in {url!r}")
-    probe_s = _number(url, query, "probe", DEFAULT_PROBE_S)
-    given = frozenset(k for k in ("baud", "rate") if parse_qs(parts.query).get(k))
-    target = unquote(parts.netloc + parts.path)
+        raise ConfigError(f"{url}: parameter baud must be a whole number, got {baud!r}")
+    probe_s = parsed.take_positive("probe", DEFAULT_PROBE_S)
+    target = unquote(parsed.location)
     if not target:
         raise ConfigError(f"no serial device in {url!r}; write serial:///dev/ttyUSB0?protocol=ekd")
-    return SerialSpec(url, target, protocol, int(baud), rate_hz, query, timeout_s, probe_s, given)
+    return SerialSpec(url, target, protocol, int(baud), rate_hz, parsed.params, timeout_s, probe_s, given)
 
 
 def parse_ble(url: str) -> BleSpec:
     """Parse a ``ble://`` URL (see the module docstring)."""
-    parts, query = query_of(url)
-    if query.get("protocol", "").lower() == "auto":
-        query["protocol"] = "ekd"  # BLE sensors speak EKD
-    protocol, rate_hz, timeout_s = _common(url, query, allow_auto=True)
-    scan_timeout_s = _number(url, query, "scan_timeout", DEFAULT_SCAN_TIMEOUT_S)
-    query.pop("baud", None)  # meaningless over BLE; accepted as before
-    target = unquote(parts.netloc + parts.path).strip("/")
-    name = query.pop("name", "")
+    parsed = SourceUrl.parse(url)
+    if parsed.params.get("protocol", "").lower() == "auto":
+        parsed.params["protocol"] = DEFAULT_PROTOCOL  # BLE sensors speak EKD
+    protocol, _, rate_hz, timeout_s = _common(parsed)
+    scan_timeout_s = parsed.take_positive("scan_timeout", DEFAULT_SCAN_TIMEOUT_S)
+    parsed.take("baud")  # meaningless over BLE; accepted as before
+    target = unquote(parsed.location).strip("/")
+    name = parsed.take("name", "")
     if name:
         target = name
     if not target:
         raise ConfigError(f"no BLE address or name in {url!r}; write ble://AA:BB:CC:DD:EE:FF?protocol=ekd")
-    mode = query.pop("mode", "gatt").lower()
+    mode = (parsed.take("mode", "gatt") or "gatt").lower()
     if mode == NORDIC_UART.mode:
         pass  # any protocol's byte stream can ride the Nordic UART
     elif not device(protocol).ble_profiles:
         raise ConfigError(f"protocol {protocol!r} has no BLE transport here; its devices appear as serial ports")
     else:
         device(protocol).ble_profile(mode)
-    return BleSpec(url, target, not _BLE_ADDRESS.match(target), protocol, mode, rate_hz, query, timeout_s,
+    return BleSpec(url, target, not _BLE_ADDRESS.match(target), protocol, mode, rate_hz, parsed.params, timeout_s,
                    scan_timeout_s)
 
 
@@ -254,6 +358,7 @@ __all__ = [
     "Scheme",
     "SerialSpec",
     "SourceSpec",
+    "SourceUrl",
     "parse_ble",
     "parse_serial",
     "parse_source_url",

@@ -133,7 +133,7 @@ class GsrSource(Source):
     def info(self) -> SourceInfo:
         hello = getattr(self.decoder, "hello", None)  # EKD devices say their name
         name = getattr(hello, "name", None)
-        return SourceInfo(device=f"{name or self.spec.target} ({self.spec.scheme})", protocol=self.protocol,
+        return SourceInfo(device=self.spec.describe(name), protocol=self.protocol,
                           rate_hz=self.rate_hz)
 
     def counters(self) -> dict[str, int]:

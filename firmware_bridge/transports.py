@@ -106,9 +106,8 @@ def run_serial(spec: SerialSpec, protocol: LinkProtocol, supervisor: LinkSupervi
                 if data:
                     last_rx = now
                     protocol.data_received(data)
-                elif stall_timeout_s is not None and now - last_rx > stall_timeout_s:
-                    supervisor.counters.stalls += 1
-                    raise TransportError(f"{url}: no data for {stall_timeout_s:g} s (stalled link)", url=url)
+                else:
+                    supervisor.check_stall(now - last_rx, stall_timeout_s, url, "data")
             with contextlib.suppress(Exception):
                 for command in protocol.stop_commands():
                     port.write(command)
@@ -121,9 +120,7 @@ def run_serial(spec: SerialSpec, protocol: LinkProtocol, supervisor: LinkSupervi
             if port is not None:
                 with contextlib.suppress(Exception):
                     port.close()
-            if supervisor.connected_once:
-                protocol.connection_lost(error)
-            delay = supervisor.failed(error)
+            delay = supervisor.link_failed(error, protocol)
             if delay is None:
                 return
             stop.wait(delay)
@@ -247,10 +244,7 @@ async def ble_session(spec: BleSpec, protocol: LinkProtocol, supervisor: LinkSup
                 while not stop.is_set() and not lost.is_set():
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(lost.wait(), 0.1)
-                    if stall_timeout_s is not None and time.monotonic() - last_rx[0] > stall_timeout_s:
-                        supervisor.counters.stalls += 1
-                        raise TransportError(f"{url}: no notification for {stall_timeout_s:g} s (stalled link)",
-                                             url=url)
+                    supervisor.check_stall(time.monotonic() - last_rx[0], stall_timeout_s, url, "notification")
                 if lost.is_set():
                     raise TransportError(f"{url}: the BLE device disconnected", url=url)
                 with contextlib.suppress(Exception):
@@ -263,9 +257,7 @@ async def ble_session(spec: BleSpec, protocol: LinkProtocol, supervisor: LinkSup
         except (TimeoutError, BleakError, TransportError, OSError) as exc:
             error = exc if isinstance(exc, TransportError) else TransportError(
                 f"BLE link to {spec.target} failed: {exc}", url=url)
-            if supervisor.connected_once:
-                protocol.connection_lost(error)
-            delay = supervisor.failed(error)
+            delay = supervisor.link_failed(error, protocol)
             if delay is None:
                 return
             end = time.monotonic() + delay

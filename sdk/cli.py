@@ -40,7 +40,6 @@ from emotionkd.sdk.cli_common import (
     _require,
     _say,
     _SayHandler,
-    _source_label,
     _source_url,
     app,
     demo_summary,
@@ -70,7 +69,7 @@ def stream(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Let --bind name an address other than loopback.")] = False,
     duration_s: DurationOption = None,
     speed: SpeedOption = 1.0,
-    timeout_s: TimeoutOption = 10.0,
+    timeout_s: TimeoutOption = None,
     unit: UnitOption = None,
     column: ColumnOption = None,
     rate_hz: RateOption = None,
@@ -153,7 +152,7 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
     spec = parse_source(url)  # parsed once; the source is made from the spec
     recorder: RecordingWriter | None = None
     outputs: list[Any] = []
-    status = StreamStatus(source=url)
+    status = StreamStatus(source=spec.describe())
 
     def emit(predictions: list[Any]) -> None:
         for prediction in predictions:
@@ -167,7 +166,7 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
         for block in src.blocks():
             if status.samples == 0:  # said now: a device names itself in its first frames
                 info = src.info
-                status.source = _source_label(spec, info.device)
+                status.source = info.device  # the spec's describe(), with the device's own name
                 status.nominal_rate_hz = block.rate_hz
                 _say(f"streaming {status.source} ({info.protocol}, {block.rate_hz:g} Hz) -> "
                      f"{classifier.window_s:g} s windows every {classifier.hop_s:g} s")
@@ -184,7 +183,7 @@ def _stream_predictions(url: str, classifier: Any, open_outputs: Callable[[Any],
 
     try:
         with open_source(spec) as src:
-            status.source = _source_label(spec, src.info.device)
+            status.source = src.info.device
             outputs.extend(open_outputs(status))
             for out in outputs:  # outputs that stamp predictions with the source's clock (LSL)
                 if hasattr(out, "bind_source"):
@@ -238,7 +237,9 @@ def demo(
         show_default=False)] = None,
     speed: Annotated[float, typer.Option(
         "--speed", help="Seconds of signal the emulated sensor sends per second (1: real time).")] = DEMO_SPEED,
-    rate_hz: Annotated[float, typer.Option("--rate", help="Sampling rate of the emulated sensor (Hz).")] = 128.0,
+    rate_hz: Annotated[float | None, typer.Option(
+        "--rate", help="Sampling rate of the emulated sensor (Hz; default: the EKD device's own).",
+        show_default=False)] = None,
     model: Annotated[Path | None, typer.Option("--model", help="An .onnx model (default: the bundled model).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table (live view), jsonl or csv.")] = "table",
     faults: Annotated[bool, typer.Option("--faults/--no-faults", help="Inject a burst of line noise.")] = True,
@@ -262,7 +263,7 @@ def demo(
     from emotionkd.sdk.classifier import EmotionClassifier
 
     _require(duration_s is None or duration_s > 0, f"--duration must be positive, got {duration_s or 0:g}")
-    _require(rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz:g}")
+    _require(rate_hz is None or rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz or 0:g}")
     _require(0 < speed <= MAX_SPEED, f"--speed must be in (0, {MAX_SPEED:g}] seconds of signal per second, got {speed:g}")
     require_pty()
     started = time.monotonic()
@@ -287,7 +288,7 @@ def demo(
 
     def open_outputs(status: Any) -> list[Any]:
         played = f", played at {speed:g}x real time" if speed != 1 else ""
-        out = _open_output(fmt, None, header=f"EKD sensor emulated on {emulator.pts_path} at {rate_hz:g} Hz{played} "
+        out = _open_output(fmt, None, header=f"EKD sensor emulated on {emulator.pts_path} at {emulator.rate_hz:g} Hz{played} "
                            f"({classifier.window_s:g} s windows every {classifier.hop_s:g} s)",
                            status=status, window_s=classifier.window_s)
         table.append(out)
@@ -305,7 +306,7 @@ def demo(
     with emulator:
         _say(f"EKD sensor emulator on {emulator.pts_path}; streaming it as "
                    f"`emotionkd-sdk stream --port {emulator.pts_path} --protocol ekd` would")
-        url = _source_url(emulator.pts_path, None, "ekd", None, None, None, False, None, 1.0, timeout_s=10.0)
+        url = _source_url(emulator.pts_path, None, "ekd", None, None, None, False, None, 1.0)
         status = _stream_predictions(url, classifier, open_outputs, duration_s=duration_s, on_block=on_block)
         sent = emulator.counters
     _say(demo_summary(predictions, status, change_s, sent, time.monotonic() - started))
@@ -324,7 +325,7 @@ def record(
     source: SourceOption = None,
     duration_s: DurationOption = None,
     speed: SpeedOption = 1.0,
-    timeout_s: TimeoutOption = 10.0,
+    timeout_s: TimeoutOption = None,
     unit: UnitOption = None,
 ) -> None:
     """Record raw samples (µS and flags, no model) to a CSV file that replay:// reads back."""

@@ -96,8 +96,9 @@ SourceOption = Annotated[str | None, typer.Option(
 SpeedOption = Annotated[float, typer.Option(
     "--speed", help="Replay/simulation pace: 1 = real time, 0 = as fast as possible.")]
 DurationOption = Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds of signal.")]
-TimeoutOption = Annotated[float, typer.Option(
-    "--timeout", help="Serial/BLE: seconds to wait for the first sample before giving up.")]
+TimeoutOption = Annotated[float | None, typer.Option(
+    "--timeout", help="Serial/BLE: seconds to wait for the first sample before giving up (default: the URL's, 10).",
+    show_default=False)]
 UnitOption = Annotated[str | None, typer.Option(
     "--unit", help="ASCII protocol or --replay: unit of the numbers (adc for Grove, uS, kOhm, …).")]
 ColumnOption = Annotated[str | None, typer.Option(
@@ -116,7 +117,7 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _check_source_options(protocol: str, baud: int | None, speed: float, timeout_s: float, unit: str | None,
+def _check_source_options(protocol: str, baud: int | None, speed: float, timeout_s: float | None, unit: str | None,
                           duration_s: float | None) -> None:
     """The options every source takes, checked before a port, file or model is touched."""
     from emotionkd.firmware_bridge.devices import PROTOCOLS
@@ -126,7 +127,7 @@ def _check_source_options(protocol: str, baud: int | None, speed: float, timeout
     _require(protocol.lower() in known, f"unknown --protocol {protocol!r}; use one of {', '.join(known)}")
     _require(baud is None or baud > 0, f"--baud must be a positive number of bits per second, got {baud}")
     _require(speed >= 0, f"--speed must be 0 (as fast as possible) or positive, got {speed:g}")
-    _require(timeout_s > 0, f"--timeout must be a positive number of seconds, got {timeout_s:g}")
+    _require(timeout_s is None or timeout_s > 0, f"--timeout must be a positive number of seconds, got {timeout_s or 0:g}")
     _require(duration_s is None or duration_s > 0,
              f"--duration must be a positive number of seconds, got {duration_s:g}" if duration_s is not None else "")
     if unit is not None:
@@ -135,7 +136,7 @@ def _check_source_options(protocol: str, baud: int | None, speed: float, timeout
 
 def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | None, ble_name: str | None,
                 replay: Path | None, simulate: bool, source: str | None, speed: float,
-                timeout_s: float = 10.0, unit: str | None = None, *, column: str | None = None,
+                timeout_s: float | None = None, unit: str | None = None, *, column: str | None = None,
                 rate_hz: float | None = None) -> str:
     """The one source URL the options name (exactly one source must be chosen)."""
     from urllib.parse import quote, urlencode
@@ -151,20 +152,21 @@ def _source_url(port: str | None, baud: int | None, protocol: str, ble: str | No
             ("choose one source, not " + " and ".join(chosen)) if chosen else
             "choose a source: --port /dev/ttyUSB0, --ble ADDRESS, --ble-name NAME, --replay FILE, "
             "--simulate or --source URL (emotionkd-sdk devices lists what is connected)")
-    device = {"timeout": f"{timeout_s:g}", **({"unit": unit} if unit else {}),
+    # what the options leave out, the URL leaves out: its parser's defaults apply
+    device = {**({"timeout": f"{timeout_s:g}"} if timeout_s is not None else {}), **({"unit": unit} if unit else {}),
               **({"rate": f"{rate_hz:g}"} if rate_hz is not None else {})}
     if port:
         return f"serial://{quote(port)}?" + urlencode({"protocol": protocol, **({"baud": baud} if baud else {}), **device})
     if ble:
-        return f"ble://{ble}?" + urlencode({"protocol": "ekd" if protocol == "auto" else protocol, **device})
+        return f"ble://{ble}?" + urlencode({"protocol": protocol, **device})  # parse_ble resolves auto
     if ble_name:
-        return "ble://?" + urlencode({"name": ble_name, "protocol": "ekd" if protocol == "auto" else protocol, **device})
+        return "ble://?" + urlencode({"name": ble_name, "protocol": protocol, **device})
     if replay:
         extra = {k: v for k, v in (("unit", unit), ("column", column),
                                    ("rate", None if rate_hz is None else f"{rate_hz:g}")) if v is not None}
         return f"replay://{quote(str(replay))}?" + urlencode({"speed": f"{speed:g}", **extra})
     if simulate:
-        return f"sim://?rate=128&speed={speed:g}"
+        return f"sim://?speed={speed:g}"  # the simulator's own rate (SimSpec)
     return str(source)
 
 
@@ -181,14 +183,6 @@ def _open_output(fmt: str, output: Path | None, header: str, status: Any = None,
     from emotionkd.firmware_bridge.errors import ConfigError
 
     raise ConfigError(f"unknown --format {fmt!r}; use table, jsonl or csv")
-
-
-def _source_label(spec: Any, device: str) -> str:
-    """What the live view calls the source (``spec``: the parsed URL): a replay names its file
-    (and what recorded it), not the serial port the recording once came from."""
-    if spec.scheme == "replay":
-        return f"replay of {Path(spec.path).name} (recorded from {device})"
-    return device
 
 
 def _note_synthetic(classifier: Any) -> None:

@@ -86,7 +86,9 @@ def devices(
 @friendly_errors
 def simulate(
     device: str = typer.Option("ekd", "--device", help="Protocol to emulate: ekd, ascii, shimmer3 or bitalino."),
-    rate_hz: float = typer.Option(128.0, "--rate", help="Sampling rate (Hz); BITalino: 1, 10, 100 or 1000."),
+    rate_hz: float | None = typer.Option(
+        None, "--rate", help="Sampling rate (Hz; default: the emulated device's own, from the device "
+        "registry); BITalino: 1, 10, 100 or 1000.", show_default=False),
     duration_s: float = typer.Option(0.0, "--duration", help="Seconds to run; 0 = until Ctrl-C."),
     seed: int = typer.Option(0, help="Seed of the synthetic skin conductance."),
     arousal: float = typer.Option(0.3, help="Arousal of the synthetic signal, 0..1."),
@@ -101,7 +103,7 @@ def simulate(
 ) -> None:
     """Emulate a GSR device on a pseudo-terminal; prints the /dev/pts/N to connect to."""
     _require(duration_s >= 0, f"--duration must be 0 (until Ctrl-C) or a positive number of seconds, got {duration_s:g}")
-    _require(rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz:g}")
+    _require(rate_hz is None or rate_hz > 0, f"--rate must be a positive number of Hz, got {rate_hz or 0:g}")
     from emotionkd.firmware_bridge.emulators import (
         EmulatorConfig,
         make_emulator,
@@ -116,9 +118,9 @@ def simulate(
     emulator = make_emulator(device, config)
     with emulator:
         typer.echo(emulator.pts_path)
-        typer.echo(f"{device} emulator at {rate_hz:g} Hz on {emulator.pts_path} "
+        typer.echo(f"{device} emulator at {emulator.rate_hz:g} Hz on {emulator.pts_path} "
                    f"(stable link across unplugs: {emulator.port_path})", err=True)
-        typer.echo(f"source URL: serial://{emulator.port_path}?protocol={device}&rate={rate_hz:g}", err=True)
+        typer.echo(f"source URL: serial://{emulator.port_path}?protocol={device}&rate={emulator.rate_hz:g}", err=True)
         try:
             run_emulator(
                 emulator,

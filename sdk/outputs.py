@@ -19,6 +19,7 @@ from typing import Protocol, TextIO
 
 from emotionkd.firmware_bridge.errors import DataError
 from emotionkd.sdk.prediction import Prediction
+from emotionkd.sdk.quality import ELECTRODE_OFF, FLAT_LINE, GAP, IMPLAUSIBLE_UNIT, OK, SATURATION
 
 CSV_COLUMNS = ("start_s", "end_s", "arousal", "valence", "arousal_label", "valence_label",
                "quality", "samples_missing", "conductance_us", "quality_detail")
@@ -148,9 +149,10 @@ def _fmt(value: object) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+#: the short word a person reads for each quality code (the codes: :mod:`emotionkd.sdk.quality`)
 QUALITY_WORDS: Mapping[str, str] = {
-    "ok": "ok", "gap": "gap", "electrode_off": "electrode off", "saturation": "saturated",
-    "flat_line": "flat line", "implausible_unit": "wrong unit?",
+    OK: "ok", GAP: "gap", ELECTRODE_OFF: "electrode off", SATURATION: "saturated",
+    FLAT_LINE: "flat line", IMPLAUSIBLE_UNIT: "wrong unit?",
 }
 
 

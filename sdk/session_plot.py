@@ -21,6 +21,7 @@ import numpy.typing as npt
 from emotionkd.firmware_bridge.errors import ConfigError, DataError
 from emotionkd.firmware_bridge.samples import SampleFlag
 from emotionkd.sdk.outputs import quality_word
+from emotionkd.sdk.quality import ELECTRODE_OFF, FLAT_LINE, GAP, IMPLAUSIBLE_UNIT, SATURATION
 
 #: flag -> (legend label, colour) of the shading on the conductance panel, drawn in this order
 FLAG_SHADES: tuple[tuple[int, str, str], ...] = (
@@ -29,8 +30,8 @@ FLAG_SHADES: tuple[tuple[int, str, str], ...] = (
     (SampleFlag.SATURATED, "saturated", "#e03131"),
 )
 #: quality code -> marker colour on the prediction panel
-QUALITY_COLOURS = {"gap": "#868e96", "electrode_off": "#fd7e14", "saturation": "#e03131",
-                   "flat_line": "#7048e8", "implausible_unit": "#c2255c"}
+QUALITY_COLOURS = {GAP: "#868e96", ELECTRODE_OFF: "#fd7e14", SATURATION: "#e03131",
+                   FLAT_LINE: "#7048e8", IMPLAUSIBLE_UNIT: "#c2255c"}
 
 
 def flagged_spans(flags: npt.NDArray[np.uint8], bit: int, rate_hz: float) -> list[tuple[float, float]]:

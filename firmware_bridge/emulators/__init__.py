@@ -4,7 +4,7 @@ Each emulator owns a pty (``pty.openpty`` in raw mode) and a background thread t
 realistic skin conductance from :class:`~emotionkd.firmware_bridge.gsr_synth.GsrSynthesizer` in
 the device's own wire format, answers the device's commands, and injects faults on request::
 
-    with EkdEmulator(EmulatorConfig(rate_hz=128)) as emu:
+    with EkdEmulator(EmulatorConfig(seed=3)) as emu:   # rate: the registry's (EKD: 128 Hz)
         print(emu.port_path)          # a stable symlink to the current /dev/pts/N
         emu.inject_garbage(40)        # random bytes on the line
         emu.drop_frames(3)            # the next 3 frames/packets/lines never leave the device

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import pty
 import random
@@ -14,16 +13,22 @@ import tempfile
 import threading
 import time
 import tty
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Final
 
 import numpy as np
 
+from emotionkd.firmware_bridge import ekd
+from emotionkd.firmware_bridge.bounds import rate_problem
+from emotionkd.firmware_bridge.devices import device
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
 
 #: the fastest an emulator plays its signal (a faster pty would only fill its buffer and drop)
 MAX_SPEED: Final = 16.0
+#: the EKD emulator's ``sample_format`` names and the wire format each sends
+EKD_SAMPLE_FORMATS: Final = {"ns": ekd.SampleFormat.U32_NANOSIEMENS, "u16": ekd.SampleFormat.U16_ADC,
+                             "u24": ekd.SampleFormat.U24_ADC}
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,8 @@ class EmulatorConfig:
     """Options shared by the emulators.
 
     Attributes:
-        rate_hz: sampling rate (BITalino: 1, 10, 100 or 1000).
+        rate_hz: sampling rate (BITalino: 1, 10, 100 or 1000); None: the device's default rate
+            in the device registry (:mod:`emotionkd.firmware_bridge.devices`), its one owner.
         seed, arousal: of the synthetic skin conductance.
         frames_per_s: how often the device flushes (EKD frames; the other protocols send the
             same bytes, only batched per flush).
@@ -46,7 +52,7 @@ class EmulatorConfig:
             minutes (see gsr_synth), far longer than anyone watches a demo.
     """
 
-    rate_hz: float = 128.0
+    rate_hz: float | None = None
     seed: int = 0
     arousal: float = 0.3
     frames_per_s: float = 8.0
@@ -58,8 +64,9 @@ class EmulatorConfig:
     speed: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (self.rate_hz > 0 and math.isfinite(self.rate_hz)):
-            raise ConfigError(f"emulator rate_hz must be positive, got {self.rate_hz!r}")
+        problem = None if self.rate_hz is None else rate_problem(self.rate_hz)
+        if problem is not None:  # the one rule for what a sampling rate may be (bounds)
+            raise ConfigError(f"emulator {problem}")
         if not (0 < self.frames_per_s <= 1000):
             raise ConfigError(f"frames_per_s must be in (0, 1000], got {self.frames_per_s!r}")
         if not (0 < self.speed <= MAX_SPEED):
@@ -69,8 +76,8 @@ class EmulatorConfig:
             raise ConfigError(f"drop_probability must be in [0, 1], got {self.drop_probability!r}")
         if self.garbage_per_s < 0:
             raise ConfigError(f"garbage_per_s must be ≥ 0, got {self.garbage_per_s!r}")
-        if self.sample_format not in ("ns", "u16", "u24"):
-            raise ConfigError(f"sample_format must be 'ns', 'u16' or 'u24', got {self.sample_format!r}")
+        if self.sample_format not in EKD_SAMPLE_FORMATS:
+            raise ConfigError(f"sample_format must be one of {', '.join(EKD_SAMPLE_FORMATS)}, got {self.sample_format!r}")
 
 
 @dataclass
@@ -91,16 +98,25 @@ class EmulatorCounters:
 
 
 class DeviceEmulator:
-    """Base: pty management, sample clock, fault injection. Subclasses speak the protocol."""
+    """Base: pty management, sample clock, fault injection. Subclasses speak the protocol.
+
+    Attributes:
+        config: the options, with ``rate_hz`` resolved (the device's registry rate when the
+            caller gave none).
+        rate_hz: the sampling rate it emulates (Hz).
+    """
 
     device: ClassVar[str] = "base"
     _streaming: bool = False  # START/STOP state (subclasses flip it on commands)
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
-        self.config = config or EmulatorConfig()
+        config = config or EmulatorConfig()
+        # the device's rate has one owner, the registry; the config only overrides it
+        self.rate_hz: float = device(self.device).default_rate_hz if config.rate_hz is None else config.rate_hz
+        self.config = replace(config, rate_hz=self.rate_hz)
         self.counters = EmulatorCounters()
         self.electrode_off = False
-        self._synth = GsrSynthesizer(GsrSynthConfig(rate_hz=self.config.rate_hz), seed=self.config.seed,
+        self._synth = GsrSynthesizer(GsrSynthConfig(rate_hz=self.rate_hz), seed=self.config.seed,
                                      arousal=self.config.arousal)
         self._rng = random.Random(self.config.seed + 1)
         self._lock = threading.RLock()
@@ -268,7 +284,7 @@ class DeviceEmulator:
 
     def _tick(self, now: float) -> None:
         with self._lock:
-            due = int((now - self._sample_clock_start) * self.config.rate_hz * self.config.speed) - self._samples_done
+            due = int((now - self._sample_clock_start) * self.rate_hz * self.config.speed) - self._samples_done
             if due <= 0:
                 return
             values = self._synth.read(due)

@@ -16,8 +16,8 @@ class BitalinoEmulator(DeviceEmulator):
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         super().__init__(config)
-        if int(self.config.rate_hz) not in bitalino.RATE_CODES or self.config.rate_hz != int(self.config.rate_hz):
-            raise ConfigError(f"BITalino samples at 1, 10, 100 or 1000 Hz, not {self.config.rate_hz!r}")
+        if int(self.rate_hz) not in bitalino.RATE_CODES or self.rate_hz != int(self.rate_hz):
+            raise ConfigError(f"BITalino samples at 1, 10, 100 or 1000 Hz, not {self.rate_hz!r}")
         self.channels: tuple[int, ...] = (bitalino.DEFAULT_EDA_CHANNEL,)
         self._seq = 0
 

@@ -9,7 +9,11 @@ import numpy as np
 
 from emotionkd.firmware_bridge import ekd
 from emotionkd.firmware_bridge.cobs import cobs_decode
-from emotionkd.firmware_bridge.emulators.base import DeviceEmulator, EmulatorConfig
+from emotionkd.firmware_bridge.emulators.base import (
+    EKD_SAMPLE_FORMATS,
+    DeviceEmulator,
+    EmulatorConfig,
+)
 from emotionkd.firmware_bridge.errors import ProtocolError
 
 
@@ -29,9 +33,8 @@ class EkdEmulator(DeviceEmulator):
         self._rx = bytearray()
         self._device_us0 = time.monotonic()
         self._next_status = 0.0
-        self._format = {"ns": ekd.SampleFormat.U32_NANOSIEMENS, "u16": ekd.SampleFormat.U16_ADC,
-                        "u24": ekd.SampleFormat.U24_ADC}[self.config.sample_format]
-        self._per_frame = max(1, min(255, int(math.ceil(self.config.rate_hz / self.config.frames_per_s))))
+        self._format = EKD_SAMPLE_FORMATS[self.config.sample_format]
+        self._per_frame = max(1, min(255, int(math.ceil(self.rate_hz / self.config.frames_per_s))))
 
     def _next_seq(self) -> int:
         seq = self._seq
@@ -44,7 +47,7 @@ class EkdEmulator(DeviceEmulator):
     def hello(self) -> ekd.Hello:
         adc_bits = {ekd.SampleFormat.U16_ADC: 16, ekd.SampleFormat.U24_ADC: 24}.get(self._format, 0)
         kind = ekd.CalibrationKind.NANOSIEMENS if self._format == ekd.SampleFormat.U32_NANOSIEMENS else ekd.CalibrationKind.LINEAR
-        return ekd.Hello(0x0100, int(round(self.config.rate_hz * 1000)), adc_bits, kind, self.GAIN_US,
+        return ekd.Hello(0x0100, int(round(self.rate_hz * 1000)), adc_bits, kind, self.GAIN_US,
                          self.OFFSET_US, self.name)
 
     def _send_frame(self, frame: bytes) -> None:

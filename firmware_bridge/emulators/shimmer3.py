@@ -22,7 +22,7 @@ class Shimmer3Emulator(DeviceEmulator):
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         super().__init__(config)
-        self.divider = shimmer3.rate_to_divider(self.config.rate_hz)
+        self.divider = shimmer3.rate_to_divider(self.rate_hz)
         self.sensors = bytes([shimmer3.SENSOR_GSR_BYTE0, 0, 0])
         self._rx = bytearray()
         self._ts0 = 12345

@@ -31,7 +31,7 @@ from emotionkd.firmware_bridge.sample_axis import (
     StreamClock,
 )
 from emotionkd.firmware_bridge.samples import SampleBlock, SampleFlag
-from emotionkd.firmware_bridge.source_spec import SourceSpec
+from emotionkd.firmware_bridge.source_spec import DEFAULT_NO_DATA_TIMEOUT_S, SourceSpec
 from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.lsl import import_pylsl
 from emotionkd.sdk.sources.base import Source, SourceInfo, SourceUrl
@@ -47,8 +47,13 @@ class LslSpec(SourceSpec):
     channel: int = 0
     unit: str | None = None
     rate_hz: float | None = None
-    timeout_s: float = 10.0
+    timeout_s: float = DEFAULT_NO_DATA_TIMEOUT_S
     max_gap_s: float = DEFAULT_MAX_GAP_S
+
+    def describe(self, device: str | None = None) -> str:
+        """``LSL NAME``, ``LSL type EDA`` before the stream is found; once found, ``device`` (the
+        stream's ``NAME (TYPE, HOST)``) after ``LSL``."""
+        return f"LSL {device or self.name or f'type {self.stream_type}'}"
 
 
 def parse_lsl(url: str) -> LslSpec:
@@ -59,10 +64,10 @@ def parse_lsl(url: str) -> LslSpec:
     """
     parsed = SourceUrl.parse(url)
     unit = parsed.take("unit")
-    spec = LslSpec(url, parsed.location, parsed.take("type"), parsed.take_int("channel", 0),
-                   normalise_unit(unit) if unit else None, parsed.take_float("rate", None),
-                   float(parsed.take_float("timeout", 10.0) or 10.0),
-                   float(parsed.take_float("max_gap", DEFAULT_MAX_GAP_S) or DEFAULT_MAX_GAP_S))
+    default = LslSpec(url)  # the defaults are the spec's fields, written once
+    spec = LslSpec(url, parsed.location, parsed.take("type"), parsed.take_int("channel", default.channel),
+                   normalise_unit(unit) if unit else None, parsed.take_rate("rate", default.rate_hz),
+                   parsed.take_positive("timeout", default.timeout_s), parsed.take_positive("max_gap", default.max_gap_s))
     parsed.refuse_leftovers("type, channel, unit, rate, timeout, max_gap")
     if not spec.name and not spec.stream_type:
         raise ConfigError("lsl:// needs a stream name (lsl://NAME) or a type (lsl://?type=EDA)")
@@ -83,7 +88,7 @@ class LslSource(Source):
         self.name, self.stream_type, self.channel = spec.name, spec.stream_type, spec.channel
         self.unit, self.rate_hz, self.timeout_s, self.max_gap_s = spec.unit, spec.rate_hz, spec.timeout_s, spec.max_gap_s
         self._inlet: Any = None
-        self._device = self.name or f"type {self.stream_type}"
+        self._device = spec.describe()
         self._counters = {"samples": 0, "gap_samples": 0, "discontinuities": 0}
         self._clock: StreamClock | None = None
 
@@ -112,7 +117,7 @@ class LslSource(Source):
         self._inlet.open_stream(timeout=self.timeout_s)  # buffer from now on, not from the first pull
         if self.unit is None:
             self.unit = normalise_unit(_channel_unit(full, self.channel) or "uS")
-        self._device = f"LSL {info.name()} ({info.type()}, {info.hostname()})"
+        self._device = self.spec.describe(f"{info.name()} ({info.type()}, {info.hostname()})")
 
     def close(self) -> None:
         super().close()

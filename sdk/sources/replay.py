@@ -286,6 +286,11 @@ class ReplaySpec(SourceSpec):
     unit: str = "uS"
     column: str | None = None
 
+    def describe(self, device: str | None = None) -> str:
+        """``replay of FILE (recorded from DEVICE)``: the file, not the port it was once recorded
+        from (``device``: what the file says recorded it)."""
+        return f"replay of {self.path.name}" + (f" (recorded from {device})" if device else "")
+
 
 def parse_replay(url: str) -> ReplaySpec:
     """Parse a ``replay://`` URL (the file is read when the source is made).
@@ -294,12 +299,11 @@ def parse_replay(url: str) -> ReplaySpec:
         ConfigError: no file, a bad block, unit or unknown parameter.
     """
     parsed = SourceUrl.parse(url)
-    spec = ReplaySpec(url, Path(parsed.location), float(parsed.take_float("speed", 1.0) or 0.0),
-                      float(parsed.take_float("block", 0.25) or 0.0), parsed.take_float("rate", None),
-                      replay_unit(parsed.take("unit", "uS") or "uS"), parsed.take("column", None))
+    default = ReplaySpec(url)  # the defaults are the spec's fields, written once
+    spec = ReplaySpec(url, Path(parsed.location), float(parsed.take_float("speed", default.speed) or 0.0),
+                      parsed.take_positive("block", default.block_s), parsed.take_rate("rate", default.rate_hz),
+                      replay_unit(parsed.take("unit", default.unit) or default.unit), parsed.take("column", default.column))
     parsed.refuse_leftovers("speed, block, rate, unit, column")
-    if spec.block_s <= 0:
-        raise ConfigError("replay:// block must be a positive number of seconds")
     if not parsed.location:
         raise ConfigError("replay:// needs a file: replay://path/to/recording.csv")
     return spec
@@ -322,7 +326,7 @@ class ReplaySource(Source):
 
     @property
     def info(self) -> SourceInfo:
-        return SourceInfo(device=self.signal.device, protocol=f"replay-{self.signal.format}", rate_hz=self.signal.rate_hz)
+        return SourceInfo(device=self.spec.describe(self.signal.device), protocol=f"replay-{self.signal.format}", rate_hz=self.signal.rate_hz)
 
     def counters(self) -> dict[str, int]:
         return {"samples": self._emitted,

@@ -97,6 +97,10 @@ class SimSpec(SourceSpec):
     block_s: float = 0.125
     faults: tuple[Fault, ...] = ()
 
+    def describe(self, device: str | None = None) -> str:
+        """``simulated GSR sensor (seed N)``."""
+        return f"simulated GSR sensor (seed {self.seed})"
+
 
 def parse_sim(url: str) -> SimSpec:
     """Parse a ``sim://`` URL.
@@ -105,15 +109,12 @@ def parse_sim(url: str) -> SimSpec:
         ConfigError: a bad rate, block, duration, fault or unknown parameter.
     """
     parsed = SourceUrl.parse(url)
-    spec = SimSpec(url, float(parsed.take_float("rate", 128.0) or 0.0), parsed.take_float("arousal", 0.3) or 0.0,
-                   parsed.take_int("seed", 0), float(parsed.take_float("speed", 1.0) or 0.0),
-                   parsed.take_float("duration", None), float(parsed.take_float("block", 0.125) or 0.0),
-                   Fault.parse_list(parsed.take("faults", "") or ""))
+    default = SimSpec(url)  # the defaults are the spec's fields, written once
+    spec = SimSpec(url, parsed.take_rate("rate", default.rate_hz),
+                   parsed.take_float("arousal", default.arousal) or 0.0, parsed.take_int("seed", default.seed),
+                   float(parsed.take_float("speed", default.speed) or 0.0), parsed.take_float("duration", default.duration_s),
+                   parsed.take_positive("block", default.block_s), Fault.parse_list(parsed.take("faults", "") or ""))
     parsed.refuse_leftovers("rate, arousal, seed, speed, duration, block, faults")
-    if not (spec.rate_hz > 0 and math.isfinite(spec.rate_hz)):
-        raise ConfigError(f"sim:// rate must be a positive number of hertz, got {spec.rate_hz!r}")
-    if spec.block_s <= 0:
-        raise ConfigError("sim:// block must be a positive number of seconds")
     if spec.duration_s is not None and spec.duration_s <= 0:
         raise ConfigError("sim:// duration must be a positive number of seconds")
     return spec
@@ -137,7 +138,7 @@ class SimSource(Source):
 
     @property
     def info(self) -> SourceInfo:
-        return SourceInfo(device=f"simulated GSR sensor (seed {self.seed})", protocol="sim", rate_hz=self.rate_hz)
+        return SourceInfo(device=self.spec.describe(), protocol="sim", rate_hz=self.rate_hz)
 
     def counters(self) -> dict[str, int]:
         return {"samples": self._emitted}

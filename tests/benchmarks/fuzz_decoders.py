@@ -8,9 +8,16 @@
 ``--cpu-seconds`` stops early when the process has used that much CPU time and reports how many
 inputs it ran (the figure docs/reliability.md quotes).
 
+The decoders are the device registry's (:data:`emotionkd.firmware_bridge.devices.DEVICES`), as a
+source builds them: each protocol's serial decoder at its default rate, its framed-BLE decoder
+where it has a framed BLE profile, and the option variants in :data:`OPTION_VARIANTS`; a device
+added to the registry is fuzzed with no change here, and the run refuses to start until
+:func:`corpus` has a valid stream of its protocol to mutate.
+
 Each input (random bytes, or a valid stream of the protocol with bit flips, inserted garbage,
 deleted/duplicated/truncated runs) is fed to a long-lived decoder of every protocol (stateful,
-split at random points) and, every 1000 inputs, to fresh ones. The only errors allowed are the
+split at random points; a framed-BLE decoder gets whole notifications) and, every 1000 inputs,
+to fresh ones. The only errors allowed are the
 documented ones: ``feed`` raises nothing; ``decode_frame``/``cobs_decode`` raise
 :class:`ProtocolError`. Invariants checked: blocks are contiguous on the sample axis, arrays
 have matching shapes and dtypes, internal buffers stay bounded, and no feed emits more than
@@ -28,13 +35,15 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 
-from emotionkd.firmware_bridge.ascii_lines import AsciiLineDecoder
-from emotionkd.firmware_bridge.bitalino import BitalinoDecoder, pack_frame
+from emotionkd.firmware_bridge.bitalino import pack_frame
 from emotionkd.firmware_bridge.cobs import cobs_decode
 from emotionkd.firmware_bridge.decoding import Decoder
+from emotionkd.firmware_bridge.devices import DEVICES
 from emotionkd.firmware_bridge.ekd import (
     FrameType,
     Hello,
@@ -43,12 +52,15 @@ from emotionkd.firmware_bridge.ekd import (
     decode_frame,
     serial_encode,
 )
-from emotionkd.firmware_bridge.ekd_decoder import EkdBleDecoder, EkdSerialDecoder
 from emotionkd.firmware_bridge.errors import ProtocolError
 from emotionkd.firmware_bridge.samples import SampleBlock
-from emotionkd.firmware_bridge.shimmer3 import Shimmer3Decoder
 
 MAX_BUFFERED = 8192  # no decoder may hold more than this many undecoded bytes
+#: besides each protocol's defaults, these values of its own URL options (the registry's
+#: ``options``) are fuzzed too: name → (protocol, options)
+OPTION_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {"ascii_kohm": ("ascii", {"unit": "kOhm"})}
+#: the suffix of a protocol's framed-BLE decoder (one frame per notification)
+BLE = "_ble"
 
 
 def _ekd_corpus(rng: random.Random) -> list[bytes]:
@@ -68,14 +80,15 @@ def _ekd_corpus(rng: random.Random) -> list[bytes]:
 
 
 def corpus(rng: random.Random) -> dict[str, bytes]:
-    """One valid stream per protocol (the mutation seeds)."""
+    """One valid stream per protocol, and per framed-BLE format (the mutation seeds), by the
+    names :func:`make_decoders` gives."""
     ekd_frames = _ekd_corpus(rng)
     shimmer = b"\xff\xff\x02" + struct.pack("<HIBB", 256, 0, 1, 1) + bytes([0x1C]) + b"\xff"
     for i in range(200):
         shimmer += b"\x00" + ((1000 + 256 * i) % 2**24).to_bytes(3, "little") + struct.pack("<H", rng.randrange(2**16))
     return {
-        "ekd_serial": b"".join(serial_encode(f) for f in ekd_frames),
-        "ekd_ble": b"".join(ekd_frames),  # cut at frame boundaries below
+        "ekd": b"".join(serial_encode(f) for f in ekd_frames),
+        "ekd" + BLE: b"".join(ekd_frames),
         "ascii": b"".join(f"{rng.randrange(1024)}\r\n".encode() for _ in range(200)) + b"hello\n3.5e2\n",
         "shimmer3": shimmer,
         "bitalino": b"".join(pack_frame([rng.randrange(1024)], i & 15) for i in range(300)),
@@ -102,15 +115,23 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(out)
 
 
-def make_decoders() -> dict[str, Callable[[], Decoder]]:
-    return {
-        "ekd_serial": EkdSerialDecoder,
-        "ekd_ble": EkdBleDecoder,
-        "ascii": lambda: AsciiLineDecoder(unit="adc"),
-        "ascii_kohm": lambda: AsciiLineDecoder(unit="kOhm"),
-        "shimmer3": Shimmer3Decoder,
-        "bitalino": BitalinoDecoder,
-    }
+def make_decoders() -> dict[str, Callable[[], Decoder[Any]]]:
+    """A factory of a fresh decoder for every wire format in the device registry, by name: the
+    protocol (serial byte stream), ``<protocol>_ble`` (framed BLE) and :data:`OPTION_VARIANTS`."""
+    factories: dict[str, Callable[[], Decoder[Any]]] = {}
+    for protocol, device in DEVICES.items():
+        factories[protocol] = partial(device.decoder, device.default_rate_hz)
+        if any(profile.framed for profile in device.ble_profiles):
+            factories[protocol + BLE] = partial(device.decoder, device.default_rate_hz, framed_ble=True)
+    for name, (protocol, options) in OPTION_VARIANTS.items():
+        factories[name] = partial(DEVICES[protocol].decoder, DEVICES[protocol].default_rate_hz, options)
+    return factories
+
+
+def unseeded(seeds: dict[str, bytes], factories: dict[str, Callable[[], Decoder[Any]]]) -> list[str]:
+    """The wire formats :func:`corpus` has no valid stream for (an option variant shares its
+    protocol's)."""
+    return [name for name in factories if name not in seeds and name not in OPTION_VARIANTS]
 
 
 def _check(blocks: list[SampleBlock], expected: int) -> int:
@@ -122,22 +143,26 @@ def _check(blocks: list[SampleBlock], expected: int) -> int:
     return expected
 
 
-def _buffered(decoder: Decoder) -> int:
+def _buffered(decoder: Decoder[Any]) -> int:
     return sum(len(getattr(decoder, name, b"")) for name in ("_buf", "_partial"))
 
 
-def _emitted_bound(decoder: Decoder, size: int) -> int:
+def _emitted_bound(decoder: Decoder[Any], size: int) -> int:
     return 5 * size + 2 * decoder.axis.max_gap_samples
 
 
 def run_fuzz(n_inputs: int, seed: int = 0, cpu_seconds: float | None = None) -> dict[str, int | float]:
     """Fuzz ``n_inputs`` inputs through every decoder (or until ``cpu_seconds`` of process CPU
-    time); returns counts (raises AssertionError on a violated invariant, lets any undocumented
-    exception propagate)."""
+    time); returns counts (raises AssertionError on a violated invariant, ValueError when a
+    registry device has no seed stream in :func:`corpus`, lets any undocumented exception
+    propagate)."""
     rng = random.Random(seed)
     cpu_start = time.process_time()
     seeds = corpus(rng)
     factories = make_decoders()
+    missing = unseeded(seeds, factories)
+    if missing:  # a new device would be fuzzed with random bytes only: its real frames never tried
+        raise ValueError(f"corpus() has no valid stream of {', '.join(missing)}: add one to fuzz it properly")
     live = {name: make() for name, make in factories.items()}
     next_index = dict.fromkeys(live, 0)
     stats: dict[str, int | float] = {"inputs": 0, "bytes": 0, "samples": 0, "frame_errors": 0, "cobs_errors": 0}
@@ -165,7 +190,7 @@ def run_fuzz(n_inputs: int, seed: int = 0, cpu_seconds: float | None = None) -> 
         except ProtocolError:
             stats["cobs_errors"] += 1
         for name, decoder in live.items():
-            if name == "ekd_ble":
+            if name.endswith(BLE):  # one notification is one frame: never split
                 blocks = decoder.feed(data, host_time_s=0.0)
             else:
                 cut = rng.randint(0, len(data))

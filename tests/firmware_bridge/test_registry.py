@@ -41,13 +41,24 @@ def test_every_descriptor_builds_its_decoder_and_emulator(protocol: str) -> None
     d = device(protocol)
     decoder = d.decoder(d.default_rate_hz)
     assert isinstance(decoder, Decoder) and decoder.protocol == protocol
-    assert decoder.rate_hz == d.default_rate_hz
+    assert decoder.rate_hz == d.default_rate_hz == type(decoder)().rate_hz  # the decoder's own default: the same number
     emulator = make_emulator(protocol, EmulatorConfig(rate_hz=d.default_rate_hz))
     emulator.stop()  # never started: removes its link directory
     assert type(emulator).__name__ == d.emulator.split(":")[1]
     spec = parse_source_url(f"serial:///dev/ttyX?protocol={protocol}")
     assert (spec.baud, spec.rate_hz) == (DEFAULT_BAUD[protocol], DEFAULT_RATE_HZ[protocol]) == (
         d.default_baud, d.default_rate_hz)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_an_emulator_samples_at_its_devices_registry_rate_unless_told(protocol: str) -> None:
+    for config in (None, EmulatorConfig(seed=2)):  # no rate given: the registry's (BITalino: 100, not 128)
+        emulator = make_emulator(protocol, config)
+        emulator.stop()
+        assert emulator.rate_hz == emulator.config.rate_hz == device(protocol).default_rate_hz
+    emulator = make_emulator(protocol, EmulatorConfig(rate_hz=10.0))  # a rate every device can take
+    emulator.stop()
+    assert emulator.rate_hz == emulator.config.rate_hz == 10.0
 
 
 def test_derived_tables_read_the_registry() -> None:

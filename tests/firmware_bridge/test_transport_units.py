@@ -1,4 +1,5 @@
-"""Transport pieces without a device: backoff, MTU-aware BLE writes, the emulator fault schedule."""
+"""Transport pieces without a device: backoff, the link supervisor's one failure and stall rule
+(both transports use it), MTU-aware BLE writes, the emulator fault schedule."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from emotionkd.firmware_bridge import ekd
 from emotionkd.firmware_bridge.emulators import EmulatorConfig, make_emulator, run_emulator
 from emotionkd.firmware_bridge.errors import ConfigError, TransportError
+from emotionkd.firmware_bridge.link import LinkSupervisor, SourceCounters
 from emotionkd.firmware_bridge.sources import Backoff
 from emotionkd.firmware_bridge.transports import _att_mtu, _ble_write
 
@@ -18,6 +20,49 @@ from emotionkd.firmware_bridge.transports import _att_mtu, _ble_write
 def test_backoff_is_exponential_and_capped() -> None:
     b = Backoff(initial_s=0.5, factor=2.0, max_s=3.0)
     assert [b.delay_s(i) for i in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+class LostLog:
+    """A link protocol that only records the connection_lost calls."""
+
+    def __init__(self) -> None:
+        self.lost: list[TransportError | None] = []
+
+    def connection_made(self) -> list[bytes]:
+        return []
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def connection_lost(self, error: TransportError | None) -> None:
+        self.lost.append(error)
+
+    def stop_commands(self) -> list[bytes]:
+        return []
+
+
+def test_a_failed_start_loses_nothing_and_a_lost_link_is_retried_with_backoff() -> None:
+    fatal: list[TransportError] = []
+    supervisor = LinkSupervisor(True, Backoff(initial_s=0.5, factor=2.0, max_s=3.0), SourceCounters(), fatal.append)
+    protocol, error = LostLog(), TransportError("port vanished")
+    assert supervisor.link_failed(error, protocol) is None  # the first connection failed: give up
+    assert protocol.lost == [] and supervisor.first_error is error and supervisor.first_result.is_set()
+    supervisor.connected()
+    assert [supervisor.link_failed(error, protocol) for _ in range(2)] == [0.5, 1.0]
+    assert protocol.lost == [error, error] and supervisor.counters.last_error == "port vanished" and not fatal
+    once = LinkSupervisor(False, Backoff(), SourceCounters(), fatal.append)
+    once.connected()
+    assert once.link_failed(error, protocol) is None and fatal == [error]
+
+
+def test_a_silent_link_is_a_counted_stall_only_past_the_timeout() -> None:
+    supervisor = LinkSupervisor(True, Backoff(), SourceCounters(), lambda error: None)
+    supervisor.check_stall(5.0, None, "serial:///dev/x", "data")  # no timeout: never stalls
+    supervisor.check_stall(1.9, 2.0, "serial:///dev/x", "data")
+    assert supervisor.counters.stalls == 0
+    with pytest.raises(TransportError, match=r"^ble://x: no notification for 2 s \(stalled link\)$"):
+        supervisor.check_stall(2.1, 2.0, "ble://x", "notification")
+    assert supervisor.counters.stalls == 1
 
 
 class FakeChar:

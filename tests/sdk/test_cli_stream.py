@@ -162,3 +162,10 @@ def test_demo_timing_leaves_whole_windows_before_and_after_the_change() -> None:
     assert change_s >= 32.0 and duration_s - change_s >= 32.0  # windows wholly before and after
     assert demo_timing(200.0, None) == (412.0, 204.0)  # a long window: two of them + 12 s
     assert demo_timing(32.0, 40.0) == (40.0, 16.0)  # too short for both: the 40 % rule stays
+
+
+def test_simulate_runs_each_device_at_its_own_rate_by_default() -> None:
+    # the BITalino has no 128 Hz mode: an emulator default of 128 refused `simulate --device bitalino`
+    code, out, err = _run("simulate", "--device", "bitalino", "--duration", "0.2")
+    assert code == 0, err
+    assert "bitalino emulator at 100 Hz" in err and "protocol=bitalino&rate=100" in err

@@ -143,3 +143,13 @@ def test_tmux_80x24_electrode_off_no_wrapped_or_stale_lines(test_model: Path, tm
     final = captures[-1]
     assert "128.0 Hz measured" in final or "127.9 Hz measured" in final or "128.1 Hz measured" in final
     assert "predictions (" in final and "failed the quality gate" in final
+
+
+def test_every_quality_code_has_one_word_and_a_plot_colour() -> None:
+    # the codes are quality.py's; the words and colours are keyed by them, so none is missing
+    from emotionkd.sdk.outputs import QUALITY_WORDS
+    from emotionkd.sdk.quality import OK, QUALITY_REASONS
+    from emotionkd.sdk.session_plot import QUALITY_COLOURS
+
+    assert set(QUALITY_WORDS) == set(QUALITY_REASONS)
+    assert set(QUALITY_COLOURS) == set(QUALITY_REASONS) - {OK}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from emotionkd.firmware_bridge.devices import PROTOCOLS
 from emotionkd.firmware_bridge.emulators import EmulatorConfig, make_emulator
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX only")
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminal
 DURATION_S = 17.0
 ELECTRODE_OFF_AT_S, ELECTRODE_OFF_FOR_S = 5.0, 2.0
 UNPLUG_AT_S, UNPLUG_FOR_S = 10.5, 1.5
-RATES = {"ekd": 128.0, "ascii": 10.0, "shimmer3": 128.0, "bitalino": 100.0}
+DEVICES = PROTOCOLS  # every device in the registry, each emulated at its registry rate
 PROTOCOL_ARG = {"ekd": "auto"}  # the EKD run also proves auto-detection
 
 
@@ -41,7 +42,7 @@ class Run:
 
 
 def _stream(device: str, model: Path, run: Run) -> None:
-    with make_emulator(device, EmulatorConfig(rate_hz=RATES[device], seed=3)) as emu:
+    with make_emulator(device, EmulatorConfig(seed=3)) as emu:
         cmd = [sys.executable, "-m", "emotionkd.sdk.cli", "stream", "--port", emu.port_path,
                "--protocol", PROTOCOL_ARG.get(device, device), "--format", "jsonl",
                "--duration", f"{DURATION_S:g}", "--model", str(model), "--timeout", "8"]
@@ -75,8 +76,8 @@ def _stream(device: str, model: Path, run: Run) -> None:
 
 @pytest.fixture(scope="module")
 def runs(test_model: Path) -> dict[str, Run]:
-    results = {device: Run(device) for device in RATES}
-    threads = [threading.Thread(target=_stream, args=(d, test_model, results[d])) for d in RATES]
+    results = {device: Run(device) for device in DEVICES}
+    threads = [threading.Thread(target=_stream, args=(d, test_model, results[d])) for d in DEVICES]
     for t in threads:
         t.start()
     for t in threads:
@@ -84,7 +85,7 @@ def runs(test_model: Path) -> dict[str, Run]:
     return results
 
 
-@pytest.mark.parametrize("device", list(RATES))
+@pytest.mark.parametrize("device", DEVICES)
 def test_stream_against_the_emulator(runs: dict[str, Run], device: str) -> None:
     run = runs[device]
     assert run.returncode == 0, run.stderr
