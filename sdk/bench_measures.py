@@ -215,30 +215,64 @@ import emotionkd.sdk
 print(time.perf_counter() - t0)
 """
 
-_FIRST_PREDICTION_PROBE = """
+# Resident memory is read after each step (VmRSS), and the peak after the first window (VmHWM:
+# this process's own peak; ru_maxrss would count the parent's pages copied at fork). Where the
+# memory goes, step by step: the interpreter, numpy, the SDK's modules, onnxruntime's import,
+# the session, the first window. onnxruntime is imported explicitly before the model so that
+# its import and the session are told apart (loading the model would import it anyway).
+_MEMORY_FUNCTIONS = """
 import sys, time
+def status_mb(key):
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024.0 for line in f if line.startswith(key + ":"))
+    except (OSError, StopIteration):
+        return float("nan")
+def peak_mb():
+    peak = status_mb("VmHWM")
+    if peak != peak:  # no /proc (macOS): ru_maxrss, bytes there
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 ** 2 if sys.platform == "darwin" else 1024.0)
+    return peak
+"""
+
+_FIRST_PREDICTION_PROBE = _MEMORY_FUNCTIONS + """
+steps = [status_mb("VmRSS")]
 t0 = time.perf_counter()
-from emotionkd.sdk import EmotionClassifier
 import numpy as np
+steps.append(status_mb("VmRSS"))
+from emotionkd.sdk import EmotionClassifier
+steps.append(status_mb("VmRSS"))
+import onnxruntime
+steps.append(status_mb("VmRSS"))
 clf = EmotionClassifier(sys.argv[1], threads=int(sys.argv[2]))
 t1 = time.perf_counter()
+steps.append(status_mb("VmRSS"))
 x = np.load(sys.argv[3])[: int((clf.window_s + 1.0) * 128.0)]  # one window (and a hop)
 t2 = time.perf_counter()
 predictions = clf.push(x, sample_rate_hz=128.0)
 t3 = time.perf_counter()
 if not predictions or not predictions[0].ok:
     raise SystemExit("no prediction")
-rss = float("nan")
-try:  # VmHWM: this process's peak (ru_maxrss would count the parent's pages copied at fork)
-    with open("/proc/self/status") as f:
-        rss = next(int(line.split()[1]) / 1024.0 for line in f if line.startswith("VmHWM"))
-except (OSError, StopIteration):
-    try:
-        import resource
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 ** 2 if sys.platform == "darwin" else 1024.0)
-    except ImportError:
-        pass
-print(t1 - t0, (t1 - t0) + (t3 - t2), rss)
+print(t1 - t0, (t1 - t0) + (t3 - t2), peak_mb(), *steps)
+"""
+
+#: the probe's memory steps, in its order (VmRSS after each, MB)
+RSS_STEPS: Final = ("python", "numpy", "emotionkd.sdk", "onnxruntime", "model loaded")
+
+# The floor under the SDK's figure: numpy and onnxruntime alone running the same file on one
+# window (no SDK module, no preprocessing), with the SDK's memory-relevant session options.
+_BARE_ONNXRUNTIME_PROBE = _MEMORY_FUNCTIONS + """
+import numpy as np
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+options.inter_op_num_threads = 1
+options.enable_cpu_mem_arena = False
+session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+shape = session.get_inputs()[0].shape
+session.run(None, {session.get_inputs()[0].name: np.ones((1, int(shape[1])), np.float32)})
+print(peak_mb())
 """
 
 
@@ -251,7 +285,10 @@ def _probe(code: str, *args: str) -> list[float]:
 
 def startup(model: str | Path, threads: int = 1, runs: int = 5) -> dict[str, Any]:
     """Fresh-process figures: ``import emotionkd.sdk`` (s, median of ``runs``); loading the
-    model and the first prediction on 5 s of signal (s from the first import); peak RSS (MB)."""
+    model and the first prediction on 5 s of signal (s from the first import); peak RSS (MB)
+    after the first window, the resident memory after each step on the way there
+    (``rss_steps_mb``, see :data:`RSS_STEPS`), and the peak of numpy and onnxruntime alone
+    running the same file (``bare_onnxruntime_peak_rss_mb``: the floor under the SDK's figure)."""
     import tempfile
 
     imports = [_probe(_IMPORT_PROBE)[0] for _ in range(runs)]
@@ -259,11 +296,14 @@ def startup(model: str | Path, threads: int = 1, runs: int = 5) -> dict[str, Any
         signal = Path(work) / "gsr.npy"
         np.save(signal, synthetic_signal(40.0, seed=4))  # the probe keeps one window's worth
         probes = [_probe(_FIRST_PREDICTION_PROBE, str(model), str(threads), str(signal)) for _ in range(3)]
+    worst = max(probes, key=lambda p: p[2])
     return {
         "import_s": statistics.median(imports),
         "model_loaded_s": statistics.median(p[0] for p in probes),
         "first_prediction_s": statistics.median(p[1] for p in probes),
-        "peak_rss_mb": max(p[2] for p in probes),
+        "peak_rss_mb": worst[2],
+        "rss_steps_mb": dict(zip(RSS_STEPS, worst[3:], strict=True)),
+        "bare_onnxruntime_peak_rss_mb": _probe(_BARE_ONNXRUNTIME_PROBE, str(model))[0],
         "threads": threads,
     }
 
