@@ -10,13 +10,17 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ModelError
+
+if TYPE_CHECKING:
+    from emotionkd.sdk.gateway import Gateway
 
 #: the stream rate and hop every streaming figure uses (the model's rate, one prediction a second)
 STREAM_RATE_HZ: Final = 128.0
@@ -166,40 +170,59 @@ def _gateway_ticks(model: str | Path, streams: int, ticks: int, threads: int, wo
     arrays of up to :data:`COHORT_STREAMS` streams."""
     from emotionkd.sdk.gateway import Gateway
 
-    gateway = Gateway(model, threads=threads, workers=workers, hop_s=1.0)
-    warm_s = int(math.ceil(gateway.contract.window_s)) + 2  # until every stream emits windows
-    hop = int(STREAM_RATE_HZ)
-    base = synthetic_signal(warm_s + ticks + 1, seed=2)
-    rng = np.random.default_rng(3)
-    ids = [f"wrist-{k}" for k in range(streams)]
-    # Streams differ (offset and gain) so no cache or branch predictor sees one signal.
-    offsets = rng.uniform(-0.5, 0.5, streams)
-    groups = [(f"hub-{c}", slice(c, c + COHORT_STREAMS)) for c in range(0, streams, COHORT_STREAMS)]
-    for name, rows in groups if cohort else []:
-        gateway.add_cohort(name, ids[rows], sample_rate_hz=STREAM_RATE_HZ)
-    for sid in [] if cohort else ids:
+    with Gateway(model, threads=threads, workers=workers, hop_s=1.0) as gateway:
+        warm_s = int(math.ceil(gateway.contract.window_s)) + 2  # until every stream emits windows
+        hop = int(STREAM_RATE_HZ)
+        base = synthetic_signal(warm_s + ticks + 1, seed=2)
+        # Streams differ (offset) so no cache or branch predictor sees one signal.
+        offsets = np.random.default_rng(3).uniform(-0.5, 0.5, streams)
+
+        def block_at(second: int) -> npt.NDArray[np.float64]:
+            return base[second * hop:(second + 1) * hop][None, :] + offsets[:, None]
+
+        return gateway_ticks(gateway, streams, block_at, STREAM_RATE_HZ, ticks, warm_s,
+                             cohort_size=COHORT_STREAMS if cohort else None)
+
+
+def gateway_ticks(gateway: Gateway, streams: int, block_at: Callable[[int], npt.NDArray[np.float64]],
+                  rate_hz: float, ticks: int, warm_ticks: int, cohort_size: int | None = None) -> dict[str, Any]:
+    """Drive ``gateway`` as a hub does: each tick pushes one second of every stream and runs the
+    batch; the first ``warm_ticks`` fill the windows and are not timed.
+
+    Args:
+        gateway: a fresh :class:`Gateway` (the streams are added here, as ``wearer-<k>``).
+        block_at: tick index → the ``(streams, samples of one second)`` signal of that tick (µS).
+        cohort_size: push the streams as cohorts of this many (``Gateway.push_cohort``:
+            preprocessing and gate vectorised across streams); None pushes each stream alone.
+
+    Returns:
+        per timed tick medians: wall ``tick_s_*`` (p99 and max too) and its push part
+        (``push_s_median``), process CPU ``cpu_s_median`` (all threads; other processes do not
+        inflate it), ``windows_per_tick``, and ``real_time`` (median tick within the second).
+    """
+    ids = [f"wearer-{k}" for k in range(streams)]
+    cohorts = [(f"hub-{c}", slice(c, c + cohort_size)) for c in range(0, streams, cohort_size)] if cohort_size else []
+    for name, rows in cohorts:
+        gateway.add_cohort(name, ids[rows], sample_rate_hz=rate_hz)
+    for sid in [] if cohort_size else ids:
         gateway.add_stream(sid)
     tick_s, push_s, cpu_s, windows = [], [], [], 0
-    for second in range(warm_s + ticks):
-        piece = base[second * hop:(second + 1) * hop]
-        block = piece[None, :] + offsets[:, None]
+    for second in range(warm_ticks + ticks):
+        block = block_at(second)
         cpu0 = time.process_time()
         t0 = time.perf_counter()
-        if cohort:
-            for name, rows in groups:
-                gateway.push_cohort(name, block[rows])
-        else:
-            for k, sid in enumerate(ids):
-                gateway.push(sid, block[k], sample_rate_hz=STREAM_RATE_HZ)
+        for name, rows in cohorts:
+            gateway.push_cohort(name, block[rows])
+        for k, sid in enumerate([] if cohort_size else ids):
+            gateway.push(sid, block[k], sample_rate_hz=rate_hz)
         t1 = time.perf_counter()
         made = gateway.run_batch()
         t2 = time.perf_counter()
-        if second >= warm_s:
+        if second >= warm_ticks:
             cpu_s.append(time.process_time() - cpu0)
             tick_s.append(t2 - t0)
             push_s.append(t1 - t0)
             windows += sum(len(p) for p in made.values())
-    gateway.close()
     return {"streams": streams, "tick_s_median": statistics.median(tick_s), "tick_s_max": max(tick_s),
             "tick_s_p99": _percentile(tick_s, 99),
             "push_s_median": statistics.median(push_s), "cpu_s_median": statistics.median(cpu_s),
