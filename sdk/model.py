@@ -29,6 +29,10 @@ INPUT_NAME: Final = "gsr"
 #: the file the bundled model is expected under (package data of emotionkd.sdk)
 BUNDLED_MODEL_DIR: Final = "models"
 BUNDLED_MODEL_NAME: Final = "emotionkd-student.onnx"
+# the package's folder (package data sits beside this file), rather than importlib.resources:
+# the model is read from bytes of a real file anyway, and importlib.resources pulls tempfile,
+# shutil, zipfile, lzma and bz2 into every process that loads the bundled model (1.3 MB resident)
+_PACKAGE_DIR: Final = Path(__file__).resolve().parent
 
 
 def bundled_model_path() -> Path:
@@ -37,10 +41,7 @@ def bundled_model_path() -> Path:
     Raises:
         ModelError: this installation carries no bundled model.
     """
-    # beside this file rather than importlib.resources: onnxruntime reads the model from bytes of
-    # a real file anyway, and importlib.resources pulls tempfile, shutil, zipfile, lzma and bz2
-    # into every process that loads the bundled model (1.3 MB of resident memory)
-    folder = Path(__file__).resolve().parent / BUNDLED_MODEL_DIR
+    folder = _PACKAGE_DIR / BUNDLED_MODEL_DIR
     candidates = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
     preferred = [p for p in candidates if p.name == BUNDLED_MODEL_NAME]
     if preferred or candidates:
