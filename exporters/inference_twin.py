@@ -10,6 +10,9 @@ graph has fewer and cheaper operators on a CPU:
 * **Q, K, V in one GEMM**: the three 64 → 512 projections as one 64 → 1536 Linear, the 1/√D
   scale folded into the Q rows, then one head split; tokens stay 2-D ``(B·T, F)`` between blocks
   so that every Linear exports as a Gemm with its bias inside (no separate Add);
+* **attention folded** for heads at least as wide as the tokens (the faithful 8 × 64 heads on
+  64 features): keys are the tokens themselves, queries and values one GEMM each, and all
+  heads' scores and weighted values two large products (:class:`_FoldedBlock`);
 * **the classifier collapsed** to one Linear when its activation is ``none`` (the authors'
   model: four Linear layers with nothing between them are one affine map, composed in float64).
 
