@@ -10,13 +10,17 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from emotionkd.firmware_bridge.errors import ModelError
+
+if TYPE_CHECKING:
+    from emotionkd.sdk.gateway import Gateway
 
 #: the stream rate and hop every streaming figure uses (the model's rate, one prediction a second)
 STREAM_RATE_HZ: Final = 128.0
@@ -166,40 +170,59 @@ def _gateway_ticks(model: str | Path, streams: int, ticks: int, threads: int, wo
     arrays of up to :data:`COHORT_STREAMS` streams."""
     from emotionkd.sdk.gateway import Gateway
 
-    gateway = Gateway(model, threads=threads, workers=workers, hop_s=1.0)
-    warm_s = int(math.ceil(gateway.contract.window_s)) + 2  # until every stream emits windows
-    hop = int(STREAM_RATE_HZ)
-    base = synthetic_signal(warm_s + ticks + 1, seed=2)
-    rng = np.random.default_rng(3)
-    ids = [f"wrist-{k}" for k in range(streams)]
-    # Streams differ (offset and gain) so no cache or branch predictor sees one signal.
-    offsets = rng.uniform(-0.5, 0.5, streams)
-    groups = [(f"hub-{c}", slice(c, c + COHORT_STREAMS)) for c in range(0, streams, COHORT_STREAMS)]
-    for name, rows in groups if cohort else []:
-        gateway.add_cohort(name, ids[rows], sample_rate_hz=STREAM_RATE_HZ)
-    for sid in [] if cohort else ids:
+    with Gateway(model, threads=threads, workers=workers, hop_s=1.0) as gateway:
+        warm_s = int(math.ceil(gateway.contract.window_s)) + 2  # until every stream emits windows
+        hop = int(STREAM_RATE_HZ)
+        base = synthetic_signal(warm_s + ticks + 1, seed=2)
+        # Streams differ (offset) so no cache or branch predictor sees one signal.
+        offsets = np.random.default_rng(3).uniform(-0.5, 0.5, streams)
+
+        def block_at(second: int) -> npt.NDArray[np.float64]:
+            return base[second * hop:(second + 1) * hop][None, :] + offsets[:, None]
+
+        return gateway_ticks(gateway, streams, block_at, STREAM_RATE_HZ, ticks, warm_s,
+                             cohort_size=COHORT_STREAMS if cohort else None)
+
+
+def gateway_ticks(gateway: Gateway, streams: int, block_at: Callable[[int], npt.NDArray[np.float64]],
+                  rate_hz: float, ticks: int, warm_ticks: int, cohort_size: int | None = None) -> dict[str, Any]:
+    """Drive ``gateway`` as a hub does: each tick pushes one second of every stream and runs the
+    batch; the first ``warm_ticks`` fill the windows and are not timed.
+
+    Args:
+        gateway: a fresh :class:`Gateway` (the streams are added here, as ``wearer-<k>``).
+        block_at: tick index → the ``(streams, samples of one second)`` signal of that tick (µS).
+        cohort_size: push the streams as cohorts of this many (``Gateway.push_cohort``:
+            preprocessing and gate vectorised across streams); None pushes each stream alone.
+
+    Returns:
+        per timed tick medians: wall ``tick_s_*`` (p99 and max too) and its push part
+        (``push_s_median``), process CPU ``cpu_s_median`` (all threads; other processes do not
+        inflate it), ``windows_per_tick``, and ``real_time`` (median tick within the second).
+    """
+    ids = [f"wearer-{k}" for k in range(streams)]
+    cohorts = [(f"hub-{c}", slice(c, c + cohort_size)) for c in range(0, streams, cohort_size)] if cohort_size else []
+    for name, rows in cohorts:
+        gateway.add_cohort(name, ids[rows], sample_rate_hz=rate_hz)
+    for sid in [] if cohort_size else ids:
         gateway.add_stream(sid)
     tick_s, push_s, cpu_s, windows = [], [], [], 0
-    for second in range(warm_s + ticks):
-        piece = base[second * hop:(second + 1) * hop]
-        block = piece[None, :] + offsets[:, None]
+    for second in range(warm_ticks + ticks):
+        block = block_at(second)
         cpu0 = time.process_time()
         t0 = time.perf_counter()
-        if cohort:
-            for name, rows in groups:
-                gateway.push_cohort(name, block[rows])
-        else:
-            for k, sid in enumerate(ids):
-                gateway.push(sid, block[k], sample_rate_hz=STREAM_RATE_HZ)
+        for name, rows in cohorts:
+            gateway.push_cohort(name, block[rows])
+        for k, sid in enumerate([] if cohort_size else ids):
+            gateway.push(sid, block[k], sample_rate_hz=rate_hz)
         t1 = time.perf_counter()
         made = gateway.run_batch()
         t2 = time.perf_counter()
-        if second >= warm_s:
+        if second >= warm_ticks:
             cpu_s.append(time.process_time() - cpu0)
             tick_s.append(t2 - t0)
             push_s.append(t1 - t0)
             windows += sum(len(p) for p in made.values())
-    gateway.close()
     return {"streams": streams, "tick_s_median": statistics.median(tick_s), "tick_s_max": max(tick_s),
             "tick_s_p99": _percentile(tick_s, 99),
             "push_s_median": statistics.median(push_s), "cpu_s_median": statistics.median(cpu_s),
@@ -215,30 +238,64 @@ import emotionkd.sdk
 print(time.perf_counter() - t0)
 """
 
-_FIRST_PREDICTION_PROBE = """
+# Resident memory is read after each step (VmRSS), and the peak after the first window (VmHWM:
+# this process's own peak; ru_maxrss would count the parent's pages copied at fork). Where the
+# memory goes, step by step: the interpreter, numpy, the SDK's modules, onnxruntime's import,
+# the session, the first window. onnxruntime is imported explicitly before the model so that
+# its import and the session are told apart (loading the model would import it anyway).
+_MEMORY_FUNCTIONS = """
 import sys, time
+def status_mb(key):
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024.0 for line in f if line.startswith(key + ":"))
+    except (OSError, StopIteration):
+        return float("nan")
+def peak_mb():
+    peak = status_mb("VmHWM")
+    if peak != peak:  # no /proc (macOS): ru_maxrss, bytes there
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 ** 2 if sys.platform == "darwin" else 1024.0)
+    return peak
+"""
+
+_FIRST_PREDICTION_PROBE = _MEMORY_FUNCTIONS + """
+steps = [status_mb("VmRSS")]
 t0 = time.perf_counter()
-from emotionkd.sdk import EmotionClassifier
 import numpy as np
+steps.append(status_mb("VmRSS"))
+from emotionkd.sdk import EmotionClassifier
+steps.append(status_mb("VmRSS"))
+import onnxruntime
+steps.append(status_mb("VmRSS"))
 clf = EmotionClassifier(sys.argv[1], threads=int(sys.argv[2]))
 t1 = time.perf_counter()
+steps.append(status_mb("VmRSS"))
 x = np.load(sys.argv[3])[: int((clf.window_s + 1.0) * 128.0)]  # one window (and a hop)
 t2 = time.perf_counter()
 predictions = clf.push(x, sample_rate_hz=128.0)
 t3 = time.perf_counter()
 if not predictions or not predictions[0].ok:
     raise SystemExit("no prediction")
-rss = float("nan")
-try:  # VmHWM: this process's peak (ru_maxrss would count the parent's pages copied at fork)
-    with open("/proc/self/status") as f:
-        rss = next(int(line.split()[1]) / 1024.0 for line in f if line.startswith("VmHWM"))
-except (OSError, StopIteration):
-    try:
-        import resource
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 ** 2 if sys.platform == "darwin" else 1024.0)
-    except ImportError:
-        pass
-print(t1 - t0, (t1 - t0) + (t3 - t2), rss)
+print(t1 - t0, (t1 - t0) + (t3 - t2), peak_mb(), *steps)
+"""
+
+#: the probe's memory steps, in its order (VmRSS after each, MB)
+RSS_STEPS: Final = ("python", "numpy", "emotionkd.sdk", "onnxruntime", "model loaded")
+
+# The floor under the SDK's figure: numpy and onnxruntime alone running the same file on one
+# window (no SDK module, no preprocessing), with the SDK's memory-relevant session options.
+_BARE_ONNXRUNTIME_PROBE = _MEMORY_FUNCTIONS + """
+import numpy as np
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+options.inter_op_num_threads = 1
+options.enable_cpu_mem_arena = False
+session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+shape = session.get_inputs()[0].shape
+session.run(None, {session.get_inputs()[0].name: np.ones((1, int(shape[1])), np.float32)})
+print(peak_mb())
 """
 
 
@@ -251,7 +308,10 @@ def _probe(code: str, *args: str) -> list[float]:
 
 def startup(model: str | Path, threads: int = 1, runs: int = 5) -> dict[str, Any]:
     """Fresh-process figures: ``import emotionkd.sdk`` (s, median of ``runs``); loading the
-    model and the first prediction on 5 s of signal (s from the first import); peak RSS (MB)."""
+    model and the first prediction on 5 s of signal (s from the first import); peak RSS (MB)
+    after the first window, the resident memory after each step on the way there
+    (``rss_steps_mb``, see :data:`RSS_STEPS`), and the peak of numpy and onnxruntime alone
+    running the same file (``bare_onnxruntime_peak_rss_mb``: the floor under the SDK's figure)."""
     import tempfile
 
     imports = [_probe(_IMPORT_PROBE)[0] for _ in range(runs)]
@@ -259,11 +319,14 @@ def startup(model: str | Path, threads: int = 1, runs: int = 5) -> dict[str, Any
         signal = Path(work) / "gsr.npy"
         np.save(signal, synthetic_signal(40.0, seed=4))  # the probe keeps one window's worth
         probes = [_probe(_FIRST_PREDICTION_PROBE, str(model), str(threads), str(signal)) for _ in range(3)]
+    worst = max(probes, key=lambda p: p[2])
     return {
         "import_s": statistics.median(imports),
         "model_loaded_s": statistics.median(p[0] for p in probes),
         "first_prediction_s": statistics.median(p[1] for p in probes),
-        "peak_rss_mb": max(p[2] for p in probes),
+        "peak_rss_mb": worst[2],
+        "rss_steps_mb": dict(zip(RSS_STEPS, worst[3:], strict=True)),
+        "bare_onnxruntime_peak_rss_mb": _probe(_BARE_ONNXRUNTIME_PROBE, str(model))[0],
         "threads": threads,
     }
 

@@ -16,9 +16,8 @@ field), in pure Python, so the SDK does not need the ``onnx`` package.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from emotionkd.firmware_bridge.errors import ModelError
 
@@ -28,6 +27,21 @@ _METADATA_PROPS: Final = 14  # ModelProto.metadata_props (repeated StringStringE
 _LENGTH_DELIMITED: Final = 2
 
 IntegrityStatus = Literal["verified", "unstamped", "not checked"]
+
+
+def _sha256() -> Any:
+    """A SHA-256 hasher without ``hashlib``: importing hashlib maps OpenSSL's libcrypto, 3.7 MB
+    of resident memory in every process that loads a model (a wearable's RSS budget is 64 MB).
+    CPython's own SHA-256 module gives the same digest; ``random`` looks up its SHA-512 the same
+    way for the same reason. hashlib stays the fallback where CPython was built without it."""
+    try:
+        from _sha2 import sha256  # CPython >= 3.12
+    except ImportError:
+        try:
+            from _sha256 import sha256  # CPython 3.11
+        except ImportError:
+            from hashlib import sha256
+    return sha256()
 
 
 class _Malformed(Exception):
@@ -91,7 +105,7 @@ def _entry(data: memoryview) -> tuple[str, str]:
 def _scan(data: bytes) -> tuple[str, list[str], list[tuple[int, int]]]:
     """(digest of everything but the hash entries, the stored hash values, their byte spans)."""
     view = memoryview(data)
-    digest = hashlib.sha256()
+    digest = _sha256()
     stored: list[str] = []
     spans: list[tuple[int, int]] = []
     for number, wire, start, end in _fields(view):

@@ -13,7 +13,6 @@ The I/O every emotionkd model has (COMMON interface, written by ``emotionkd-expo
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,6 +29,10 @@ INPUT_NAME: Final = "gsr"
 #: the file the bundled model is expected under (package data of emotionkd.sdk)
 BUNDLED_MODEL_DIR: Final = "models"
 BUNDLED_MODEL_NAME: Final = "emotionkd-student.onnx"
+# the package's folder (package data sits beside this file), rather than importlib.resources:
+# the model is read from bytes of a real file anyway, and importlib.resources pulls tempfile,
+# shutil, zipfile, lzma and bz2 into every process that loads the bundled model (1.3 MB resident)
+_PACKAGE_DIR: Final = Path(__file__).resolve().parent
 
 
 def bundled_model_path() -> Path:
@@ -38,10 +41,8 @@ def bundled_model_path() -> Path:
     Raises:
         ModelError: this installation carries no bundled model.
     """
-    folder = resources.files("emotionkd.sdk").joinpath(BUNDLED_MODEL_DIR)
-    candidates: list[Path] = []
-    if folder.is_dir():
-        candidates = sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".onnx"))
+    folder = _PACKAGE_DIR / BUNDLED_MODEL_DIR
+    candidates = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
     preferred = [p for p in candidates if p.name == BUNDLED_MODEL_NAME]
     if preferred or candidates:
         return (preferred or candidates)[0]
@@ -97,9 +98,18 @@ def cpu_session(model: bytes, threads: int = 1, *, memory_arena: bool = False, o
     # damaged file that the ModelError below words (4: fatal only)
     options.log_severity_level = 4
     try:
-        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise ModelError(f"onnxruntime cannot load the graph: {exc}") from exc
+    # onnxruntime's Python wrapper keeps the model's bytes for as long as the session lives (its
+    # own comment: "bad as we're holding the memory indefinitely"); it reads them again only to
+    # rebuild the session for a fallback execution provider, which a CPU-only session does not
+    # have (and fallback is switched off here). Dropping them frees the file's size (1.1 MB
+    # INT8, 3.8 MB FP32) before the first window: part of the wearable's 64 MB budget.
+    session.disable_fallback()
+    if getattr(session, "_model_bytes", None) is not None:
+        session._model_bytes = None
+    return session
 
 
 class OnnxEmotionModel:

@@ -17,7 +17,6 @@ keeps its thresholds apart from its network: a fixed threshold, or hysteresis
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -28,6 +27,8 @@ from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.sdk.quality import OK, GatedWindows
 
 if TYPE_CHECKING:  # onnxruntime is imported only when a model is loaded
+    from concurrent.futures import ThreadPoolExecutor
+
     from emotionkd.sdk.model import OnnxEmotionModel
 
 #: quality of a window the model answered with a non-finite number (a broken or corrupt model)
@@ -212,6 +213,10 @@ class Predictor:
         pieces = [features[i:i + self.max_batch] for i in range(0, features.shape[0], self.max_batch)]
         if self.workers > 1:
             if self._pool is None:
+                # imported here: only a gateway's parallel workers need it, and concurrent.futures
+                # (with queue) is ~0.7 MB of resident memory a wearable's stream would carry
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="emotionkd-predictor")
             chunks = list(self._pool.map(self.model.run, pieces))
         else:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
 from emotionkd.firmware_bridge.gsr_synth import GsrSynthConfig, GsrSynthesizer
+from emotionkd.sdk.bench_measures import gateway_ticks
 from emotionkd.sdk.gateway import Gateway
 
 TARGET_STREAMS = 2000
@@ -45,35 +44,13 @@ def wearers(streams: int, seconds: float, rate_hz: float, seed: int = 0) -> np.n
 
 def run(model: Path, signals: np.ndarray, rate_hz: float, ticks: int, warm_ticks: int, cohort_size: int,
         workers: int, max_batch: int, mode: str) -> dict[str, float]:
-    streams = signals.shape[0]
+    """One mode on ``signals`` (streams, n), through the SDK's tick loop (``sdk.bench_measures.gateway_ticks``)."""
     hop = int(round(rate_hz))
     with Gateway(model, hop_s=1.0, workers=workers, max_batch=max_batch) as gateway:
-        ids = [f"wearer-{k}" for k in range(streams)]
-        cohorts = [(f"hub-{c}", slice(c, min(c + cohort_size, streams))) for c in range(0, streams, cohort_size)]
-        if mode == "cohort":
-            for name, rows in cohorts:
-                gateway.add_cohort(name, ids[rows], sample_rate_hz=rate_hz)
-        else:
-            for sid in ids:
-                gateway.add_stream(sid)
-        cpu, wall, windows = [], [], 0
-        for second in range(warm_ticks + ticks):
-            piece = signals[:, second * hop:(second + 1) * hop]
-            c0, t0 = time.process_time(), time.perf_counter()
-            if mode == "cohort":
-                for name, rows in cohorts:
-                    gateway.push_cohort(name, piece[rows])
-            else:
-                for k, sid in enumerate(ids):
-                    gateway.push(sid, piece[k], sample_rate_hz=rate_hz)
-            made = gateway.run_batch()
-            if second >= warm_ticks:
-                cpu.append(time.process_time() - c0)
-                wall.append(time.perf_counter() - t0)
-                windows += sum(len(p) for p in made.values())
-    wall.sort()
-    return {"streams": streams, "cpu_s_per_tick": statistics.median(cpu), "wall_p50_s": statistics.median(wall),
-            "wall_p99_s": wall[min(len(wall) - 1, int(0.99 * len(wall)))], "windows_per_tick": windows / ticks}
+        r = gateway_ticks(gateway, signals.shape[0], lambda second: signals[:, second * hop:(second + 1) * hop],
+                          rate_hz, ticks, warm_ticks, cohort_size=cohort_size if mode == "cohort" else None)
+    return {"streams": r["streams"], "cpu_s_per_tick": r["cpu_s_median"], "wall_p50_s": r["tick_s_median"],
+            "wall_p99_s": r["tick_s_p99"], "windows_per_tick": r["windows_per_tick"]}
 
 
 def main() -> None:

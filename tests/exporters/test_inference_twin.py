@@ -31,6 +31,7 @@ def _randomised(config: StudentConfig, seed: int) -> EmotionNetStudent:
     (StudentConfig(filters=8, heads=2, head_dim=4, ff_dim=8, hidden=8), 1),
     (StudentConfig(filters=16, heads=3, head_dim=8, ff_dim=12, hidden=16, classifier_activation="relu"), 2),
     (StudentConfig(filters=16, heads=4, head_dim=4, ff_dim=8, hidden=8, blocks=2, classifier_activation="gelu"), 3),
+    (StudentConfig(filters=8, heads=3, head_dim=12, ff_dim=8, hidden=8, blocks=2), 6),  # folded heads, H·D ≠ F
 ])
 def test_twin_equals_the_student(config: StudentConfig, seed: int) -> None:
     student = _randomised(config, seed)
@@ -57,6 +58,18 @@ def test_batchnorm_really_folded_and_heads_fused() -> None:
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in twin.modules())
     block = twin.blocks[0]
     assert block.qkv.weight.shape == (3 * 2 * 4, 8)
+
+
+def test_heads_at_least_as_wide_as_the_tokens_are_folded_narrower_ones_are_not() -> None:
+    from emotionkd.exporters.inference_twin import _FoldedBlock, _TwinBlock
+    from emotionkd.training.models import compact_student_config
+
+    faithful = InferenceStudent(_randomised(StudentConfig(), 7))  # 8 heads of 64 on 64 features
+    assert all(isinstance(b, _FoldedBlock) for b in faithful.blocks)
+    block = faithful.blocks[0]
+    assert block.query.weight.shape == block.value.weight.shape == (8 * 64, 64)  # no key projection left
+    compact = InferenceStudent(_randomised(compact_student_config(), 8))  # 2 heads of 32: folding costs more
+    assert all(isinstance(b, _TwinBlock) for b in compact.blocks)
 
 
 def test_twin_follows_a_training_mode_student_in_eval_semantics() -> None:

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.sdk.bench import BenchConfig, render, run_bench, streaming, synthetic_features
+from emotionkd.sdk.bench_measures import RSS_STEPS
 from emotionkd.sdk.cli import app
 from emotionkd.sdk.contract import ModelContract
 
@@ -50,6 +51,10 @@ def _check_model_entry(entry: dict) -> None:
     st = entry["startup"]
     assert 0 < st["import_s"] < st["model_loaded_s"] <= st["first_prediction_s"]
     assert 20 < st["peak_rss_mb"] < 2000
+    steps = st["rss_steps_mb"]  # where the memory goes: each import adds, the peak comes last
+    assert list(steps) == list(RSS_STEPS) and steps["python"] < steps["numpy"] < steps["onnxruntime"]
+    assert steps["model loaded"] <= st["peak_rss_mb"]
+    assert 0 < st["bare_onnxruntime_peak_rss_mb"] < st["peak_rss_mb"]  # the SDK's modules cost something
     g = entry["gateway"]
     tick = g["measured"][0]
     assert tick["streams"] == 3 and tick["windows_per_tick"] == 3 and tick["real_time"]
@@ -73,6 +78,7 @@ def test_bench_measures_every_figure(test_model: Path, int8_flagged: Path) -> No
         assert entry["gateway"]["cohort"]["windows_per_tick"] > 0 and entry["gateway"]["capacity_streams_by_cpu_cohort"] > 0
     text = render(report)
     assert text.count("latency batch 1") == 2 and text.count("x real time") == 2 and "int8_vs_fp32" in text
+    assert text.count("resident MB after each step") == 2
 
 
 def test_cli_bench_json(test_model: Path) -> None:

@@ -233,7 +233,7 @@ def test_first_array_push_needs_a_rate(test_model: Path) -> None:
 def test_no_bundled_model_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import emotionkd.sdk.model as model_module
 
-    monkeypatch.setattr(model_module.resources, "files", lambda _: tmp_path)
+    monkeypatch.setattr(model_module, "_PACKAGE_DIR", tmp_path)
     with pytest.raises(ModelError, match="make bundled-model"):
         EmotionClassifier()
     (tmp_path / "models").mkdir()
