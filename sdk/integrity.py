@@ -34,13 +34,15 @@ def _sha256() -> Any:
     of resident memory in every process that loads a model (a wearable's RSS budget is 64 MB).
     CPython's own SHA-256 module gives the same digest; ``random`` looks up its SHA-512 the same
     way for the same reason. hashlib stays the fallback where CPython was built without it."""
-    try:
-        from _sha2 import sha256  # CPython >= 3.12
-    except ImportError:
+    import importlib  # already loaded by the interpreter's start-up
+
+    for name in ("_sha2", "_sha256"):  # CPython >= 3.12, CPython 3.11
         try:
-            from _sha256 import sha256  # CPython 3.11
+            return importlib.import_module(name).sha256()
         except ImportError:
-            from hashlib import sha256
+            continue
+    from hashlib import sha256
+
     return sha256()
 
 

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from emotionkd.firmware_bridge.errors import ConfigError
-from emotionkd.sdk.resampling import StreamingResampler, rational_ratio
+from emotionkd.sdk.resampling import StreamingResampler, _closest_fraction, rational_ratio
 
 DEVICE_RATES_HZ = [4, 15, 32, 50, 51.2, 100, 128, 256, 512, 1000, 2048]
 
@@ -70,6 +72,14 @@ def test_nan_propagates_locally_and_stream_recovers() -> None:
     bad = np.flatnonzero(np.isnan(y))
     assert bad.size > 0 and bad.min() > 1200 and bad.max() < 1360
     assert np.all(y[1400:] == pytest.approx(1.0))
+
+
+@given(st.integers(1, 10**15), st.integers(1, 10**15), st.integers(1, 5000))
+def test_closest_fraction_is_the_best_approximation_fractions_finds(num: int, den: int, max_den: int) -> None:
+    from fractions import Fraction  # the reference; the SDK does without it (0.45 MB resident)
+
+    best = Fraction(num, den).limit_denominator(max_den)
+    assert _closest_fraction(num, den, max_den) == (best.numerator, best.denominator)
 
 
 def test_ratio_and_errors() -> None:
