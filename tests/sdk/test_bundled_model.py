@@ -25,5 +25,11 @@ def test_the_bundled_model_is_the_pipelines_int8_student_with_a_real_arousal_hea
     assert min(contract.export["quantization"]["agreement"].values()) >= 0.9
     # ekd-gsr v2 input: 32 s windows every 1 s, so 40 s of signal give 9 windows
     assert contract.preprocessing.version == 2 and contract.window_s == 32.0
+    # the recipe docs/results-real.md measured: a 900 s baseline seeded from the wearer's rest, the
+    # compact student (2 heads x 32, one block)
+    pre = contract.preprocessing_config()
+    assert pre.baseline_tau_s == 900.0 and pre.wants_rest_baseline
+    assert arousal.metrics["auc_median_post_rest_seeded"] > 0.5
+    assert (contract.model["config"]["heads"], contract.model["config"]["blocks"]) == (2, 1)
     predictions = clf.predict(synthesize_gsr(40.0, seed=4), sample_rate_hz=128.0)
     assert len(predictions) >= 8 and all(p.ok and 0 <= p.arousal <= 1 and 0 <= p.valence <= 1 for p in predictions)
