@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from emotionkd.firmware_bridge.bounds import rate_problem
 from emotionkd.firmware_bridge.errors import ConfigError
+from emotionkd.sdk.windowing import strided_rows
 
 #: largest up/down factor accepted when a rate ratio is approximated by a fraction
 _MAX_RATIO_TERM = 4096
@@ -277,7 +277,7 @@ class StreamingResampler:
                 # Integer decimation (or none): the inputs of consecutive outputs are evenly spaced
                 # windows of the history, so a strided view and one matrix-vector product do it.
                 first = int(newest[0]) - width + 1
-                rows = sliding_window_view(self._history, width, axis=-1)[..., first : first + kb.size * down : down, :]
+                rows = strided_rows(self._history, first, kb.size, down, width)
                 out[..., b : b + kb.size] = rows @ self._reversed_taps
             else:
                 idx = newest[:, None] - np.arange(width)[None, :]

@@ -8,9 +8,11 @@ Windows start at sample indices ``0, hop, 2·hop, …`` of the stream.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from emotionkd.firmware_bridge.errors import ConfigError
 
@@ -95,6 +97,23 @@ def empty_windows(window_samples: int, streams: tuple[int, ...] = ()) -> Windows
     )
 
 
+def strided_rows(values: npt.NDArray[Any], first: int, rows: int, step: int, width: int) -> npt.NDArray[Any]:
+    """A read-only view ``(..., rows, width)`` of ``values`` ``(..., n)``: row ``r`` is
+    ``values[..., first + r·step : first + r·step + width]`` (all inside ``values``).
+
+    For one stream (a contiguous 1-D array, every live push) the view is built on the buffer
+    directly: ``sliding_window_view`` gives the same view (same strides, hence the same
+    arithmetic on it) at several times the Python cost, paid on every push.
+    """
+    if values.ndim == 1 and values.flags.c_contiguous:
+        itemsize = values.itemsize
+        view: npt.NDArray[Any] = np.ndarray((rows, width), values.dtype, values,
+                                                   offset=first * itemsize, strides=(step * itemsize, itemsize))
+        view.flags.writeable = False
+        return view
+    return sliding_window_view(values, width, axis=-1)[..., first : first + rows * step : step, :]
+
+
 class Windower:
     """Cut a stream into windows of ``window_samples`` every ``hop_samples``, in any chunking.
 
@@ -113,7 +132,6 @@ class Windower:
         self.window_samples = int(window_samples)
         self.hop_samples = int(hop_samples)
         self.track_flags = track_flags
-        self._offsets = np.arange(self.window_samples)[None, :]  # sample offsets inside a window
         self._values = np.zeros(0)
         self._flags = np.zeros(0, dtype=bool)
         self._buffer_start = 0  # stream index of _values[0]
@@ -149,9 +167,13 @@ class Windower:
         w, h = self.window_samples, self.hop_samples
         count = (end - w - self._next_start) // h + 1 if end - self._next_start >= w else 0
         starts = self._next_start + h * np.arange(count, dtype=np.int64)
-        idx = (starts - self._buffer_start)[:, None] + self._offsets
-        values = self._values[..., idx]
-        flags = self._flags[..., idx] if self.track_flags else np.zeros(values.shape, dtype=bool)
+        first = self._next_start - self._buffer_start  # local index of the first window's start
+        # copies of strided views: what fancy indexing gives, without building its index array
+        values = strided_rows(self._values, first, count, h, w).copy() if count else np.zeros(self._values.shape[:-1] + (0, w))
+        if count and self.track_flags:
+            flags = strided_rows(self._flags, first, count, h, w).copy()
+        else:
+            flags = np.zeros(values.shape, dtype=bool)
         windows = RawWindows(starts, values, flags)
         self._next_start += h * count
         drop = min(self._next_start - self._buffer_start, self._values.shape[-1])
