@@ -49,6 +49,7 @@ class SourceFlags:
         self._bits = np.zeros(streams + (0,), dtype=np.uint8)
         self._start = 0  # source index of _bits[..., 0]
         self._gate_flagged_to = 0  # one past the source index of the last sample with a gate flag
+        self._marked_to = 0  # one past the source index of the last sample with any bit (missing or flag)
 
     @property
     def held(self) -> int:
@@ -58,7 +59,11 @@ class SourceFlags:
     def push(self, missing: npt.NDArray[np.bool_], flags: npt.ArrayLike | None = None) -> None:
         """The next source samples: ``missing`` (shape ``(n,)`` or ``(S, n)``) and optionally their
         :class:`SampleFlag` bits (same shape)."""
-        bits = missing.astype(np.uint8) * np.uint8(_MISSING)
+        first = self._start + self._bits.shape[-1]  # source index of the first new sample
+        bits = np.zeros(missing.shape, dtype=np.uint8)
+        if missing.any():
+            bits[missing] = _MISSING
+            self._marked_to = first + int(np.flatnonzero(missing.reshape(-1, missing.shape[-1]).any(axis=0))[-1]) + 1
         if flags is not None:
             source_flags = np.asarray(flags, dtype=np.uint8)
             if source_flags.shape != missing.shape:
@@ -67,7 +72,8 @@ class SourceFlags:
             flagged_at = np.flatnonzero(gate.reshape(-1, gate.shape[-1]).any(axis=0))
             if flagged_at.size:
                 bits |= gate
-                self._gate_flagged_to = self._start + self._bits.shape[-1] + int(flagged_at[-1]) + 1
+                self._gate_flagged_to = first + int(flagged_at[-1]) + 1
+                self._marked_to = max(self._marked_to, self._gate_flagged_to)
         self._bits = np.concatenate([self._bits, bits], axis=-1)
 
     def missing_at(self, k: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -75,6 +81,10 @@ class SourceFlags:
         ``streams + (len(k),)`` (the last source sample held stands for any later one)."""
         held = self._bits.shape[-1]
         if not held:
+            return np.zeros(self._streams + k.shape, bool)
+        if not k.size or min(max(int(self._to_input(k[0])), self._start), self._start + held - 1) >= self._marked_to:
+            # the usual live case: no sample from the first one needed on was missing or flagged
+            # (k ascends, so neither were the later ones)
             return np.zeros(self._streams + k.shape, bool)
         # (np.minimum/np.maximum: np.clip's own checks cost more than the clipping here)
         source = np.minimum(np.maximum(self._to_input(k) - self._start, 0), held - 1)
