@@ -204,7 +204,7 @@ class Predictor:
 
     def probabilities(self, gated: list[GatedWindows]) -> Probabilities:
         """``{target: (n, 2)}`` for the windows of ``gated`` that passed, in order."""
-        parts = [g.good_features() for g in gated if g.good.any()]
+        parts = [g.good_features() for g in gated if g.passed]
         if not parts:
             return self._empty
         features = np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -307,11 +307,12 @@ class GsrPreprocessor:
             return _empty_windows(self.config.window_samples, self._streams)
         cfg = self.config
         nan = np.isnan(raw.values)
-        missing = (nan | raw.flagged).sum(axis=-1).astype(np.int64)
+        missing = (nan | raw.flagged).sum(axis=-1, dtype=np.int64)
         usable = ~nan.any(axis=-1) & (raw.flagged.sum(axis=-1) <= cfg.max_missing_fraction * cfg.window_samples)
         if self._baseline is None:
             features = normalise_windows(raw.values, cfg)
-        features[~usable] = np.nan
+        if not usable.all():  # (a live push's one window is usually usable: no masked write then)
+            features[~usable] = np.nan
         start_s = raw.start_index / cfg.rate_hz
         return Windows(
             start_index=raw.start_index,

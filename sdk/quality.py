@@ -239,7 +239,10 @@ class GatedWindows:
 
     def good_features(self) -> npt.NDArray[np.float32]:
         """``(n_good, W)`` model inputs of the windows that passed (stream by stream, in time order)."""
-        return self.windows.features[self.good]
+        features = self.windows.features
+        if features.ndim == 2 and self.passed == len(features):
+            return features  # one stream, all passed (a live push): no boolean-index copy
+        return features[self.good]
 
 
 def gate_windows(windows: Windows, config: QualityConfig | None = None, origin_s: float = 0.0) -> GatedWindows:
