@@ -262,33 +262,34 @@ class StreamingResampler:
         k_end = budget // down + 1 if budget >= 0 else 0
         if last_output is not None:
             k_end = min(k_end, last_output + 1)
-        k = np.arange(self._next_out, max(k_end, self._next_out), dtype=np.int64)
+        count = max(k_end - self._next_out, 0)
         streams = self._history.shape[:-1]  # () for one stream, (S,) for streams in lockstep
-        if k.size == 0:
+        if count == 0:
             return np.zeros(streams + (0,))
         width = self._branches.shape[1]
-        out = np.empty(streams + (k.size,))
+        out = np.empty(streams + (count,))
         # Blocks keep the gathered (outputs × taps) matrix in cache for long offline chunks.
-        for b in range(0, k.size, _BLOCK_OUTPUTS):
-            kb = k[b : b + _BLOCK_OUTPUTS]
-            pos = kb * down + delay
-            newest = pos // up - self._history_start  # local index of each output's newest input
+        for b in range(0, count, _BLOCK_OUTPUTS):
+            k0, n = self._next_out + b, min(_BLOCK_OUTPUTS, count - b)  # outputs k0 … k0 + n - 1
             if up == 1:
                 # Integer decimation (or none): the inputs of consecutive outputs are evenly spaced
-                # windows of the history, so a strided view and one matrix-vector product do it.
-                first = int(newest[0]) - width + 1
-                rows = strided_rows(self._history, first, kb.size, down, width)
-                out[..., b : b + kb.size] = rows @ self._reversed_taps
+                # windows of the history, so a strided view and one matrix-vector product do it
+                # (plain integers: a live push computes a handful of outputs, index arrays cost more).
+                first = k0 * down + delay - self._history_start - width + 1  # local index of the oldest input
+                rows = strided_rows(self._history, first, n, down, width)
+                out[..., b : b + n] = rows @ self._reversed_taps
             else:
+                pos = np.arange(k0, k0 + n, dtype=np.int64) * down + delay
+                newest = pos // up - self._history_start  # local index of each output's newest input
                 idx = newest[:, None] - np.arange(width)[None, :]
                 taps = self._branches[pos % up]
                 if streams:  # rows of all streams in one (S·k, taps) product, each row summed as for one stream
                     rows2 = self._history[..., idx].reshape(-1, width)
                     taps = np.broadcast_to(taps, streams + taps.shape).reshape(-1, width)
-                    out[..., b : b + kb.size] = np.einsum("ij,ij->i", taps, rows2).reshape(streams + (kb.size,))
+                    out[..., b : b + n] = np.einsum("ij,ij->i", taps, rows2).reshape(streams + (n,))
                 else:
-                    out[b : b + kb.size] = np.einsum("ij,ij->i", taps, self._history[idx])
-        self._next_out = int(k[-1]) + 1
+                    out[b : b + n] = np.einsum("ij,ij->i", taps, self._history[idx])
+        self._next_out += count
         # Keep only the history the next outputs can still need.
         oldest_needed = (self._next_out * down + delay) // up - (width - 1)
         drop = min(max(0, oldest_needed - self._history_start), self._history.shape[-1])
