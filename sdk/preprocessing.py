@@ -258,8 +258,8 @@ class GsrPreprocessor:
         """Delay between a sample's arrival and the earliest window that can contain it (s)."""
         return self._resampler.latency_s
 
-    def _hold(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        missing = np.isnan(x)
+    def _hold(self, x: npt.NDArray[np.float64], missing: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+        """``x`` with missing runs up to ``hold_max_s`` held at the last valid sample (``missing``: ``isnan(x)``)."""
         if not missing.any():
             self._last_valid, self._run = x[..., -1].copy(), np.zeros(self._streams, dtype=np.int64)
             return x
@@ -282,8 +282,9 @@ class GsrPreprocessor:
         conductance = to_conductance_us(np.asarray(samples, dtype=np.float64).reshape(self._streams + (-1,)), self.unit)
         if conductance.shape[-1] == 0:
             return _empty_windows(self.config.window_samples, self._streams)
-        self._flags.push(np.isnan(conductance), flags)
-        held = self._hold(conductance)
+        missing = np.isnan(conductance)
+        self._flags.push(missing, flags)
+        held = self._hold(conductance, missing)
         return self._emit(self._resampler.push(held))
 
     def flush(self) -> Windows:
