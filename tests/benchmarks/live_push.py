@@ -10,9 +10,11 @@ Per repetition it prints, for both sides: the bundled model's live pushes as × 
 CPU and CPU ms per push, and the pipeline alone (``model.run`` answered by a constant: segments,
 preprocessing, flags, gate, prediction assembly) in CPU ms per push; and whether both sides
 made the same predictions (a digest of times, verdicts, probabilities and levels). Asserts
-nothing.
+nothing. ``--stages`` also times each stage of a push (µs of thread CPU per push, both sides,
+the same turns; each timed call carries ~1 µs of the timer's own wrapper, which the other
+figures of such a run then include too).
 
-    .venv/bin/python tests/benchmarks/live_push.py [--before 5d848c3] [--hours 0.25] [--reps 6] [--block 60]
+    .venv/bin/python tests/benchmarks/live_push.py [--before 5d848c3] [--hours 0.25] [--reps 6] [--block 60] [--stages]
 """
 
 from __future__ import annotations
@@ -53,10 +55,52 @@ def _before_package(revision: str, into: Path) -> str:
     return "emotionkd_before"
 
 
+#: (module, attribute path, label) of the stages timed by ``--stages``, outermost first
+STAGES = (
+    ("sdk.classifier", "EmotionClassifier.push", "whole push (EmotionClassifier.push)"),
+    ("sdk.model", "OnnxEmotionModel.run", "model.run (SDK wrapper)"),
+    ("sdk.pipeline", "StreamPipeline.push_array", "pipeline (StreamPipeline.push_array)"),
+    ("sdk.preprocessing", "GsrPreprocessor.push", "  preprocessing (GsrPreprocessor.push)"),
+    ("sdk.resampling", "StreamingResampler.push", "    resampler"),
+    ("sdk.windowing", "Windower.push", "    windowers (raw and features)"),
+    ("sdk.normalisation", "LogBaseline.push", "    log baseline"),
+    ("sdk.source_flags", "SourceFlags.push", "    source flags: push"),
+    ("sdk.source_flags", "SourceFlags.missing_at", "    source flags: missing marks"),
+    ("sdk.source_flags", "SourceFlags.window_counts", "    source flags: window counts"),
+    ("sdk.preprocessing", "to_conductance_us", "    unit conversion"),
+    ("sdk.preprocessing", "GsrPreprocessor._hold", "    hold of short dropouts"),
+    ("sdk.pipeline", "gate_windows", "  quality gate"),
+    ("sdk.prediction", "assemble", "prediction assembly"),
+)
+
+
+def _time_stages(package: str, into: dict[str, float]) -> None:
+    """Wrap every :data:`STAGES` function of ``package`` to add its thread CPU (s) to ``into``
+    while ``into["live"]`` is set (the live turns; the pipeline-alone turns are not counted)."""
+    for module_name, path, label in STAGES:
+        owner: Any = importlib.import_module(f"{package}.{module_name}")
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        inner = getattr(owner, name)
+
+        def timed(*args: Any, _inner: Any = inner, _label: str = label, **kwargs: Any) -> Any:
+            t0 = time.thread_time()
+            try:
+                return _inner(*args, **kwargs)
+            finally:
+                if into["live"]:
+                    into[_label] = into.get(_label, 0.0) + time.thread_time() - t0
+
+        setattr(owner, name, timed)
+
+
 class Side:
     """One code base: a classifier on the bundled model and a model-less pipeline."""
 
     def __init__(self, package: str) -> None:
+        self.package = package
+        self.stage_s: dict[str, float] = {"live": 0.0}
         classifier = importlib.import_module(f"{package}.sdk.classifier")
         self.assemble = importlib.import_module(f"{package}.sdk.prediction").assemble
         self.clf = classifier.EmotionClassifier(hop_s=1.0, threads=1)
@@ -70,10 +114,12 @@ class Side:
         self.cpu_s = {"live": 0.0, "pipeline": 0.0}
 
     def live(self, chunks: list[np.ndarray]) -> None:
+        self.stage_s["live"] = 1.0
         t0 = time.thread_time()
         for chunk in chunks:
             self.predictions += self.clf.push(chunk, sample_rate_hz=STREAM_RATE_HZ)
         self.cpu_s["live"] += time.thread_time() - t0
+        self.stage_s["live"] = 0.0
 
     def pipeline_only(self, chunks: list[np.ndarray]) -> None:
         t0 = time.thread_time()
@@ -94,6 +140,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=0.25, help="signal per repetition and side")
     parser.add_argument("--reps", type=int, default=6)
     parser.add_argument("--block", type=int, default=60, help="pushes per turn")
+    parser.add_argument("--stages", action="store_true", help="also time each stage of a push")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         sides = {"before": Side(_before_package(args.before, Path(work))), "after": Side("emotionkd")}
@@ -102,6 +149,9 @@ def main() -> None:
         chunks = [signal[i:i + hop] for i in range(0, signal.size, hop)]
         for side in sides.values():  # warm-up: one turn each, not counted
             side.live(chunks[:args.block]), side.pipeline_only(chunks[:args.block]), side.reset()
+        if args.stages:
+            for side in sides.values():
+                _time_stages(side.package, side.stage_s)
         results: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
         for rep in range(args.reps):
             order = list(sides.items()) if rep % 2 == 0 else list(sides.items())[::-1]
@@ -127,6 +177,12 @@ def main() -> None:
                   f"{statistics.median(x['ms_push'] for x in r):.3f} ms per push, "
                   f"pipeline alone {statistics.median(x['pipeline_ms'] for x in r):.3f} ms "
                   f"({min(x['pipeline_ms'] for x in r):.3f}-{max(x['pipeline_ms'] for x in r):.3f})")
+        if args.stages:
+            pushes = len(chunks) * args.reps
+            print("stages, µs of thread CPU per live push (pipeline-alone turns not counted):")
+            for _, _, label in STAGES:
+                print(f"  {label:40s} " + "  ".join(
+                    f"{name} {side.stage_s.get(label, 0.0) / pushes * 1e6:6.1f}" for name, side in sides.items()))
         ratios = [a["ms_push"] / b["ms_push"] for a, b in zip(results["after"], results["before"], strict=True)]
         pipe = [a["pipeline_ms"] / b["pipeline_ms"] for a, b in zip(results["after"], results["before"], strict=True)]
         print(f"  after/before per repetition: push {min(ratios):.3f}-{max(ratios):.3f} "
