@@ -148,7 +148,9 @@ def main() -> None:
         signal = synthetic_signal(args.hours * 3600.0, seed=1)
         chunks = [signal[i:i + hop] for i in range(0, signal.size, hop)]
         for side in sides.values():  # warm-up: one turn each, not counted
-            side.live(chunks[:args.block]), side.pipeline_only(chunks[:args.block]), side.reset()
+            side.live(chunks[:args.block])
+            side.pipeline_only(chunks[:args.block])
+            side.reset()
         if args.stages:
             for side in sides.values():
                 _time_stages(side.package, side.stage_s)

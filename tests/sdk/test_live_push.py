@@ -22,7 +22,8 @@ from emotionkd.sdk.windowing import Windower, strided_rows
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 600), lead=st.integers(0, 9), width=st.integers(1, 240), step=st.integers(1, 9),
        first=st.integers(0, 600), rows=st.integers(1, 80), seed=st.integers(0, 2**16))
-def test_strided_rows_is_the_sliding_window_view(n, lead, width, step, first, rows, seed) -> None:
+def test_strided_rows_is_the_sliding_window_view(n: int, lead: int, width: int, step: int, first: int, rows: int,
+                                                 seed: int) -> None:
     rng = np.random.default_rng(seed)
     values = rng.standard_normal(n + lead)[lead:]  # a view into a larger buffer, as a kept history is
     if width > n:
@@ -43,7 +44,8 @@ def test_strided_rows_is_the_sliding_window_view(n, lead, width, step, first, ro
 @settings(max_examples=40, deadline=None)
 @given(chunks=st.lists(st.integers(0, 300), min_size=1, max_size=12), window=st.sampled_from([1, 16, 64, 512]),
        hop=st.sampled_from([1, 16, 128, 512]), seed=st.integers(0, 2**16))
-def test_windower_cuts_what_an_index_gather_over_the_whole_stream_cuts(chunks, window, hop, seed) -> None:
+def test_windower_cuts_what_an_index_gather_over_the_whole_stream_cuts(chunks: list[int], window: int, hop: int,
+                                                                      seed: int) -> None:
     rng = np.random.default_rng(seed)
     total = sum(chunks)
     values, flagged = rng.standard_normal(total), rng.random(total) < 0.1
@@ -51,7 +53,9 @@ def test_windower_cuts_what_an_index_gather_over_the_whole_stream_cuts(chunks, w
     starts, got_values, got_flags, at = [], [], [], 0
     for n in chunks:
         raw = windower.push(values[at : at + n], flagged[at : at + n])
-        starts.append(raw.start_index), got_values.append(raw.values), got_flags.append(raw.flagged)
+        starts.append(raw.start_index)
+        got_values.append(raw.values)
+        got_flags.append(raw.flagged)
         assert raw.values.shape == (len(raw), window) and raw.values.flags.c_contiguous
         at += n
     expected_starts = np.arange(0, max(total - window + 1, 0), hop)
@@ -61,13 +65,27 @@ def test_windower_cuts_what_an_index_gather_over_the_whole_stream_cuts(chunks, w
     np.testing.assert_array_equal(np.concatenate(got_flags), flagged[idx])
 
 
+def _check_missing_marks(chunks: list[int], down: int, missing: np.ndarray, flags: np.ndarray,
+                         ahead: int) -> None:
+    """After every push, the model-rate samples up to ``ahead`` past the data read the missing
+    mark of their source sample (the last one held standing for any later one)."""
+    source = SourceFlags(lambda k: k * down, window_samples=4)
+    done, at = 0, 0
+    for n in chunks:
+        source.push(missing[at : at + n], flags[at : at + n])
+        at += n
+        k = np.arange(done, (at - 1) // down + 1 + ahead)
+        np.testing.assert_array_equal(source.missing_at(k), missing[np.minimum(k * down, at - 1)])
+        done = int(k[-1]) + 1 if k.size else done
+        source.forget_before(max(done - 4, 0))  # as the preprocessor does: keep what windows need
+
+
 @settings(max_examples=40, deadline=None)
 @given(chunks=st.lists(st.integers(1, 200), min_size=1, max_size=15), down=st.sampled_from([1, 2, 8]),
        marks=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 20), st.sampled_from(["nan", "off", "sat"])),
-                      max_size=4), seed=st.integers(0, 2**16))
-def test_source_flags_missing_marks_equal_the_full_gather(chunks, down, marks, seed) -> None:
-    """After every push, the model-rate samples that push completes read the missing mark of
-    their source sample, with or without the shortcut for unmarked stretches."""
+                      max_size=4), ahead=st.integers(0, 3))
+def test_source_flags_missing_marks_equal_the_full_gather(chunks: list[int], down: int,
+                                                          marks: list[tuple[float, int, str]], ahead: int) -> None:
     total = sum(chunks)
     missing, flags = np.zeros(total, bool), np.zeros(total, np.uint8)
     for where, length, kind in marks:
@@ -76,20 +94,24 @@ def test_source_flags_missing_marks_equal_the_full_gather(chunks, down, marks, s
             missing[at : at + length] = True
         else:
             flags[at : at + length] = SampleFlag.ELECTRODE_OFF if kind == "off" else SampleFlag.SATURATED
+    _check_missing_marks(chunks, down, missing, flags, ahead)
 
-    def to_input(k):
-        return k * down
 
-    source = SourceFlags(to_input, window_samples=4)
-    done, at = 0, 0
-    for n in chunks:
-        source.push(missing[at : at + n], flags[at : at + n])
-        at += n
-        k = np.arange(done, at // down)
-        expected = missing[np.minimum(k * down, at - 1)]
-        np.testing.assert_array_equal(source.missing_at(k), expected)
-        done = int(k[-1]) + 1 if k.size else done
-        source.forget_before(max(done - 4, 0))  # as the preprocessor does: keep what windows need
+@pytest.mark.parametrize("down", [1, 3])
+@pytest.mark.parametrize("ahead", [0, 2])
+def test_source_flags_missing_marks_at_every_boundary(down: int, ahead: int) -> None:
+    """One marked sample (missing, or a gate flag only) at every position of a short stream:
+    the shortcut's edge (the first sample a push needs is the last one marked) included."""
+    chunks = [7, 5, 1, 9, 6, 12]
+    total = sum(chunks)
+    for position in range(total):
+        for kind in ("nan", "flag"):
+            missing, flags = np.zeros(total, bool), np.zeros(total, np.uint8)
+            if kind == "nan":
+                missing[position] = True
+            else:
+                flags[position] = SampleFlag.ELECTRODE_OFF
+            _check_missing_marks(chunks, down, missing, flags, ahead)
 
 
 def test_bundled_model_live_pushes_equal_the_model_on_offline_windows() -> None:
