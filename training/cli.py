@@ -73,7 +73,7 @@ def prepare(
     out: Annotated[Path | None, typer.Option("--out", help="Also write the prepared windows to this .npz.")] = None,
     label_threshold: float = typer.Option(5.0, help="Rating threshold of the binary labels."),
     label_rule: str = typer.Option("gt", help="gt (rating > threshold is high) or ge (>=)."),
-    eeg_normalisation: str = typer.Option("window_zscore", help="window_zscore, window_center or none."),
+    eeg_normalisation: str = typer.Option("window_zscore", help="window_zscore, window_common, subject_channel, window_center or none."),
     hop_samples: int | None = typer.Option(None, help="Samples between windows (default: one window)."),
     gsr_unit: str | None = typer.Option(None, help="recordings: GSR unit when the CSV header has none."),
     file_format: str = typer.Option("auto", help="deap: auto, python or matlab."),

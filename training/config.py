@@ -37,7 +37,7 @@ from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.sdk.contract import LABEL_RULE_WORDS, TARGETS
 from emotionkd.sdk.plain import to_plain
 from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PAPER_PREPROCESSING
-from emotionkd.training.datasets.config import DatasetConfig
+from emotionkd.training.datasets.config import EEG_NORMALISATIONS, DatasetConfig
 from emotionkd.training.datasets.synthetic import SynthConfig
 from emotionkd.training.distillation import DistillConfig
 from emotionkd.training.feedback import FeedbackConfig
@@ -75,6 +75,8 @@ class DataConfig:
         hop_s: seconds between training windows (4 s).
         hop_samples: samples between training windows at the model rate (0 = use ``hop_s``).
         eeg_window_s: the teacher's EEG window, aligned to the end of the GSR window (s).
+        eeg_normalisation: the teacher's EEG scaling
+            (:attr:`~emotionkd.training.datasets.DatasetConfig.eeg_normalisation`).
         cache_dir: prepared-dataset cache ("" = none).
         workers: processes preparing subjects.
         only_subjects: recordings/deap/mahnob: load only these subject ids (empty = all).
@@ -96,6 +98,7 @@ class DataConfig:
     hop_s: float = 4.0
     hop_samples: int = 0
     eeg_window_s: float = 4.0
+    eeg_normalisation: str = "window_zscore"
     cache_dir: str = ".cache/datasets"
     workers: int = 2
     only_subjects: tuple[int, ...] = ()
@@ -111,6 +114,8 @@ class DataConfig:
             raise ConfigError(f"data.label_rule must be one of {list(LABEL_RULE_WORDS)}, got {self.label_rule!r}")
         if self.subjects < 1 or self.trials < 1 or not self.trial_s > 0 or self.hop_samples < 0 or self.workers < 1:
             raise ConfigError("data.subjects, trials and workers must be >= 1, trial_s positive, hop_samples >= 0")
+        if self.eeg_normalisation not in EEG_NORMALISATIONS:
+            raise ConfigError(f"data.eeg_normalisation must be one of {EEG_NORMALISATIONS}, got {self.eeg_normalisation!r}")
         if self.preprocessing not in DATA_PREPROCESSING:
             raise ConfigError(f"data.preprocessing must be one of {tuple(DATA_PREPROCESSING)}, got {self.preprocessing!r}")
         if not (math.isfinite(self.gsr_drive_noise) and self.gsr_drive_noise >= 0):
@@ -125,6 +130,7 @@ class DataConfig:
             hop_s=self.hop_s,
             hop_samples=self.hop_samples or None,
             eeg_window_s=self.eeg_window_s,
+            eeg_normalisation=self.eeg_normalisation,
             label_threshold=self.label_threshold,
             label_rule=self.label_rule,
         )
