@@ -21,6 +21,8 @@ def test_paper_preset_selects_the_faithful_input() -> None:
     options = load_config(preset="paper").data.dataset_config()
     assert options.preprocessing == PAPER_PREPROCESSING and options.preprocessing.version == 1
     assert options.hop == 512  # 4 s at 128 Hz: one window, no overlap, as the paper cut them
+    assert options.eeg_normalisation == "window_zscore"  # the paper's per-window EEG z-score
+    assert load_config(preset="experiment").data.dataset_config().eeg_normalisation == "subject_channel"
 
 
 def test_overrides_and_cache_relevant_options_reach_the_dataset() -> None:
