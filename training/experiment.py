@@ -436,7 +436,8 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         f"{data.get('windows')} windows, source `{config.data.source}`"
         + (f"; generator: {config.data.trial_s:g} s trials, GSR drive noise {config.data.gsr_drive_noise:g}, "
            f"a window every {config.data.hop_s:g} s" if config.data.source == "synthetic" else "") + " |",
-        f"| models | teacher {describe_options(config.teacher)}; student {describe_options(config.student)} |",
+        f"| models | teacher {describe_options(config.teacher)}, EEG scaled `{config.data.eeg_normalisation}`; "
+        f"student {describe_options(config.student)} |",
         f"| protocol | {results['protocol']}; validation: {ev.validation_fraction:.0%} of the training split "
         "(whole subjects, or whole trials under 3 subjects) picks each model's best epoch by validation "
         f"{t_opt.select_by.replace('_', ' ')} (teacher), {s_opt.select_by.replace('_', ' ')} (students) |",
