@@ -426,7 +426,8 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
         run = config.run_dir
         results["config"] = config.to_dict()
         results["data"] = {"windows": len(data), "subjects": len(set(data.subject.tolist())),
-                           "dataset": data.meta.get("dataset"), "data_kind": data.meta.get("data_kind")}
+                           "dataset": data.meta.get("dataset"), "data_kind": data.meta.get("data_kind"),
+                           "eeg_normalisation": (data.meta.get("eeg_normalisation") or {}).get("method")}
         results["wall_s"] = time.perf_counter() - started
         (run / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         command = "emotionkd-train " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "emotionkd-train evaluate"
