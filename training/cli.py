@@ -73,7 +73,7 @@ def prepare(
     out: Annotated[Path | None, typer.Option("--out", help="Also write the prepared windows to this .npz.")] = None,
     label_threshold: float = typer.Option(5.0, help="Rating threshold of the binary labels."),
     label_rule: str = typer.Option("gt", help="gt (rating > threshold is high) or ge (>=)."),
-    eeg_normalisation: str = typer.Option("window_zscore", help="window_zscore, window_center or none."),
+    eeg_normalisation: str = typer.Option("window_zscore", help="window_zscore, window_common, subject_channel, window_center or none."),
     hop_samples: int | None = typer.Option(None, help="Samples between windows (default: one window)."),
     gsr_unit: str | None = typer.Option(None, help="recordings: GSR unit when the CSV header has none."),
     file_format: str = typer.Option("auto", help="deap: auto, python or matlab."),
@@ -426,7 +426,8 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
         run = config.run_dir
         results["config"] = config.to_dict()
         results["data"] = {"windows": len(data), "subjects": len(set(data.subject.tolist())),
-                           "dataset": data.meta.get("dataset"), "data_kind": data.meta.get("data_kind")}
+                           "dataset": data.meta.get("dataset"), "data_kind": data.meta.get("data_kind"),
+                           "eeg_normalisation": (data.meta.get("eeg_normalisation") or {}).get("method")}
         results["wall_s"] = time.perf_counter() - started
         (run / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         command = "emotionkd-train " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "emotionkd-train evaluate"

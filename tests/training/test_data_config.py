@@ -21,6 +21,8 @@ def test_paper_preset_selects_the_faithful_input() -> None:
     options = load_config(preset="paper").data.dataset_config()
     assert options.preprocessing == PAPER_PREPROCESSING and options.preprocessing.version == 1
     assert options.hop == 512  # 4 s at 128 Hz: one window, no overlap, as the paper cut them
+    assert options.eeg_normalisation == "window_zscore"  # the paper's per-window EEG z-score
+    assert load_config(preset="experiment").data.dataset_config().eeg_normalisation == "subject_channel"
 
 
 def test_overrides_and_cache_relevant_options_reach_the_dataset() -> None:
@@ -32,6 +34,10 @@ def test_overrides_and_cache_relevant_options_reach_the_dataset() -> None:
     assert load_config(overrides={"data.hop_samples": 16}).data.dataset_config().hop == 16
     with pytest.raises(ConfigError, match="data.preprocessing"):
         load_config(overrides={"data.preprocessing": "v3"})
+    eeg = load_config(overrides={"data.eeg_normalisation": "subject_channel"}).data.dataset_config()
+    assert eeg.eeg_normalisation == "subject_channel" and eeg.to_dict() != DatasetConfig().to_dict()
+    with pytest.raises(ConfigError, match="data.eeg_normalisation"):
+        load_config(overrides={"data.eeg_normalisation": "zscore"})
 
 
 def test_experiment_preset_yields_at_least_3_windows_per_trial_on_8_subjects() -> None:

@@ -36,7 +36,8 @@ def _prepared(tmp_path: Path, subjects: int = 3) -> Path:
     data.meta.update({"dataset": "unit-test", "data_kind": "synthetic", "hop_samples": 64,
                       "preprocessing": {"name": "ekd-gsr", "version": 1,
                                         "params": {"rate_hz": 128.0, "window_samples": 64}},
-                      "label_rule": {"threshold": 5.0, "rule": "gt"}})
+                      "label_rule": {"threshold": 5.0, "rule": "gt"},
+                      "eeg_normalisation": {"method": "subject_channel", "floor_uv": 0.1}})
     path = tmp_path / "windows.npz"
     data.save_npz(path)
     return path
@@ -135,6 +136,8 @@ def test_evaluate_report_writes_the_results_document(tmp_path: Path) -> None:
     text = report.read_text()
     assert text.rstrip().endswith("## KD choice\n\nthe sweep's table") and " min CPU (all processes)" in text
     assert "## The exact command" in text and "Chance (test majority)" in text and "Training accuracy" in text
+    # the teacher's EEG scaling as the prepared windows record it, not the config's default
+    assert "EEG scaled `subject_channel`" in text
     assert "| valence | teacher − student |" in text and "![training loss" in text
     assert (tmp_path / "docs" / "results-curves.png").stat().st_size > 1000
     assert text.count("| s0") >= 2  # the per-fold table

@@ -18,7 +18,7 @@ from emotionkd.firmware_bridge.errors import ConfigError, DataError
 from emotionkd.sdk.contract import LABEL_RULE_WORDS
 from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PreprocessingConfig
 
-EEG_NORMALISATIONS: Final = ("window_zscore", "window_center", "none")
+EEG_NORMALISATIONS: Final = ("window_zscore", "window_common", "subject_channel", "window_center", "none")
 EEG_REFERENCES: Final = ("average", "none")
 RATING_RANGE: Final = (1.0, 9.0)
 #: rate of the teacher's EEG (Hz): DEAP's preprocessed rate, MAHNOB is resampled to it
@@ -41,9 +41,12 @@ class DatasetConfig:
         label_threshold: rating threshold of the binary labels (1–9 scale).
         label_rule: ``gt`` (rating > threshold → high, the DEAP convention) or ``ge`` (≥).
         eeg_normalisation: teacher-side EEG scaling (never on the device): ``window_zscore``
-            (per window and channel: mean 0, std 1), ``window_center`` (mean removed, µV kept)
-            or ``none`` (µV as recorded).
-        eeg_zscore_floor_uv: smallest std divided by in ``window_zscore`` (µV), so a flat
+            (per window and channel: mean 0, std 1; erases power differences between channels,
+            e.g. frontal alpha asymmetry), ``window_common`` (per channel mean removed, one
+            scale per window for all channels), ``subject_channel`` (per channel mean removed
+            per window, divided by that channel's std over all of the subject's windows),
+            ``window_center`` (mean removed, µV kept) or ``none`` (µV as recorded).
+        eeg_zscore_floor_uv: smallest std divided by (µV), so a flat
             (disconnected) channel is not blown up to unit variance.
         deap_baseline_s: DEAP's pre-trial baseline at the start of each trial, dropped (s).
         mahnob_eeg_band_hz: band-pass applied to MAHNOB-HCI's raw EEG to match DEAP's

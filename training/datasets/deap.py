@@ -21,7 +21,7 @@ from emotionkd.firmware_bridge.errors import DataError
 from emotionkd.training.datasets.channels import DEAP_CHANNELS, DEAP_GSR_INDEX, EEG_28, GENEVA_TO_28
 from emotionkd.training.datasets.config import DatasetConfig, ratings_to_labels
 from emotionkd.training.datasets.safe_pickle import safe_load
-from emotionkd.training.datasets.trials import SubjectWindows, window_trial
+from emotionkd.training.datasets.trials import SubjectWindows, scale_subject_eeg, window_trial
 
 DEAP_RATE_HZ: Final = 128.0
 #: columns of DEAP's ``labels``
@@ -125,7 +125,7 @@ def prepare_deap_subject(path: str | Path, config: DatasetConfig) -> SubjectWind
     for t in range(subject.data.shape[0]):
         windows = window_trial(gsr_all[t], DEAP_RATE_HZ, DEAP_GSR_UNIT, eeg_all[t], config)
         out.add(t + 1, ratings[t], labels[t], windows)
-    return out
+    return scale_subject_eeg(out, config)
 
 
 def deap_meta(files: list[Path]) -> dict[str, Any]:

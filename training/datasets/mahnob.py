@@ -32,7 +32,7 @@ from emotionkd.firmware_bridge.units import normalise_unit
 from emotionkd.sdk.resampling import rational_ratio
 from emotionkd.training.datasets.channels import EEG_28, GENEVA_32, channel_indices
 from emotionkd.training.datasets.config import DatasetConfig, ratings_to_labels
-from emotionkd.training.datasets.trials import SubjectWindows, window_trial
+from emotionkd.training.datasets.trials import SubjectWindows, scale_subject_eeg, window_trial
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def prepare_mahnob_subject(subject: int, sessions: list[SessionInfo], config: Da
         g0, g1 = int(round(start_s * rec.gsr_rate_hz)), int(round(end_s * rec.gsr_rate_hz))
         windows = window_trial(rec.gsr[g0:g1], rec.gsr_rate_hz, rec.gsr_unit, eeg[:, e0:e1], config)
         out.add(info.session, ratings, labels, windows)
-    return out
+    return scale_subject_eeg(out, config)
 
 
 def plan_sessions(root: Path, config: DatasetConfig) -> tuple[dict[int, list[SessionInfo]], list[dict[str, Any]]]:

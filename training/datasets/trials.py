@@ -42,15 +42,45 @@ class TrialWindows:
 
 
 def normalise_eeg(windows: npt.NDArray[np.float32], config: DatasetConfig) -> npt.NDArray[np.float32]:
-    """Apply ``config.eeg_normalisation`` to ``(k, C, W)`` µV windows (per window and channel)."""
+    """Apply the per-window part of ``config.eeg_normalisation`` to ``(k, C, W)`` µV windows.
+
+    ``window_zscore`` divides each channel by its own std (inter-channel power differences are
+    gone); ``window_common`` divides all channels of a window by one scale (their RMS), so a
+    left/right power difference survives; ``subject_channel`` only centres here, its per-channel
+    scale comes from the whole subject (:func:`scale_subject_eeg`).
+    """
     if config.eeg_normalisation == "none":
         return windows
     centred = windows - windows.mean(axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
-    if config.eeg_normalisation == "window_center":
+    if config.eeg_normalisation in ("window_center", "subject_channel"):
         return centred
-    std = centred.std(axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
+    if config.eeg_normalisation == "window_common":
+        std = np.sqrt((centred.astype(np.float64) ** 2).mean(axis=(-2, -1), keepdims=True)).astype(np.float32)
+    else:
+        std = centred.std(axis=-1, keepdims=True, dtype=np.float64).astype(np.float32)
     centred /= np.maximum(std, np.float32(config.eeg_zscore_floor_uv))
     return centred
+
+
+def scale_subject_eeg(part: SubjectWindows, config: DatasetConfig) -> SubjectWindows:
+    """The per-subject part of ``subject_channel``: divide each channel of every (centred)
+    window by that channel's std over all of the subject's windows (a recording's electrode
+    gain goes; differences between trials and between channels stay). Other methods: unchanged.
+    """
+    if config.eeg_normalisation != "subject_channel":
+        return part
+    eeg = [tw.eeg for tw in part.windows if tw.eeg is not None and len(tw.eeg)]
+    if not eeg:
+        return part
+    # (C,) std pooled over windows and samples, in float64 (sums over ~10^6 samples per channel)
+    sq = sum(np.square(e, dtype=np.float64).sum(axis=(0, 2)) for e in eeg)
+    count = sum(e.shape[0] * e.shape[2] for e in eeg)
+    scale = np.maximum(np.sqrt(sq / count), config.eeg_zscore_floor_uv).astype(np.float32)[None, :, None]
+    for tw in part.windows:
+        if tw.eeg is not None:
+            tw.eeg = tw.eeg / scale
+    part.info["eeg_channel_scale_uv"] = scale.ravel().round(4).tolist()
+    return part
 
 
 def window_trial(
@@ -147,4 +177,4 @@ def assemble(parts: list[SubjectWindows], *, has_eeg: bool, window_samples: int,
                            trial=trial, start_s=start_s, meta=meta)
 
 
-__all__ = ["SubjectWindows", "TrialWindows", "assemble", "normalise_eeg", "window_trial"]
+__all__ = ["SubjectWindows", "TrialWindows", "assemble", "normalise_eeg", "scale_subject_eeg", "window_trial"]
