@@ -47,7 +47,7 @@ def rational_ratio(rate_in_hz: float, rate_out_hz: float) -> tuple[int, int]:
     """
     for name, value in (("rate_in_hz", rate_in_hz), ("rate_out_hz", rate_out_hz)):
         problem = rate_problem(value)
-        if problem is not None:  # also keeps Fraction() away from 1e-308 and 1e308 (OverflowError)
+        if problem is not None:  # also keeps the exact integer ratios short (1e-308 would give ~1024-bit terms)
             raise ConfigError(f"{name} must be a positive, plausible rate: {problem}")
     out_num, out_den = float(rate_out_hz).as_integer_ratio()
     in_num, in_den = float(rate_in_hz).as_integer_ratio()
