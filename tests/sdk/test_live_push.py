@@ -148,3 +148,24 @@ def test_bundled_model_live_pushes_equal_the_model_on_offline_windows() -> None:
         answer = clf.model.run(windows.features[i : i + 1])
         assert live[i].arousal == pytest.approx(float(answer["arousal"][0, 1]), abs=1e-6)
         assert live[i].valence == pytest.approx(float(answer["valence"][0, 1]), abs=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(chunks=st.lists(st.integers(0, 300), min_size=1, max_size=10), window=st.sampled_from([1, 16, 512]),
+       hop=st.sampled_from([1, 16, 128]), streams=st.sampled_from([(), (3,)]), seed=st.integers(0, 2**16))
+def test_windower_channels_cut_what_one_windower_per_channel_cuts(chunks: list[int], window: int, hop: int,
+                                                                  streams: tuple[int, ...], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    total = sum(chunks)
+    values = rng.standard_normal((2, *streams, total))
+    flagged = rng.random((*streams, total)) < 0.1
+    stacked, singles = Windower(window, hop, channels=2), [Windower(window, hop), Windower(window, hop)]
+    at = 0
+    for n in chunks:
+        both = stacked.push(values[..., at : at + n], flagged[..., at : at + n])
+        for c, single in enumerate(singles):
+            one = single.push(values[c, ..., at : at + n], flagged[..., at : at + n])
+            np.testing.assert_array_equal(both.values[c], one.values)
+            np.testing.assert_array_equal(both.flagged, one.flagged)
+            np.testing.assert_array_equal(both.start_index, one.start_index)
+        at += n
