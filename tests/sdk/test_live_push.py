@@ -8,6 +8,8 @@ against the full gather, and the bundled model's live 1 s pushes against ``predi
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 from emotionkd.firmware_bridge.samples import SampleFlag
+from emotionkd.sdk.quality import window_statistics_us
 from emotionkd.sdk.source_flags import SourceFlags
 from emotionkd.sdk.windowing import Windower, strided_rows
 
@@ -169,3 +172,19 @@ def test_windower_channels_cut_what_one_windower_per_channel_cuts(chunks: list[i
             np.testing.assert_array_equal(both.flagged, one.flagged)
             np.testing.assert_array_equal(both.start_index, one.start_index)
         at += n
+
+
+@settings(max_examples=40, deadline=None)
+@given(windows=st.integers(1, 5), width=st.sampled_from([1, 2, 7, 512]), nan_fraction=st.sampled_from([0.0, 0.3, 1.0]),
+       seed=st.integers(0, 2**16))
+def test_window_statistics_are_nanmedian_nanmin_nanmax_with_and_without_nan(windows: int, width: int,
+                                                                          nan_fraction: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((windows, width))
+    x[rng.random(x.shape) < nan_fraction] = np.nan
+    median, lowest, highest = window_statistics_us(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        np.testing.assert_array_equal(median, np.nanmedian(x, axis=-1))
+        np.testing.assert_array_equal(lowest, np.nanmin(x, axis=-1))
+        np.testing.assert_array_equal(highest, np.nanmax(x, axis=-1))
