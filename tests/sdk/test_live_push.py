@@ -188,3 +188,30 @@ def test_window_statistics_are_nanmedian_nanmin_nanmax_with_and_without_nan(wind
         np.testing.assert_array_equal(median, np.nanmedian(x, axis=-1))
         np.testing.assert_array_equal(lowest, np.nanmin(x, axis=-1))
         np.testing.assert_array_equal(highest, np.nanmax(x, axis=-1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(chunks=st.lists(st.integers(1, 120), min_size=1, max_size=10), down=st.sampled_from([1, 2, 8]),
+       flagged=st.booleans(), seed=st.integers(0, 2**16))
+def test_source_flags_window_counts_equal_a_direct_count_with_and_without_flags(chunks: list[int], down: int,
+                                                                               flagged: bool, seed: int) -> None:
+    """Both paths of ``window_counts``: a stream without gate flags (the shortcut) and one with."""
+    rng = np.random.default_rng(seed)
+    total, window = sum(chunks), 4
+    flags = np.zeros(total, np.uint8)
+    if flagged:
+        flags[rng.random(total) < 0.2] = int(SampleFlag.ELECTRODE_OFF)
+        flags[rng.random(total) < 0.2] |= np.uint8(SampleFlag.SATURATED)
+    source = SourceFlags(lambda k: k * down, window_samples=window)
+    at = 0
+    for n in chunks:
+        source.push(np.zeros(n, bool), flags[at : at + n])
+        at += n
+        starts = np.arange(max((at - 1) // down - window - 2, 0), (at - 1) // down + 1)
+        total_got, off_got, sat_got = source.window_counts(starts)
+        lo, hi = np.minimum(starts * down, at), np.minimum((starts + window) * down, at)
+        span = [flags[a:b] for a, b in zip(lo, hi, strict=True)]
+        np.testing.assert_array_equal(total_got, hi - lo)
+        np.testing.assert_array_equal(off_got, [np.count_nonzero(s & int(SampleFlag.ELECTRODE_OFF)) for s in span])
+        np.testing.assert_array_equal(sat_got, [np.count_nonzero(s & int(SampleFlag.SATURATED)) for s in span])
+        source.forget_before(int(starts[0]))
