@@ -45,7 +45,6 @@ class SourceFlags:
     def __init__(self, to_input: IndexMap, window_samples: int, streams: tuple[int, ...] = ()) -> None:
         self._to_input = to_input
         self._window = int(window_samples)
-        self._window_ends = np.array([[0], [self._window]], dtype=np.int64)  # a window's (first, one past last) offsets
         self._streams = streams
         self._bits = np.zeros(streams + (0,), dtype=np.uint8)
         self._start = 0  # source index of _bits[..., 0]
@@ -95,9 +94,8 @@ class SourceFlags:
         """(source samples ``(N,)``, electrode-off, saturated ``streams + (N,)``) of the windows
         starting at model-rate samples ``start_index``, over the source samples held."""
         held = self._bits.shape[-1]
-        # both ends of every window in one index map and one clamp: (2, N) → lo, hi
-        ends = start_index + self._window_ends  # (2, N)
-        lo, hi = np.minimum(np.maximum(self._to_input(ends) - self._start, 0), held)
+        lo = np.minimum(np.maximum(self._to_input(start_index) - self._start, 0), held)
+        hi = np.minimum(np.maximum(self._to_input(start_index + self._window) - self._start, 0), held)
         total = (hi - lo).astype(np.int64)
         if not held or not start_index.size or self._start + int(lo[0]) >= self._gate_flagged_to:
             zeros = np.zeros(self._streams + (start_index.size,), np.int64)  # the usual case: none flagged
