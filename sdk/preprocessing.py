@@ -48,7 +48,7 @@ from emotionkd.firmware_bridge.units import normalise_unit, to_conductance_us
 from emotionkd.sdk.normalisation import LogBaseline, normalise_windows
 from emotionkd.sdk.resampling import StreamingResampler
 from emotionkd.sdk.source_flags import SourceFlags
-from emotionkd.sdk.windowing import Windower, Windows
+from emotionkd.sdk.windowing import RawWindows, Windower, Windows
 from emotionkd.sdk.windowing import empty_windows as _empty_windows
 
 PREPROCESSING_NAME: Final = "ekd-gsr"
@@ -234,11 +234,12 @@ class GsrPreprocessor:
         self._resampler = StreamingResampler(
             self.sample_rate_hz, self.config.rate_hz, self.config.lowpass_hz, self.config.attenuation_db
         )
-        self._windower = Windower(self.config.window_samples, self.hop_samples)
         self._baseline: LogBaseline | None = None
         if self.config.normalisation == "log_baseline":
             self._baseline = LogBaseline(self.config, initial_baseline_us, streams)
-            self._feature_windower = Windower(self.config.window_samples, self.hop_samples, track_flags=False)
+        # log_baseline: conductance and features are cut by one windower, as channels 0 and 1
+        self._windower = Windower(self.config.window_samples, self.hop_samples,
+                                  channels=None if self._baseline is None else 2)
         self._hold_max = int(round(self.config.hold_max_s * self.sample_rate_hz))
         # per stream, () or (S,): the last valid sample and the length of the current missing run
         self._last_valid = np.full(self._streams, np.nan)
@@ -299,9 +300,12 @@ class GsrPreprocessor:
         if resampled.shape[-1] == 0:
             return _empty_windows(self.config.window_samples, self._streams)
         k = np.arange(self._resampler.samples_out - resampled.shape[-1], self._resampler.samples_out)
-        raw = self._windower.push(resampled, self._flags.missing_at(k))
-        if self._baseline is not None:
-            features = self._feature_windower.push(self._baseline.push(resampled)).values.astype(np.float32)
+        if self._baseline is None:
+            raw = self._windower.push(resampled, self._flags.missing_at(k))
+        else:
+            both = self._windower.push(np.stack([resampled, self._baseline.push(resampled)]), self._flags.missing_at(k))
+            features = both.values[1].astype(np.float32)
+            raw = RawWindows(both.start_index, both.values[0], both.flagged)
         counts = self._flags.window_counts(raw.start_index) if len(raw) else None
         self._flags.forget_before(min(self._windower.next_start, self._resampler.samples_out))
         if counts is None:

@@ -153,22 +153,32 @@ def judge_window(
     return QualityVerdict(OK, "")
 
 
+def window_statistics_us(conductance_us: npt.NDArray[np.float64]) -> tuple[
+        npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(median, lowest, highest) conductance of each window over its last axis (µS), NaN samples
+    ignored (NaN for a window without a valid sample): ``(..., W)`` → three ``(...)``.
+
+    Without NaN (every usable window) one sort per window gives all three, the median being the
+    two middle values np.median takes (the same numbers, fewer numpy calls on a live push).
+    """
+    x = np.asarray(conductance_us, dtype=np.float64)
+    if not np.isnan(x).any():
+        ordered = np.sort(x, axis=-1)
+        width = x.shape[-1]
+        middle = width // 2
+        median = ordered[..., middle] if width % 2 else (ordered[..., middle - 1] + ordered[..., middle]) / 2.0
+        return median, ordered[..., 0], ordered[..., -1]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows are NaN, as documented
+        median = np.nanmedian(x, axis=-1)
+        # nanmin/nanmax without their warnings
+        return median, np.fmin.reduce(x, axis=-1), np.fmax.reduce(x, axis=-1)
+
+
 def window_levels_us(conductance_us: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Median conductance of each window (µS) over its last axis, NaN samples ignored (NaN for
     a window without a valid sample): ``(..., W)`` → ``(...)``."""
-    x = np.asarray(conductance_us, dtype=np.float64)
-    nan = np.isnan(x)
-    if not nan.any():
-        # np.median's own sort, without its per-call overhead (a live push judges one window)
-        width = x.shape[-1]
-        middle = width // 2
-        if width % 2:
-            return np.partition(x, middle, axis=-1)[..., middle]
-        part = np.partition(x, (middle - 1, middle), axis=-1)
-        return (part[..., middle - 1] + part[..., middle]) / 2.0
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows are NaN, as documented
-        return np.nanmedian(x, axis=-1)
+    return window_statistics_us(conductance_us)[0]
 
 
 def windows_pass(
@@ -179,6 +189,7 @@ def windows_pass(
     source_samples: npt.ArrayLike,
     config: QualityConfig | None = None,
     levels_us: npt.NDArray[np.float64] | None = None,
+    range_us: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Which windows :func:`judge_window` passes, for many windows at once (no reasons).
 
@@ -187,6 +198,7 @@ def windows_pass(
         usable, electrode_off, saturated: ``(...)`` per window, as for :func:`judge_window`.
         source_samples: source samples per window span, broadcast to ``(...)``.
         levels_us: the windows' :func:`window_levels_us` when already computed.
+        range_us: the windows' (lowest, highest) of :func:`window_statistics_us`, likewise.
 
     Returns:
         ``(...)`` bool, True exactly where ``judge_window(...).ok`` is (each check in the same
@@ -195,10 +207,13 @@ def windows_pass(
     cfg = config or QualityConfig()
     total = np.maximum(np.asarray(source_samples), 1)
     low, high = cfg.plausible_conductance_us
-    level = window_levels_us(conductance_us) if levels_us is None else levels_us
+    if levels_us is None or range_us is None:
+        level, lowest, highest = window_statistics_us(conductance_us)
+    if levels_us is not None:
+        level = levels_us
+    if range_us is not None:
+        lowest, highest = range_us
     with np.errstate(invalid="ignore"):
-        lowest = np.fmin.reduce(conductance_us, axis=-1)  # nanmin/nanmax without their warnings
-        highest = np.fmax.reduce(conductance_us, axis=-1)
         return (
             ~(electrode_off > cfg.max_electrode_off_fraction * total)
             & ~(saturated > cfg.max_saturated_fraction * total)
@@ -255,9 +270,9 @@ def gate_windows(windows: Windows, config: QualityConfig | None = None, origin_s
         origin_s: carried to :attr:`GatedWindows.origin_s`.
     """
     cfg = config or QualityConfig()
-    levels = window_levels_us(windows.conductance_us)
+    levels, lowest, highest = window_statistics_us(windows.conductance_us)
     good = windows_pass(windows.conductance_us, windows.usable, windows.electrode_off, windows.saturated,
-                        windows.source_samples, cfg, levels)
+                        windows.source_samples, cfg, levels, (lowest, highest))
     failed: dict[tuple[int, ...], QualityVerdict] = {}
     if not good.all():
         for index in zip(*np.nonzero(~good), strict=True):
@@ -284,5 +299,6 @@ __all__ = [
     "gate_windows",
     "judge_window",
     "window_levels_us",
+    "window_statistics_us",
     "windows_pass",
 ]

@@ -101,14 +101,15 @@ def strided_rows(values: npt.NDArray[Any], first: int, rows: int, step: int, wid
     """A read-only view ``(..., rows, width)`` of ``values`` ``(..., n)``: row ``r`` is
     ``values[..., first + r·step : first + r·step + width]`` (all inside ``values``).
 
-    For one stream (a contiguous 1-D array, every live push) the view is built on the buffer
-    directly: ``sliding_window_view`` gives the same view (same strides, hence the same
+    For a C-contiguous array (a windower's buffer, every live push) the view is built on the
+    buffer directly: ``sliding_window_view`` gives the same view (same strides, hence the same
     arithmetic on it) at several times the Python cost, paid on every push.
     """
-    if values.ndim == 1 and values.flags.c_contiguous:
+    if values.flags.c_contiguous:
         itemsize = values.itemsize
-        view: npt.NDArray[Any] = np.ndarray((rows, width), values.dtype, values,
-                                                   offset=first * itemsize, strides=(step * itemsize, itemsize))
+        view: npt.NDArray[Any] = np.ndarray(values.shape[:-1] + (rows, width), values.dtype, values,
+                                            offset=first * itemsize,
+                                            strides=values.strides[:-1] + (step * itemsize, itemsize))
         view.flags.writeable = False
         return view
     return sliding_window_view(values, width, axis=-1)[..., first : first + rows * step : step, :]
@@ -122,9 +123,15 @@ class Windower:
         hop_samples: samples between window starts (128 = 1 s at 128 Hz; W for no overlap).
         track_flags: keep per-sample flags; False for a stream that has none (the windows'
             ``flagged`` is then all False, without a buffer).
+        channels: None for one series per stream; C to cut C series of the same stream(s) in
+            one buffer (the preprocessor's conductance and features): pushes are then
+            ``(C, ..., n)`` with flags ``(..., n)`` (shared by the channels), and the windows'
+            values ``(C, ..., N, W)`` with ``flagged`` ``(..., N, W)``. One buffer, one copy
+            per push instead of one windower per series.
     """
 
-    def __init__(self, window_samples: int, hop_samples: int, *, track_flags: bool = True) -> None:
+    def __init__(self, window_samples: int, hop_samples: int, *, track_flags: bool = True,
+                 channels: int | None = None) -> None:
         if int(window_samples) < 1:
             raise ConfigError(f"window_samples must be >= 1, got {window_samples!r}")
         if int(hop_samples) < 1:
@@ -132,6 +139,7 @@ class Windower:
         self.window_samples = int(window_samples)
         self.hop_samples = int(hop_samples)
         self.track_flags = track_flags
+        self.channels = channels
         self._values = np.zeros(0)
         self._flags = np.zeros(0, dtype=bool)
         self._buffer_start = 0  # stream index of _values[0]
@@ -150,16 +158,19 @@ class Windower:
         """
         v = np.asarray(values, dtype=np.float64)
         v = v.reshape(-1) if v.ndim <= 1 else v
+        if self.channels is not None and (v.ndim < 2 or v.shape[0] != self.channels):
+            raise ConfigError(f"this windower cuts {self.channels} channels; a push of shape {v.shape} does not match")
+        flag_shape = v.shape if self.channels is None else v.shape[1:]  # channels share their flags
         if self.track_flags:
-            f = np.zeros(v.shape, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(v.shape[:-1] + (-1,))
-            if f.shape != v.shape:
-                raise ConfigError(f"flagged has shape {f.shape} for samples of shape {v.shape}")
+            f = np.zeros(flag_shape, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool).reshape(flag_shape[:-1] + (-1,))
+            if f.shape != flag_shape:
+                raise ConfigError(f"flagged has shape {f.shape} for samples of shape {flag_shape}")
         if self._values.shape[:-1] != v.shape[:-1]:
             if self._values.shape[-1] or self._next_start:
                 raise ConfigError(f"this windower cuts {self._values.shape[:-1] or 'one'} stream(s); "
                                   f"a push of shape {v.shape} does not match")
             self._values = np.zeros(v.shape[:-1] + (0,))
-            self._flags = np.zeros(v.shape[:-1] + (0,), dtype=bool)
+            self._flags = np.zeros(flag_shape[:-1] + (0,), dtype=bool)
         self._values = np.concatenate([self._values, v], axis=-1)
         if self.track_flags:
             self._flags = np.concatenate([self._flags, f], axis=-1)
@@ -173,7 +184,7 @@ class Windower:
         if count and self.track_flags:
             flags = strided_rows(self._flags, first, count, h, w).copy()
         else:
-            flags = np.zeros(values.shape, dtype=bool)
+            flags = np.zeros(values.shape if self.channels is None else values.shape[1:], dtype=bool)
         windows = RawWindows(starts, values, flags)
         self._next_start += h * count
         drop = min(self._next_start - self._buffer_start, self._values.shape[-1])

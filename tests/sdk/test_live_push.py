@@ -8,6 +8,8 @@ against the full gather, and the bundled model's live 1 s pushes against ``predi
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 from emotionkd.firmware_bridge.samples import SampleFlag
+from emotionkd.sdk.quality import window_statistics_us
 from emotionkd.sdk.source_flags import SourceFlags
 from emotionkd.sdk.windowing import Windower, strided_rows
 
@@ -148,3 +151,67 @@ def test_bundled_model_live_pushes_equal_the_model_on_offline_windows() -> None:
         answer = clf.model.run(windows.features[i : i + 1])
         assert live[i].arousal == pytest.approx(float(answer["arousal"][0, 1]), abs=1e-6)
         assert live[i].valence == pytest.approx(float(answer["valence"][0, 1]), abs=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(chunks=st.lists(st.integers(0, 300), min_size=1, max_size=10), window=st.sampled_from([1, 16, 512]),
+       hop=st.sampled_from([1, 16, 128]), streams=st.sampled_from([(), (3,)]), seed=st.integers(0, 2**16))
+def test_windower_channels_cut_what_one_windower_per_channel_cuts(chunks: list[int], window: int, hop: int,
+                                                                  streams: tuple[int, ...], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    total = sum(chunks)
+    values = rng.standard_normal((2, *streams, total))
+    flagged = rng.random((*streams, total)) < 0.1
+    stacked, singles = Windower(window, hop, channels=2), [Windower(window, hop), Windower(window, hop)]
+    at = 0
+    for n in chunks:
+        both = stacked.push(values[..., at : at + n], flagged[..., at : at + n])
+        for c, single in enumerate(singles):
+            one = single.push(values[c, ..., at : at + n], flagged[..., at : at + n])
+            np.testing.assert_array_equal(both.values[c], one.values)
+            np.testing.assert_array_equal(both.flagged, one.flagged)
+            np.testing.assert_array_equal(both.start_index, one.start_index)
+        at += n
+
+
+@settings(max_examples=40, deadline=None)
+@given(windows=st.integers(1, 5), width=st.sampled_from([1, 2, 7, 512]), nan_fraction=st.sampled_from([0.0, 0.3, 1.0]),
+       seed=st.integers(0, 2**16))
+def test_window_statistics_are_nanmedian_nanmin_nanmax_with_and_without_nan(windows: int, width: int,
+                                                                          nan_fraction: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((windows, width))
+    x[rng.random(x.shape) < nan_fraction] = np.nan
+    median, lowest, highest = window_statistics_us(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        np.testing.assert_array_equal(median, np.nanmedian(x, axis=-1))
+        np.testing.assert_array_equal(lowest, np.nanmin(x, axis=-1))
+        np.testing.assert_array_equal(highest, np.nanmax(x, axis=-1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(chunks=st.lists(st.integers(1, 120), min_size=1, max_size=10), down=st.sampled_from([1, 2, 8]),
+       flagged=st.booleans(), seed=st.integers(0, 2**16))
+def test_source_flags_window_counts_equal_a_direct_count_with_and_without_flags(chunks: list[int], down: int,
+                                                                               flagged: bool, seed: int) -> None:
+    """Both paths of ``window_counts``: a stream without gate flags (the shortcut) and one with."""
+    rng = np.random.default_rng(seed)
+    total, window = sum(chunks), 4
+    flags = np.zeros(total, np.uint8)
+    if flagged:
+        flags[rng.random(total) < 0.2] = int(SampleFlag.ELECTRODE_OFF)
+        flags[rng.random(total) < 0.2] |= np.uint8(SampleFlag.SATURATED)
+    source = SourceFlags(lambda k: k * down, window_samples=window)
+    at = 0
+    for n in chunks:
+        source.push(np.zeros(n, bool), flags[at : at + n])
+        at += n
+        starts = np.arange(max((at - 1) // down - window - 2, 0), (at - 1) // down + 1)
+        total_got, off_got, sat_got = source.window_counts(starts)
+        lo, hi = np.minimum(starts * down, at), np.minimum((starts + window) * down, at)
+        span = [flags[a:b] for a, b in zip(lo, hi, strict=True)]
+        np.testing.assert_array_equal(total_got, hi - lo)
+        np.testing.assert_array_equal(off_got, [np.count_nonzero(s & int(SampleFlag.ELECTRODE_OFF)) for s in span])
+        np.testing.assert_array_equal(sat_got, [np.count_nonzero(s & int(SampleFlag.SATURATED)) for s in span])
+        source.forget_before(int(starts[0]))
