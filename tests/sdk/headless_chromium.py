@@ -29,7 +29,8 @@ def find_chromium() -> str | None:
 class HeadlessChromium:
     """One headless Chromium with one page; a context manager that always ends the process."""
 
-    def __init__(self, profile_dir: Path, *, width: int = 1100, height: int = 1000, timeout_s: float = 30.0) -> None:
+    def __init__(self, profile_dir: Path, *, width: int = 1100, height: int = 1000, timeout_s: float = 60.0,
+                 startup_timeout_s: float = 180.0) -> None:
         exe = find_chromium()
         if exe is None:
             raise RuntimeError("no chromium on PATH (make system-deps installs it)")
@@ -54,6 +55,14 @@ class HeadlessChromium:
         self._next_id = 0
         self._buffer = b""
         self._session: str | None = None
+        # The first launch on a fresh machine builds font and profile caches first: on CI, under a
+        # busy test run, it took over 30 s to answer its first command. Wait for that once, with
+        # its own bound, so that the per-command bound stays tight.
+        try:
+            self._send("Browser.getVersion", {}, session=False, timeout_s=startup_timeout_s)
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> HeadlessChromium:
         return self
@@ -105,7 +114,8 @@ class HeadlessChromium:
         return path
 
     # --- the pipe ----------------------------------------------------------------------------
-    def _send(self, method: str, params: dict[str, Any], *, session: bool = True, wait: bool = True) -> Any:
+    def _send(self, method: str, params: dict[str, Any], *, session: bool = True, wait: bool = True,
+              timeout_s: float | None = None) -> Any:
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if session:
@@ -113,9 +123,13 @@ class HeadlessChromium:
         os.write(self._to_browser, json.dumps(message).encode() + b"\0")
         if not wait:
             return None
-        deadline = time.monotonic() + self.timeout_s
+        bound_s = self.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + bound_s
         while True:
-            reply = self._read(deadline)
+            try:
+                reply = self._read(deadline)
+            except TimeoutError as exc:
+                raise TimeoutError(f"chromium did not answer {method} within {bound_s:g} s") from exc
             if reply.get("id") == self._next_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
