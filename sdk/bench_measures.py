@@ -299,11 +299,28 @@ print(peak_mb())
 """
 
 
-def _probe(code: str, *args: str) -> list[float]:
-    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+def _probe(code: str, *args: str, pythonpath: str | None = None) -> list[float]:
+    env = None if pythonpath is None else {**os.environ, "PYTHONPATH": pythonpath}
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
         raise ModelError(f"start-up probe failed: {result.stderr.strip().splitlines()[-1:] or result.returncode}")
     return [float(v) for v in result.stdout.split()]
+
+
+def first_window_probe(model: str | Path, signal: str | Path, threads: int = 1, *, package: str = "emotionkd",
+                       pythonpath: str | None = None) -> list[float]:
+    """One fresh process that loads ``model`` with ``package``'s SDK and pushes one window of
+    the 128 Hz signal saved in ``signal`` (``.npy``): ``[model_loaded_s, first_prediction_s,
+    peak_rss_mb, *rss_after_each_step_mb]`` (steps: :data:`RSS_STEPS`). ``package`` and
+    ``pythonpath`` let a benchmark run an earlier revision's SDK, imported under another name."""
+    code = _FIRST_PREDICTION_PROBE.replace("from emotionkd.sdk import", f"from {package}.sdk import")
+    return _probe(code, str(model), str(threads), str(signal), pythonpath=pythonpath)
+
+
+def bare_onnxruntime_probe(model: str | Path) -> float:
+    """Peak RSS (MB) of one fresh process in which numpy and onnxruntime alone run ``model`` on
+    one window: the floor under :func:`first_window_probe`'s figure."""
+    return _probe(_BARE_ONNXRUNTIME_PROBE, str(model))[0]
 
 
 def startup(model: str | Path, threads: int = 1, runs: int = 5) -> dict[str, Any]:
@@ -311,22 +328,31 @@ def startup(model: str | Path, threads: int = 1, runs: int = 5) -> dict[str, Any
     model and the first prediction on 5 s of signal (s from the first import); peak RSS (MB)
     after the first window, the resident memory after each step on the way there
     (``rss_steps_mb``, see :data:`RSS_STEPS`), and the peak of numpy and onnxruntime alone
-    running the same file (``bare_onnxruntime_peak_rss_mb``: the floor under the SDK's figure)."""
+    running the same file (``bare_onnxruntime_peak_rss_mb``: the floor under the SDK's figure).
+
+    The memory figures come from three SDK processes, each followed by a floor process (the
+    machine's state moves both alike; ``peak_rss_runs_mb`` and ``bare_onnxruntime_runs_mb`` in
+    that order); ``peak_rss_mb`` and ``bare_onnxruntime_peak_rss_mb`` are the worst of each."""
     import tempfile
 
     imports = [_probe(_IMPORT_PROBE)[0] for _ in range(runs)]
+    probes, floors = [], []
     with tempfile.TemporaryDirectory() as work:
         signal = Path(work) / "gsr.npy"
         np.save(signal, synthetic_signal(40.0, seed=4))  # the probe keeps one window's worth
-        probes = [_probe(_FIRST_PREDICTION_PROBE, str(model), str(threads), str(signal)) for _ in range(3)]
+        for _ in range(3):
+            probes.append(first_window_probe(model, signal, threads))
+            floors.append(bare_onnxruntime_probe(model))
     worst = max(probes, key=lambda p: p[2])
     return {
         "import_s": statistics.median(imports),
         "model_loaded_s": statistics.median(p[0] for p in probes),
         "first_prediction_s": statistics.median(p[1] for p in probes),
         "peak_rss_mb": worst[2],
+        "peak_rss_runs_mb": [p[2] for p in probes],
         "rss_steps_mb": dict(zip(RSS_STEPS, worst[3:], strict=True)),
-        "bare_onnxruntime_peak_rss_mb": _probe(_BARE_ONNXRUNTIME_PROBE, str(model))[0],
+        "bare_onnxruntime_peak_rss_mb": max(floors),
+        "bare_onnxruntime_runs_mb": floors,
         "threads": threads,
     }
 
