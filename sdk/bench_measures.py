@@ -299,8 +299,26 @@ print(peak_mb())
 """
 
 
-def _probe(code: str, *args: str, pythonpath: str | None = None) -> list[float]:
-    env = None if pythonpath is None else {**os.environ, "PYTHONPATH": pythonpath}
+def probe_env(pycache_prefix: str | Path, *, pythonpath: str | None = None, optimize: int = 0) -> dict[str, str]:
+    """The environment of a start-up probe process.
+
+    Bytecode is read from ``pycache_prefix`` (written there by the first process, so run one
+    process before measuring), as an installed package has it: pip compiles every module at
+    install. A process started with ``PYTHONDONTWRITEBYTECODE=1`` (as this project's machines
+    are) without it compiles every SDK module from source each time, which leaves ~0.2 MB of the
+    compiler's memory in the peak that no installed SDK pays. ``pythonpath`` lets a benchmark
+    import an earlier revision's SDK under another name; ``optimize`` sets ``PYTHONOPTIMIZE``
+    (2: docstrings and asserts stripped, ``python -OO``)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONOPTIMIZE")}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache_prefix)
+    if optimize:
+        env["PYTHONOPTIMIZE"] = str(optimize)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    return env
+
+
+def _probe(code: str, *args: str, env: dict[str, str] | None = None) -> list[float]:
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
         raise ModelError(f"start-up probe failed: {result.stderr.strip().splitlines()[-1:] or result.returncode}")
@@ -308,41 +326,47 @@ def _probe(code: str, *args: str, pythonpath: str | None = None) -> list[float]:
 
 
 def first_window_probe(model: str | Path, signal: str | Path, threads: int = 1, *, package: str = "emotionkd",
-                       pythonpath: str | None = None) -> list[float]:
+                       env: dict[str, str] | None = None) -> list[float]:
     """One fresh process that loads ``model`` with ``package``'s SDK and pushes one window of
     the 128 Hz signal saved in ``signal`` (``.npy``): ``[model_loaded_s, first_prediction_s,
-    peak_rss_mb, *rss_after_each_step_mb]`` (steps: :data:`RSS_STEPS`). ``package`` and
-    ``pythonpath`` let a benchmark run an earlier revision's SDK, imported under another name."""
+    peak_rss_mb, *rss_after_each_step_mb]`` (steps: :data:`RSS_STEPS`). ``package`` (with a
+    :func:`probe_env` ``pythonpath``) lets a benchmark run an earlier revision's SDK."""
     code = _FIRST_PREDICTION_PROBE.replace("from emotionkd.sdk import", f"from {package}.sdk import")
-    return _probe(code, str(model), str(threads), str(signal), pythonpath=pythonpath)
+    return _probe(code, str(model), str(threads), str(signal), env=env)
 
 
-def bare_onnxruntime_probe(model: str | Path) -> float:
+def bare_onnxruntime_probe(model: str | Path, *, env: dict[str, str] | None = None) -> float:
     """Peak RSS (MB) of one fresh process in which numpy and onnxruntime alone run ``model`` on
     one window: the floor under :func:`first_window_probe`'s figure."""
-    return _probe(_BARE_ONNXRUNTIME_PROBE, str(model))[0]
+    return _probe(_BARE_ONNXRUNTIME_PROBE, str(model), env=env)[0]
 
 
-def startup(model: str | Path, threads: int = 1, runs: int = 5) -> dict[str, Any]:
+def startup(model: str | Path, threads: int = 1, runs: int = 5, *, optimize: int = 0) -> dict[str, Any]:
     """Fresh-process figures: ``import emotionkd.sdk`` (s, median of ``runs``); loading the
     model and the first prediction on 5 s of signal (s from the first import); peak RSS (MB)
     after the first window, the resident memory after each step on the way there
     (``rss_steps_mb``, see :data:`RSS_STEPS`), and the peak of numpy and onnxruntime alone
     running the same file (``bare_onnxruntime_peak_rss_mb``: the floor under the SDK's figure).
 
-    The memory figures come from three SDK processes, each followed by a floor process (the
-    machine's state moves both alike; ``peak_rss_runs_mb`` and ``bare_onnxruntime_runs_mb`` in
-    that order); ``peak_rss_mb`` and ``bare_onnxruntime_peak_rss_mb`` are the worst of each."""
+    Every process reads compiled bytecode, as an installed SDK does (:func:`probe_env`; one
+    process of each kind runs first, unmeasured, to compile it). The memory figures come from
+    three SDK processes, each followed by a floor process (the machine's state moves both
+    alike; ``peak_rss_runs_mb`` and ``bare_onnxruntime_runs_mb`` in that order);
+    ``peak_rss_mb`` and ``bare_onnxruntime_peak_rss_mb`` are the worst of each. ``optimize``:
+    see :func:`probe_env`."""
     import tempfile
 
-    imports = [_probe(_IMPORT_PROBE)[0] for _ in range(runs)]
     probes, floors = [], []
     with tempfile.TemporaryDirectory() as work:
+        env = probe_env(Path(work) / "pycache", optimize=optimize)
         signal = Path(work) / "gsr.npy"
         np.save(signal, synthetic_signal(40.0, seed=4))  # the probe keeps one window's worth
+        first_window_probe(model, signal, threads, env=env)  # compiles the bytecode: not measured
+        bare_onnxruntime_probe(model, env=env)
+        imports = [_probe(_IMPORT_PROBE, env=env)[0] for _ in range(runs)]
         for _ in range(3):
-            probes.append(first_window_probe(model, signal, threads))
-            floors.append(bare_onnxruntime_probe(model))
+            probes.append(first_window_probe(model, signal, threads, env=env))
+            floors.append(bare_onnxruntime_probe(model, env=env))
     worst = max(probes, key=lambda p: p[2])
     return {
         "import_s": statistics.median(imports),

@@ -2,8 +2,9 @@
 running one window (budget: ≤ 0.3 s import, ≤ 64 MB RSS on the reference 2-core machine), the
 resident memory after each step on the way, and numpy + onnxruntime alone on the same file.
 
-Run: ``python tests/benchmarks/startup_budget.py [MODEL.onnx] [--before REV] [--runs 3]``
-(default: the bundled model; each measurement in a fresh process).
+Run: ``python tests/benchmarks/startup_budget.py [MODEL.onnx] [--before REV] [--runs 3] [--optimize 2]``
+(default: the bundled model; each measurement in a fresh process that reads compiled bytecode,
+as an installed SDK does; ``--optimize 2``: every process under ``python -OO``).
 
 With ``--before REV`` it also measures that revision's SDK (``git archive``, imported as
 ``emotionkd_before``; see ``before_revision.py``) on the same model file, interleaved run by run
@@ -28,23 +29,29 @@ from emotionkd.sdk.bench import TARGETS, startup
 from emotionkd.sdk.bench_measures import (
     bare_onnxruntime_probe,
     first_window_probe,
+    probe_env,
     synthetic_signal,
 )
 from emotionkd.sdk.model import bundled_model_path
 
 
-def compare(model: str, revision: str, runs: int) -> dict[str, object]:
-    """Peak RSS after one window (MB): this checkout, ``revision`` and the floor, interleaved."""
+def compare(model: str, revision: str, runs: int, optimize: int = 0) -> dict[str, object]:
+    """Peak RSS after one window (MB): this checkout, ``revision`` and the floor, interleaved;
+    every process reads compiled bytecode (``probe_env``; one unmeasured process per side
+    compiles it)."""
     with tempfile.TemporaryDirectory() as work:
         signal = Path(work) / "gsr.npy"
         np.save(signal, synthetic_signal(40.0, seed=4))
         package = before_package(revision, Path(work) / "before")
+        env = probe_env(Path(work) / "pycache", pythonpath=str(Path(work) / "before"), optimize=optimize)
         sides: dict[str, Callable[[], float]] = {
-            "after": lambda: first_window_probe(model, signal)[2],
-            "before": lambda: first_window_probe(model, signal, package=package, pythonpath=str(Path(work) / "before"))[2],
-            "floor": lambda: bare_onnxruntime_probe(model),
+            "after": lambda: first_window_probe(model, signal, env=env)[2],
+            "before": lambda: first_window_probe(model, signal, package=package, env=env)[2],
+            "floor": lambda: bare_onnxruntime_probe(model, env=env),
         }
         names = list(sides)
+        for name in names:  # compiles each side's bytecode: not measured
+            sides[name]()
         peaks: dict[str, list[float]] = {name: [] for name in names}
         for run in range(runs):
             for name in names[run % 3:] + names[: run % 3]:  # each side takes each place in turn
@@ -55,6 +62,7 @@ def compare(model: str, revision: str, runs: int) -> dict[str, object]:
         "after_minus_before_median_mb": round(statistics.median(a - b for a, b in zip(peaks["after"], peaks["before"], strict=True)), 2),
         "after_minus_floor_median_mb": round(statistics.median(a - f for a, f in zip(peaks["after"], peaks["floor"], strict=True)), 2),
         "before": revision,
+        "pythonoptimize": optimize,
     }
 
 
@@ -63,9 +71,11 @@ def main() -> None:
     parser.add_argument("model", nargs="?", help="an .onnx file (default: the bundled model)")
     parser.add_argument("--before", help="also measure this git revision's SDK, interleaved")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs with --before")
+    parser.add_argument("--optimize", type=int, default=0, choices=(0, 1, 2),
+                        help="PYTHONOPTIMIZE of every probe (2: python -OO, docstrings stripped)")
     args = parser.parse_args()
     model = args.model or str(bundled_model_path())
-    figures = startup(model, threads=1, runs=5)  # fresh processes: sdk.bench's probes
+    figures = startup(model, threads=1, runs=5, optimize=args.optimize)  # fresh processes: sdk.bench's probes
     result: dict[str, object] = {
         "import_emotionkd_sdk_s_median": figures["import_s"],
         "first_prediction_s_median": figures["first_prediction_s"],
@@ -77,9 +87,10 @@ def main() -> None:
         "bare_onnxruntime_peak_rss_mb": round(figures["bare_onnxruntime_peak_rss_mb"], 1),
         "bare_onnxruntime_runs_mb": [round(mb, 1) for mb in figures["bare_onnxruntime_runs_mb"]],
         "model": model,
+        "pythonoptimize": args.optimize,
     }
     if args.before:
-        result["compared"] = compare(model, args.before, args.runs)
+        result["compared"] = compare(model, args.before, args.runs, args.optimize)
     print(json.dumps(result, indent=2))
 
 
