@@ -239,7 +239,9 @@ print(time.perf_counter() - t0)
 """
 
 # Resident memory is read after each step (VmRSS), and the peak after the first window (VmHWM:
-# this process's own peak; ru_maxrss would count the parent's pages copied at fork). Where the
+# this process's own peak; ru_maxrss would count the parent's pages copied at fork), with the
+# resident memory then split into the process's own (RssAnon: heap, Python objects) and pages of
+# files (RssFile: the libraries' code, which depends on what the machine holds in its page cache). Where the
 # memory goes, step by step: the interpreter, numpy, the SDK's modules, onnxruntime's import,
 # the session, the first window. onnxruntime is imported explicitly before the model so that
 # its import and the session are told apart (loading the model would import it anyway).
@@ -277,7 +279,7 @@ predictions = clf.push(x, sample_rate_hz=128.0)
 t3 = time.perf_counter()
 if not predictions or not predictions[0].ok:
     raise SystemExit("no prediction")
-print(t1 - t0, (t1 - t0) + (t3 - t2), peak_mb(), *steps)
+print(t1 - t0, (t1 - t0) + (t3 - t2), peak_mb(), status_mb("RssAnon"), status_mb("RssFile"), *steps)
 """
 
 #: the probe's memory steps, in its order (VmRSS after each, MB)
@@ -295,7 +297,7 @@ options.enable_cpu_mem_arena = False
 session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
 shape = session.get_inputs()[0].shape
 session.run(None, {session.get_inputs()[0].name: np.ones((1, int(shape[1])), np.float32)})
-print(peak_mb())
+print(peak_mb(), status_mb("RssAnon"), status_mb("RssFile"))
 """
 
 
@@ -326,19 +328,25 @@ def _probe(code: str, *args: str, env: dict[str, str] | None = None) -> list[flo
 
 
 def first_window_probe(model: str | Path, signal: str | Path, threads: int = 1, *, package: str = "emotionkd",
-                       env: dict[str, str] | None = None) -> list[float]:
+                       env: dict[str, str] | None = None) -> dict[str, Any]:
     """One fresh process that loads ``model`` with ``package``'s SDK and pushes one window of
-    the 128 Hz signal saved in ``signal`` (``.npy``): ``[model_loaded_s, first_prediction_s,
-    peak_rss_mb, *rss_after_each_step_mb]`` (steps: :data:`RSS_STEPS`). ``package`` (with a
+    the 128 Hz signal saved in ``signal`` (``.npy``): ``model_loaded_s`` and
+    ``first_prediction_s`` (s from the first import), ``peak_rss_mb`` (VmHWM after the window),
+    ``rss_anon_mb`` / ``rss_file_mb`` (the resident memory then: the process's own, and pages of
+    files) and ``rss_steps_mb`` (VmRSS after each of :data:`RSS_STEPS`). ``package`` (with a
     :func:`probe_env` ``pythonpath``) lets a benchmark run an earlier revision's SDK."""
     code = _FIRST_PREDICTION_PROBE.replace("from emotionkd.sdk import", f"from {package}.sdk import")
-    return _probe(code, str(model), str(threads), str(signal), env=env)
+    loaded_s, first_s, peak, anon, file, *steps = _probe(code, str(model), str(threads), str(signal), env=env)
+    return {"model_loaded_s": loaded_s, "first_prediction_s": first_s, "peak_rss_mb": peak, "rss_anon_mb": anon,
+            "rss_file_mb": file, "rss_steps_mb": dict(zip(RSS_STEPS, steps, strict=True))}
 
 
-def bare_onnxruntime_probe(model: str | Path, *, env: dict[str, str] | None = None) -> float:
-    """Peak RSS (MB) of one fresh process in which numpy and onnxruntime alone run ``model`` on
-    one window: the floor under :func:`first_window_probe`'s figure."""
-    return _probe(_BARE_ONNXRUNTIME_PROBE, str(model), env=env)[0]
+def bare_onnxruntime_probe(model: str | Path, *, env: dict[str, str] | None = None) -> dict[str, float]:
+    """One fresh process in which numpy and onnxruntime alone run ``model`` on one window, the
+    floor under :func:`first_window_probe`'s figure: ``peak_rss_mb``, ``rss_anon_mb``,
+    ``rss_file_mb`` as there."""
+    peak, anon, file = _probe(_BARE_ONNXRUNTIME_PROBE, str(model), env=env)
+    return {"peak_rss_mb": peak, "rss_anon_mb": anon, "rss_file_mb": file}
 
 
 def startup(model: str | Path, threads: int = 1, runs: int = 5, *, optimize: int = 0) -> dict[str, Any]:
@@ -352,8 +360,9 @@ def startup(model: str | Path, threads: int = 1, runs: int = 5, *, optimize: int
     process of each kind runs first, unmeasured, to compile it). The memory figures come from
     three SDK processes, each followed by a floor process (the machine's state moves both
     alike; ``peak_rss_runs_mb`` and ``bare_onnxruntime_runs_mb`` in that order);
-    ``peak_rss_mb`` and ``bare_onnxruntime_peak_rss_mb`` are the worst of each. ``optimize``:
-    see :func:`probe_env`."""
+    ``peak_rss_mb`` and ``bare_onnxruntime_peak_rss_mb`` are the worst of each, and
+    ``rss_anon_file_mb`` / ``bare_onnxruntime_anon_file_mb`` split those processes' resident
+    memory after the window (MB: their own, pages of files). ``optimize``: see :func:`probe_env`."""
     import tempfile
 
     probes, floors = [], []
@@ -367,16 +376,19 @@ def startup(model: str | Path, threads: int = 1, runs: int = 5, *, optimize: int
         for _ in range(3):
             probes.append(first_window_probe(model, signal, threads, env=env))
             floors.append(bare_onnxruntime_probe(model, env=env))
-    worst = max(probes, key=lambda p: p[2])
+    worst = max(probes, key=lambda p: p["peak_rss_mb"])
+    floor = max(floors, key=lambda p: p["peak_rss_mb"])
     return {
         "import_s": statistics.median(imports),
-        "model_loaded_s": statistics.median(p[0] for p in probes),
-        "first_prediction_s": statistics.median(p[1] for p in probes),
-        "peak_rss_mb": worst[2],
-        "peak_rss_runs_mb": [p[2] for p in probes],
-        "rss_steps_mb": dict(zip(RSS_STEPS, worst[3:], strict=True)),
-        "bare_onnxruntime_peak_rss_mb": max(floors),
-        "bare_onnxruntime_runs_mb": floors,
+        "model_loaded_s": statistics.median(p["model_loaded_s"] for p in probes),
+        "first_prediction_s": statistics.median(p["first_prediction_s"] for p in probes),
+        "peak_rss_mb": worst["peak_rss_mb"],
+        "peak_rss_runs_mb": [p["peak_rss_mb"] for p in probes],
+        "rss_steps_mb": worst["rss_steps_mb"],
+        "rss_anon_file_mb": (worst["rss_anon_mb"], worst["rss_file_mb"]),
+        "bare_onnxruntime_peak_rss_mb": floor["peak_rss_mb"],
+        "bare_onnxruntime_runs_mb": [p["peak_rss_mb"] for p in floors],
+        "bare_onnxruntime_anon_file_mb": (floor["rss_anon_mb"], floor["rss_file_mb"]),
         "threads": threads,
     }
 

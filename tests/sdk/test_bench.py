@@ -61,6 +61,9 @@ def _check_model_entry(entry: dict) -> None:
     assert len(st["peak_rss_runs_mb"]) == len(st["bare_onnxruntime_runs_mb"]) == 3
     assert st["peak_rss_mb"] == max(st["peak_rss_runs_mb"])
     assert st["bare_onnxruntime_peak_rss_mb"] == max(st["bare_onnxruntime_runs_mb"])
+    for key, peak in (("rss_anon_file_mb", "peak_rss_mb"), ("bare_onnxruntime_anon_file_mb", "bare_onnxruntime_peak_rss_mb")):
+        anon, files = st[key]  # what is resident after the window, split; at most the peak
+        assert anon > 0 and files > 0 and anon + files <= st[peak] + 0.01
     g = entry["gateway"]
     tick = g["measured"][0]
     assert tick["streams"] == 3 and tick["windows_per_tick"] == 3 and tick["real_time"]
