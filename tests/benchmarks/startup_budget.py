@@ -47,7 +47,7 @@ def compare(model: str, revision: str, runs: int, optimize: int = 0) -> dict[str
         sides: dict[str, Callable[[], float]] = {
             "after": lambda: first_window_probe(model, signal, env=env)["peak_rss_mb"],
             "before": lambda: first_window_probe(model, signal, package=package, env=env)["peak_rss_mb"],
-            "floor": lambda: bare_onnxruntime_probe(model, env=env)["peak_rss_mb"],
+            "floor": lambda: bare_onnxruntime_probe(model, signal, env=env)["peak_rss_mb"],
         }
         names = list(sides)
         for name in names:  # compiles each side's bytecode: not measured
