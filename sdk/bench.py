@@ -184,10 +184,12 @@ def render(report: BenchReport) -> str:
                      f"the pipeline without the model: {s['pipeline_cpu_ms_per_push']:.3f} CPU ms per 1 s push")
         st = e["startup"]
         lines.append(f"  start-up: import {st['import_s']:.3f} s, first prediction {st['first_prediction_s']:.3f} s, "
-                     f"peak RSS {st['peak_rss_mb']:.1f} MB after one window")
+                     f"peak RSS {st['peak_rss_mb']:.1f} MB after one window "
+                     "(own {:.1f} + pages of files {:.1f})".format(*st["rss_anon_file_mb"]))
         steps = ", ".join(f"{name} {mb:.1f}" for name, mb in st["rss_steps_mb"].items())
         lines.append(f"  resident MB after each step: {steps}; numpy and onnxruntime alone on this file: "
-                     f"{st['bare_onnxruntime_peak_rss_mb']:.1f} MB peak")
+                     f"{st['bare_onnxruntime_peak_rss_mb']:.1f} MB peak "
+                     "(own {:.1f} + files {:.1f})".format(*st["bare_onnxruntime_anon_file_mb"]))
         g = e["gateway"]
         last = g["measured"][-1]
         lines.append(f"  gateway ({g['workers']} workers): ~{g['capacity_streams']} streams real time "

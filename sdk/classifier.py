@@ -24,8 +24,7 @@ has been called at the end.
 
 from __future__ import annotations
 
-import logging
-import threading
+from _thread import allocate_lock  # threading.Lock itself: threading only for a background stream
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from emotionkd.firmware_bridge.errors import ModelError
 from emotionkd.firmware_bridge.samples import SampleBlock
 from emotionkd.firmware_bridge.units import normalise_unit
 from emotionkd.sdk.contract import ModelContract
+from emotionkd.sdk.logs import get_logger
 from emotionkd.sdk.pipeline import MAX_FILLED_GAP_S, StreamRecipe, block_reaches, check_rate
 from emotionkd.sdk.prediction import MODEL_ERROR, Prediction, Predictor
 from emotionkd.sdk.quality import QualityConfig
@@ -43,7 +43,6 @@ from emotionkd.sdk.quality import QualityConfig
 if TYPE_CHECKING:  # onnxruntime is imported only when a model is loaded
     from emotionkd.sdk.model import OnnxEmotionModel
 
-logger = logging.getLogger(__name__)
 
 PredictionCallback = Callable[["Prediction"], None]
 
@@ -112,7 +111,7 @@ class EmotionClassifier:
         self._pipeline = self.recipe.new_pipeline()
         self._predictor = Predictor(self.model)
         self._labels = self.recipe.new_labels()
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -150,7 +149,7 @@ class EmotionClassifier:
                 try:
                     callback(prediction)
                 except Exception:
-                    logger.exception("prediction callback %r raised", callback)
+                    get_logger(__name__).exception("prediction callback %r raised", callback)
 
     # -- offline ----------------------------------------------------------------------------
     def predict(
@@ -307,6 +306,8 @@ class BackgroundStream:
         self.error: BaseException | None = None
         self._classifier, self._callback, self._on_error = classifier, callback, on_error
         self._duration_s = duration_s
+        import threading  # here: a wearable's push-only process never starts a thread
+
         self._thread = threading.Thread(target=self._run, name=f"emotionkd {source.url}", daemon=True)
         self._thread.start()
 
@@ -316,13 +317,13 @@ class BackgroundStream:
                 try:
                     self._callback(prediction)
                 except Exception:
-                    logger.exception("prediction callback raised")
+                    get_logger(__name__).exception("prediction callback raised")
         except BaseException as exc:  # reported to the app, never lost in a thread
             self.error = exc
             if self._on_error is not None:
                 self._on_error(exc)
             else:
-                logger.error("stream %s ended with an error: %s", self.source.url, exc)
+                get_logger(__name__).error("stream %s ended with an error: %s", self.source.url, exc)
 
     @property
     def running(self) -> bool:

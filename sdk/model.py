@@ -12,7 +12,6 @@ The I/O every emotionkd model has (COMMON interface, written by ``emotionkd-expo
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,8 +21,7 @@ import numpy.typing as npt
 from emotionkd.firmware_bridge.errors import ContractError, ModelError
 from emotionkd.sdk.contract import ModelContract
 from emotionkd.sdk.integrity import IntegrityStatus, check_integrity
-
-logger = logging.getLogger(__name__)
+from emotionkd.sdk.logs import get_logger
 
 INPUT_NAME: Final = "gsr"
 #: the file the bundled model is expected under (package data of emotionkd.sdk)
@@ -144,7 +142,7 @@ class OnnxEmotionModel:
             raise ModelError(f"cannot read model {str(self.path)!r}: {exc.strerror or exc}") from exc
         self.integrity: IntegrityStatus = check_integrity(data, str(self.path)) if verify else "not checked"
         if self.integrity == "unstamped":
-            logger.warning("model %s carries no integrity hash (exported before emotionkd-export stamped one): "
+            get_logger(__name__).warning("model %s carries no integrity hash (exported before emotionkd-export stamped one): "
                            "loaded unverified; export it again to protect it", self.path)
         try:
             # from the bytes just verified (and never from files beside it: no external data)

@@ -18,7 +18,6 @@ and LSL use); :meth:`StreamPipeline.push_block` applies it with the classifier's
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,11 +32,10 @@ from emotionkd.firmware_bridge.sample_axis import Jump, classify_jump, gap_block
 from emotionkd.firmware_bridge.samples import SampleBlock
 from emotionkd.firmware_bridge.units import normalise_unit
 from emotionkd.sdk.contract import ModelContract
+from emotionkd.sdk.logs import get_logger
 from emotionkd.sdk.prediction import LabelDecision, LabelRule
 from emotionkd.sdk.preprocessing import GsrPreprocessor, PreprocessingConfig, Windows
 from emotionkd.sdk.quality import GatedWindows, QualityConfig, gate_windows
-
-logger = logging.getLogger(__name__)
 
 #: a gap longer than this (s) starts a new segment instead of being filled with NaN samples
 MAX_FILLED_GAP_S: Final = 60.0
@@ -199,7 +197,7 @@ class StreamPipeline:
             gated += self._push(segment, fill.conductance_us, fill.flags)
         elif jump.kind == "discontinuity":
             if delta < 0:  # the counter went far back: the device restarted its sample counter
-                logger.info("source sample counter went back from %d to %d; new segment",
+                get_logger(__name__).info("source sample counter went back from %d to %d; new segment",
                             segment.samples_in + (segment.index_base or 0), block.first_index)
                 origin_s = segment.end_s
             else:  # a gap too long to fill: the new segment starts where the block lies

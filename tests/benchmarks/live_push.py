@@ -22,38 +22,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import re
 import statistics
-import subprocess
-import sys
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from before_revision import before_package  # this folder (the script's own) is on sys.path
 
 from emotionkd.sdk.bench_measures import STREAM_RATE_HZ, synthetic_signal
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _before_package(revision: str, into: Path) -> str:
-    """``sdk`` and ``firmware_bridge`` of ``revision`` as the package ``emotionkd_before``."""
-    tar = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "sdk", "firmware_bridge"],
-                         capture_output=True, check=True).stdout
-    package = into / "emotionkd_before"
-    with tarfile.open(fileobj=BytesIO(tar)) as archive:
-        archive.extractall(package, filter="data")
-    (package / "__init__.py").write_text("")
-    for path in package.rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        path.write_text(re.sub(r"\bemotionkd\.(sdk|firmware_bridge)\b", r"emotionkd_before.\1", text), encoding="utf-8")
-    sys.path.insert(0, str(into))
-    return "emotionkd_before"
-
 
 #: (module, attribute path, label) of the stages timed by ``--stages``, outermost first
 STAGES = (
@@ -143,7 +121,7 @@ def main() -> None:
     parser.add_argument("--stages", action="store_true", help="also time each stage of a push")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        sides = {"before": Side(_before_package(args.before, Path(work))), "after": Side("emotionkd")}
+        sides = {"before": Side(before_package(args.before, Path(work))), "after": Side("emotionkd")}
         hop = int(STREAM_RATE_HZ)
         signal = synthetic_signal(args.hours * 3600.0, seed=1)
         chunks = [signal[i:i + hop] for i in range(0, signal.size, hop)]

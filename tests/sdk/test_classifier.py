@@ -202,7 +202,7 @@ def test_flags_travel_from_blocks_to_the_window(clf: EmotionClassifier) -> None:
     assert bad == {17.0, 18.0, 19.0, 20.0}
 
 
-def test_callbacks_and_background(clf: EmotionClassifier, test_model: Path) -> None:
+def test_callbacks_and_background(clf: EmotionClassifier, test_model: Path, caplog: pytest.LogCaptureFixture) -> None:
     seen: list[Prediction] = []
 
     def broken(_: Prediction) -> None:
@@ -210,8 +210,11 @@ def test_callbacks_and_background(clf: EmotionClassifier, test_model: Path) -> N
 
     own = EmotionClassifier(test_model, on_prediction=seen.append)
     own.add_callback(broken)  # logged, never stops the stream
-    pushed = own.push(GSR, sample_rate_hz=128.0)
+    with caplog.at_level("ERROR", logger="emotionkd.sdk.classifier"):  # the SDK fetches its logger when it writes
+        pushed = own.push(GSR, sample_rate_hz=128.0)
     assert seen == pushed and len(pushed) > 30
+    raised = [r for r in caplog.records if r.name == "emotionkd.sdk.classifier" and "callback" in r.getMessage()]
+    assert len(raised) == len(pushed) and all(r.exc_info and r.exc_info[0] is RuntimeError for r in raised)
     got: list[Prediction] = []
     handle = clf.run_in_background("sim://?speed=0&duration=12", got.append)
     handle.join(30)

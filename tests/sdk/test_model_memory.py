@@ -1,7 +1,8 @@
 """What keeps a wearable's stream small (issue 17: peak RSS after one window, bundled model):
 the session options do not change the predictions, the session does not keep the model's
 bytes, and the stream path imports nothing heavy it does not need (hashlib's OpenSSL,
-importlib.resources' tempfile/shutil/zipfile, concurrent.futures)."""
+importlib.resources' tempfile/shutil/zipfile, concurrent.futures; logging and threading, which
+it needs only on rare events or for a background stream; fractions)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ from emotionkd.sdk import EmotionClassifier
 clf = EmotionClassifier()
 signal = np.load(sys.argv[1])
 assert clf.push(signal[: int((clf.window_s + 1.0) * 128.0)], sample_rate_hz=128.0)[0].ok
-print(" ".join(m for m in ("hashlib", "_hashlib", "tempfile", "zipfile", "concurrent.futures") if m in sys.modules))
+heavy = ("hashlib", "_hashlib", "tempfile", "zipfile", "concurrent.futures", "logging", "threading", "fractions")
+print(" ".join(m for m in heavy if m in sys.modules))
 """
 
 
