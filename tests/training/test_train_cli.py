@@ -114,11 +114,11 @@ def test_evaluate_loso_writes_results_and_curves(tmp_path: Path) -> None:
     results = json.loads((run / "results.json").read_text())
     assert results["protocol"] == "loso"
     summary = results["summary"]["arousal"]
-    assert set(summary) == {"student", "kd", "logreg-gsr", "logreg-eeg-bands"} and summary["kd"]["accuracy"]["folds"] == 3
+    assert set(summary) == {"student", "kd", "logreg-gsr", "logreg-eeg-bands", "logreg-eeg+gsr"} and summary["kd"]["accuracy"]["folds"] == 3
     assert (run / "curves.png").stat().st_size > 1000
     assert "| arousal | kd |" in (run / "results.md").read_text() and "Majority rate" in output
     # baselines, chance, training accuracy and paired comparisons sit in the same results
-    assert {"logreg-gsr", "logreg-eeg-bands"} <= set(results["reports"])
+    assert {"logreg-gsr", "logreg-eeg-bands", "logreg-eeg+gsr"} <= set(results["reports"])
     assert "chance" in summary["kd"] and "train_accuracy" in summary["kd"]
     pairs = {(c["a"], c["b"]) for c in results["comparisons"]["arousal"]}
     assert ("kd", "student") in pairs and ("student", "logreg-gsr") in pairs
