@@ -184,6 +184,8 @@ def test_experiment_preset_is_the_sized_loso_recipe() -> None:
     assert experiment.teacher_optim.select_by == experiment.student_optim.select_by == "balanced_accuracy"
     assert (experiment.student.heads, experiment.student.head_dim, experiment.student.blocks) == (2, 32, 1)
     assert experiment.data.gsr_drive_noise < load_config().data.gsr_drive_noise
+    # the teacher lr chosen by validation balanced accuracy over 8 folds (recipe-choice part 4)
+    assert experiment.teacher_optim.lr == 2e-3 and load_config().teacher_optim.lr == 1e-3
 
 
 def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
