@@ -23,7 +23,10 @@ linear model gets from the same windows (issue [model]).
 
   The EEG band powers use the EEG rate (128 Hz), never the GSR model rate.
 
-Both use scikit-learn: ``StandardScaler`` + ``LogisticRegression`` (class-balanced, L2,
+* EEG + GSR (``logreg-eeg+gsr``): both feature sets side by side, (N, 4·C + 4): what a linear
+  read-out of the teacher's two inputs reaches, i.e. a reference for the fused teacher.
+
+All use scikit-learn: ``StandardScaler`` + ``LogisticRegression`` (class-balanced, L2,
 C = 1), fitted on the training split only.
 """
 
@@ -39,7 +42,7 @@ from emotionkd.firmware_bridge.errors import DataError
 
 BANDS_HZ: Final = {"theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0)}
 GSR_FEATURES: Final = ("level", "slope_per_s", "scr_count", "scr_amplitude")
-BASELINES: Final = ("logreg-eeg-bands", "logreg-gsr")
+BASELINES: Final = ("logreg-eeg-bands", "logreg-gsr", "logreg-eeg+gsr")
 
 
 def eeg_band_powers(eeg: npt.NDArray[np.floating], rate_hz: float) -> npt.NDArray[np.float64]:

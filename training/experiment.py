@@ -228,14 +228,15 @@ def protocol_name(protocol: str) -> str:
 
 ARM_PAIRS: tuple[tuple[str, str], ...] = (
     ("kd", "student"), ("kd+feedback", "student"), ("kd+feedback", "kd"), ("teacher", "student"),
-    ("student", "logreg-gsr"), ("teacher", "logreg-eeg-bands"))
+    ("student", "logreg-gsr"), ("teacher", "logreg-eeg-bands"), ("teacher", "logreg-eeg+gsr"))
 
 
 def baseline_features(data: WindowedDataset, train: WindowedDataset, test: WindowedDataset,
                       ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(train, test) features of each logistic-regression baseline: GSR features of exactly the
-    student's input windows (at the model rate, SCR criterion of its preprocessing) and EEG log
-    band powers at the EEG rate (:data:`EEG_RATE_HZ`)."""
+    student's input windows (at the model rate, SCR criterion of its preprocessing), EEG log
+    band powers at the EEG rate (:data:`EEG_RATE_HZ`), and both side by side (``logreg-eeg+gsr``,
+    (N, 4·C + 4): what a fused linear read-out of the teacher's two inputs reaches)."""
     from emotionkd.training.baselines import eeg_band_powers, gsr_features, scr_rise_threshold_per_s
     from emotionkd.training.datasets.config import EEG_RATE_HZ
 
@@ -247,6 +248,8 @@ def baseline_features(data: WindowedDataset, train: WindowedDataset, test: Windo
     if train.eeg is not None and test.eeg is not None:
         features["logreg-eeg-bands"] = (eeg_band_powers(train.eeg, EEG_RATE_HZ),
                                         eeg_band_powers(test.eeg, EEG_RATE_HZ))
+        (eeg_train, eeg_test), (gsr_train, gsr_test) = features["logreg-eeg-bands"], features["logreg-gsr"]
+        features["logreg-eeg+gsr"] = (np.hstack([eeg_train, gsr_train]), np.hstack([eeg_test, gsr_test]))
     return features
 
 
@@ -453,7 +456,8 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         f"| KD + feedback | period {config.feedback.period}, teacher lr {config.feedback.teacher_lr:g}, "
         f"quiz {config.feedback.quiz_fraction:.0%} of the training trials |",
         "| baselines | logistic regression (scikit-learn, class-balanced) on EEG log band powers "
-        "(θ α β γ per channel) and on GSR level, slope, SCR count and amplitude of the model's window |",
+        "(θ α β γ per channel), on GSR level, slope, SCR count and amplitude of the model's window, "
+        "and on both side by side (`logreg-eeg+gsr`: the teacher's two inputs, read linearly) |",
         f"| run | {wall_s / 60:.1f} min wall"
         + (f", {cpu_s / 60:.1f} min CPU (all processes)" if cpu_s is not None else "")
         + f", {ev.fold_workers} fold process(es) × {config.threads or 'default'} "

@@ -93,3 +93,30 @@ def test_gsr_baseline_sees_the_students_v2_input() -> None:
     features_by_name = baseline_features(data, data.subset([0, 1]), data.subset([2, 3]))
     np.testing.assert_allclose(features_by_name["logreg-gsr"][0], features)
     assert features_by_name["logreg-eeg-bands"][0].shape == (2, 4 * 28)  # 16 Hz would have no beta bin
+    # the fused baseline reads exactly both inputs: EEG band powers, then the GSR features, per window
+    for i in (0, 1):
+        np.testing.assert_array_equal(
+            features_by_name["logreg-eeg+gsr"][i],
+            np.hstack([features_by_name["logreg-eeg-bands"][i], features_by_name["logreg-gsr"][i]]))
+    assert features_by_name["logreg-eeg+gsr"][1].shape == (2, 4 * 28 + 4)
+
+
+def test_fused_baseline_reads_both_inputs() -> None:
+    """Arousal split between an EEG cue and a GSR cue: a linear read-out of both side by side
+    beats either alone (what ``logreg-eeg+gsr`` measures), and the teacher is compared with it."""
+    from emotionkd.training.baselines import logistic_baseline
+    from emotionkd.training.experiment import ARM_PAIRS
+
+    rng = np.random.default_rng(1)
+    n = 800
+    eeg_cue, gsr_cue = rng.normal(size=n), rng.normal(size=n)
+    labels = (eeg_cue + gsr_cue > 0).astype(np.int64)
+    eeg, gsr = np.c_[eeg_cue, rng.normal(size=(n, 3))], np.c_[gsr_cue, rng.normal(size=(n, 3))]
+    train, test = slice(0, 600), slice(600, None)
+
+    def accuracy(x: np.ndarray) -> float:
+        return float((logistic_baseline(x[train], labels[train], x[test]) == labels[test]).mean())
+
+    fused = accuracy(np.hstack([eeg, gsr]))
+    assert fused > 0.9 and fused > max(accuracy(eeg), accuracy(gsr)) + 0.1
+    assert ("teacher", "logreg-eeg+gsr") in ARM_PAIRS

@@ -114,11 +114,11 @@ def test_evaluate_loso_writes_results_and_curves(tmp_path: Path) -> None:
     results = json.loads((run / "results.json").read_text())
     assert results["protocol"] == "loso"
     summary = results["summary"]["arousal"]
-    assert set(summary) == {"student", "kd", "logreg-gsr", "logreg-eeg-bands"} and summary["kd"]["accuracy"]["folds"] == 3
+    assert set(summary) == {"student", "kd", "logreg-gsr", "logreg-eeg-bands", "logreg-eeg+gsr"} and summary["kd"]["accuracy"]["folds"] == 3
     assert (run / "curves.png").stat().st_size > 1000
     assert "| arousal | kd |" in (run / "results.md").read_text() and "Majority rate" in output
     # baselines, chance, training accuracy and paired comparisons sit in the same results
-    assert {"logreg-gsr", "logreg-eeg-bands"} <= set(results["reports"])
+    assert {"logreg-gsr", "logreg-eeg-bands", "logreg-eeg+gsr"} <= set(results["reports"])
     assert "chance" in summary["kd"] and "train_accuracy" in summary["kd"]
     pairs = {(c["a"], c["b"]) for c in results["comparisons"]["arousal"]}
     assert ("kd", "student") in pairs and ("student", "logreg-gsr") in pairs
@@ -184,6 +184,8 @@ def test_experiment_preset_is_the_sized_loso_recipe() -> None:
     assert experiment.teacher_optim.select_by == experiment.student_optim.select_by == "balanced_accuracy"
     assert (experiment.student.heads, experiment.student.head_dim, experiment.student.blocks) == (2, 32, 1)
     assert experiment.data.gsr_drive_noise < load_config().data.gsr_drive_noise
+    # the teacher lr chosen by validation balanced accuracy over 8 folds (recipe-choice part 4)
+    assert experiment.teacher_optim.lr == 2e-3 and load_config().teacher_optim.lr == 1e-3
 
 
 def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
