@@ -37,12 +37,12 @@ from emotionkd.sdk.bench_measures import (
     gemm_gflops,
     latency,
     machine_info,
-    startup,
     streaming,
     synthetic_features,
     synthetic_signal,
     throughput,
 )
+from emotionkd.sdk.bench_startup import startup
 
 #: the issue's targets, printed beside the measurements
 TARGETS: Final = {

@@ -26,12 +26,8 @@ import numpy as np
 from before_revision import before_package  # this folder (the script's own) is on sys.path
 
 from emotionkd.sdk.bench import TARGETS, startup
-from emotionkd.sdk.bench_measures import (
-    bare_onnxruntime_probe,
-    first_window_probe,
-    probe_env,
-    synthetic_signal,
-)
+from emotionkd.sdk.bench_measures import synthetic_signal
+from emotionkd.sdk.bench_startup import bare_onnxruntime_probe, first_window_probe, probe_env
 from emotionkd.sdk.model import bundled_model_path
 
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.sdk.bench import BenchConfig, render, run_bench, streaming, synthetic_features
-from emotionkd.sdk.bench_measures import RSS_STEPS, probe_env
+from emotionkd.sdk.bench_startup import RSS_STEPS, probe_env
 from emotionkd.sdk.cli import app
 from emotionkd.sdk.contract import ModelContract
 
