@@ -142,8 +142,9 @@ class OnnxEmotionModel:
             raise ModelError(f"cannot read model {str(self.path)!r}: {exc.strerror or exc}") from exc
         self.integrity: IntegrityStatus = check_integrity(data, str(self.path)) if verify else "not checked"
         if self.integrity == "unstamped":
-            get_logger(__name__).warning("model %s carries no integrity hash (exported before emotionkd-export stamped one): "
-                           "loaded unverified; export it again to protect it", self.path)
+            get_logger(__name__).warning(
+                "model %s carries no integrity hash (exported before emotionkd-export stamped one): "
+                "loaded unverified; export it again to protect it", self.path)
         try:
             # from the bytes just verified (and never from files beside it: no external data)
             self._session = cpu_session(data, threads, memory_arena=memory_arena)

@@ -198,7 +198,7 @@ class StreamPipeline:
         elif jump.kind == "discontinuity":
             if delta < 0:  # the counter went far back: the device restarted its sample counter
                 get_logger(__name__).info("source sample counter went back from %d to %d; new segment",
-                            segment.samples_in + (segment.index_base or 0), block.first_index)
+                                          segment.samples_in + (segment.index_base or 0), block.first_index)
                 origin_s = segment.end_s
             else:  # a gap too long to fill: the new segment starts where the block lies
                 origin_s = segment.end_s + delta / rate

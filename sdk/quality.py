@@ -188,8 +188,7 @@ def windows_pass(
     saturated: npt.NDArray[np.integer],
     source_samples: npt.ArrayLike,
     config: QualityConfig | None = None,
-    levels_us: npt.NDArray[np.float64] | None = None,
-    range_us: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
+    statistics_us: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Which windows :func:`judge_window` passes, for many windows at once (no reasons).
 
@@ -197,8 +196,8 @@ def windows_pass(
         conductance_us: ``(..., W)`` smoothed conductance (µS, NaN where missing).
         usable, electrode_off, saturated: ``(...)`` per window, as for :func:`judge_window`.
         source_samples: source samples per window span, broadcast to ``(...)``.
-        levels_us: the windows' :func:`window_levels_us` when already computed.
-        range_us: the windows' (lowest, highest) of :func:`window_statistics_us`, likewise.
+        statistics_us: the windows' :func:`window_statistics_us` (median, lowest, highest)
+            when already computed.
 
     Returns:
         ``(...)`` bool, True exactly where ``judge_window(...).ok`` is (each check in the same
@@ -207,12 +206,7 @@ def windows_pass(
     cfg = config or QualityConfig()
     total = np.maximum(np.asarray(source_samples), 1)
     low, high = cfg.plausible_conductance_us
-    if levels_us is None or range_us is None:
-        level, lowest, highest = window_statistics_us(conductance_us)
-    if levels_us is not None:
-        level = levels_us
-    if range_us is not None:
-        lowest, highest = range_us
+    level, lowest, highest = window_statistics_us(conductance_us) if statistics_us is None else statistics_us
     with np.errstate(invalid="ignore"):
         return (
             ~(electrode_off > cfg.max_electrode_off_fraction * total)
@@ -270,9 +264,9 @@ def gate_windows(windows: Windows, config: QualityConfig | None = None, origin_s
         origin_s: carried to :attr:`GatedWindows.origin_s`.
     """
     cfg = config or QualityConfig()
-    levels, lowest, highest = window_statistics_us(windows.conductance_us)
+    statistics = window_statistics_us(windows.conductance_us)
     good = windows_pass(windows.conductance_us, windows.usable, windows.electrode_off, windows.saturated,
-                        windows.source_samples, cfg, levels, (lowest, highest))
+                        windows.source_samples, cfg, statistics)
     failed: dict[tuple[int, ...], QualityVerdict] = {}
     if not good.all():
         for index in zip(*np.nonzero(~good), strict=True):
@@ -281,7 +275,7 @@ def gate_windows(windows: Windows, config: QualityConfig | None = None, origin_s
                                  int(windows.saturated[key]))
             failed[key] = judge_window(windows.conductance_us[key], bool(windows.usable[key]),
                                        int(windows.samples_missing[key]), counts, cfg)
-    return GatedWindows(windows, levels, good, failed, origin_s)
+    return GatedWindows(windows, statistics[0], good, failed, origin_s)
 
 
 __all__ = [
