@@ -8,6 +8,7 @@ from typing import Annotated, Any, cast
 import typer
 
 from emotionkd.sdk.cli import friendly_errors
+from emotionkd.training.datasets.config import EEG_NORMALISATIONS
 from emotionkd.training.datasets.synthetic import SynthConfig
 
 #: the generator's defaults are SynthConfig's (one owner): `synth` writes what `train` would, so
@@ -73,7 +74,7 @@ def prepare(
     out: Annotated[Path | None, typer.Option("--out", help="Also write the prepared windows to this .npz.")] = None,
     label_threshold: float = typer.Option(5.0, help="Rating threshold of the binary labels."),
     label_rule: str = typer.Option("gt", help="gt (rating > threshold is high) or ge (>=)."),
-    eeg_normalisation: str = typer.Option("window_zscore", help="window_zscore, window_common, subject_channel, window_center or none."),
+    eeg_normalisation: str = typer.Option("window_zscore", help=" | ".join(EEG_NORMALISATIONS) + "."),
     hop_samples: int | None = typer.Option(None, help="Samples between windows (default: one window)."),
     gsr_unit: str | None = typer.Option(None, help="recordings: GSR unit when the CSV header has none."),
     file_format: str = typer.Option("auto", help="deap: auto, python or matlab."),
