@@ -348,6 +348,9 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
     #   subject): decided before the run that uses it, on part 4's evidence that one validation
     #   subject ranked the teacher variants unlike the test subjects (docs/recipe-choice.md
     #   part 5); the cost is one training subject fewer for every model.
+    # * teacher 12 epochs (was 10): with 5 fit subjects an epoch is 75 steps, not 90, and the
+    #   part 5 run's valence teacher stayed at training CE ln 2 through all 750 steps on 2 folds
+    #   (seen on the training split); 12 x 75 = 900 restores the step budget sized above.
     # Feedback every 16th step: a feedback step costs ~12x a cached KD step (train_speed.py).
     # With 16 teacher epochs, 20 student epochs and feedback every 8th step the full run used
     # 12.7 CPU-min in 14 min without finishing its first fold on the shared machine (~100
@@ -358,7 +361,7 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
         "data": {"subjects": 8, "trials": 40, "trial_s": 60.0, "hop_s": 14.0, "gsr_drive_noise": 0.15,
                  "path": "data/synthetic-experiment-60s-drive015", "eeg_normalisation": "subject_channel"},
         "student": dict(COMPACT_STUDENT_OPTIONS),
-        "teacher_optim": {"lr": 2e-3, "epochs": 10, "batch_size": 8, "schedule": "cosine", "warmup_fraction": 0.1,
+        "teacher_optim": {"lr": 2e-3, "epochs": 12, "batch_size": 8, "schedule": "cosine", "warmup_fraction": 0.1,
                           "class_weighting": "balanced", "patience": 0, "select_by": "balanced_accuracy"},
         "student_optim": {"epochs": 12, "batch_size": 32, "schedule": "cosine", "warmup_fraction": 0.1,
                           "class_weighting": "balanced", "patience": 0, "select_by": "balanced_accuracy"},
