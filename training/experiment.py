@@ -415,6 +415,17 @@ def describe_options(model: Any) -> str:
     return f"{model.heads} heads × {model.head_dim}, {model.blocks} block{'s' if model.blocks != 1 else ''}"
 
 
+def teacher_restarts(results: Mapping[str, Any], allowed: int) -> str:
+    """The report's words on plateau restarts: how many teacher trainings (target × fold) kept a
+    restarted run (``restart`` in their curves); empty when restarts are off."""
+    if not allowed:
+        return ""
+    runs = [fold[-1] for target in results.get("curves", {}).values()
+            for fold in target.get("teacher", []) if fold]
+    restarted = sum(1 for last in runs if last.get("restart", 0) > 0)
+    return f", up to {allowed} restarts on a plateau (kept a restart: {restarted} of {len(runs)} teachers)"
+
+
 def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, command: str, wall_s: float,
                      curves_image: str | None = None, cpu_s: float | None = None,
                      appendices: Sequence[str] = ()) -> str:
@@ -448,7 +459,7 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         f"{t_opt.select_by.replace('_', ' ')} (teacher), {s_opt.select_by.replace('_', ' ')} (students) |",
         f"| teacher optimiser | Adam lr {t_opt.lr:g}, batch {t_opt.batch_size}, {t_opt.epochs} epochs, "
         f"schedule {t_opt.schedule} (warm-up {t_opt.warmup_fraction:.0%}), class weighting "
-        f"{t_opt.class_weighting}, patience {t_opt.patience or 'off'} |",
+        f"{t_opt.class_weighting}, patience {t_opt.patience or 'off'}{teacher_restarts(results, t_opt.plateau_restarts)} |",
         f"| student optimiser | Adam lr {s_opt.lr:g}, batch {s_opt.batch_size}, {s_opt.epochs} epochs, "
         f"schedule {s_opt.schedule}, class weighting {s_opt.class_weighting}, patience {s_opt.patience or 'off'} |",
         f"| KD | matching `{config.distill.matching}`, KL weight {config.distill.kl_weight:g}, "

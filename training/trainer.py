@@ -23,9 +23,9 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,11 @@ from emotionkd.training.models import (
 from emotionkd.training.windowed import TARGETS, WindowedDataset
 
 logger = logging.getLogger(__name__)
+
+#: a training cross-entropy at or above this share of a constant answer's (ln 2 under balanced
+#: class weights) means the run is still on the majority plateau (``plateau_restarts``): the
+#: experiment's teachers ended at 0.99 of it when stuck and at <= 0.46 when not.
+PLATEAU_SHARE: Final = 0.9
 
 
 # --- data parallel runtime -------------------------------------------------------------------
@@ -117,6 +122,14 @@ class Parallel:
                 if buf.is_floating_point():
                     torch.distributed.all_reduce(buf)
                     buf /= self.world_size
+
+    def mean(self, value: float) -> float:
+        """``value`` averaged over processes, so every rank takes the same decision from it."""
+        if self.world_size == 1:
+            return value
+        total = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.all_reduce(total)
+        return float(total.item()) / self.world_size
 
     def barrier(self) -> None:
         if self.world_size > 1:
@@ -453,9 +466,44 @@ class LoopOptions:
     val_data: TensorSet | None = None
 
 
+def constant_answer_ce(labels: Tensor, weighting: str) -> float:
+    """The training cross-entropy (nats) of the best constant answer under ``weighting``: the
+    entropy of the class shares as the weighted loss counts them (ln 2 when ``balanced``)."""
+    counts = torch.bincount(labels, minlength=2).double()
+    weights = class_weights(labels, weighting)
+    mass = counts * (weights.double() if weights is not None else 1.0)
+    shares = mass[mass > 0] / mass.sum()
+    return float(-(shares * shares.log()).sum())
+
+
 def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
                   options: LoopOptions = LoopOptions()) -> TrainResult:
-    """Teacher on EEG + GSR: ``CE + l2·ΣW²`` (conv kernels)."""
+    """Teacher on EEG + GSR: ``CE + l2·ΣW²`` (conv kernels), restarted from a fresh seed up to
+    ``optim.plateau_restarts`` times while its last epoch's training CE is still on the majority
+    plateau (>= ``PLATEAU_SHARE`` of :func:`constant_answer_ce`). Each history entry carries
+    ``restart`` (0 = the first run) of the run kept."""
+    plateau_ce = PLATEAU_SHARE * constant_answer_ce(data.labels, optim.class_weighting)
+    runs: list[TrainResult] = []
+    for restart in range(optim.plateau_restarts + 1):
+        state = options.state_path
+        if restart and state is not None:  # a restart must not resume the stuck run's state
+            state = state.with_name(f"{state.stem}-restart{restart}{state.suffix}")
+        result = _train_teacher_once(data, config, optim, l2,
+                                     replace(options, seed=options.seed + restart, state_path=state))
+        for entry in result.history:
+            entry["restart"] = float(restart)
+        runs.append(result)
+        final_ce = options.parallel.mean(result.history[-1]["ce"]) if result.history else 0.0
+        if final_ce < plateau_ce:
+            break
+        logger.info("teacher: training CE %.3f is still on the plateau (>= %.3f) after run %d of %d",
+                    final_ce, plateau_ce, restart + 1, optim.plateau_restarts + 1)
+    # the run that left the plateau is the last and the lowest; if none did, the lowest
+    return min(runs, key=lambda r: options.parallel.mean(r.history[-1]["ce"]) if r.history else 0.0)
+
+
+def _train_teacher_once(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
+                        options: LoopOptions) -> TrainResult:
     if data.eeg is None:
         raise DataError("the teacher needs EEG windows")
     par = options.parallel

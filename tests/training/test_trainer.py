@@ -10,12 +10,14 @@ import pytest
 import torch
 
 from emotionkd.firmware_bridge.errors import ConfigError
-from emotionkd.training.config import OptimConfig
+from emotionkd.training.config import OptimConfig, load_config
 from emotionkd.training.trainer import (
+    PLATEAU_SHARE,
     LoopOptions,
     TensorSet,
     balanced_accuracy,
     class_weights,
+    constant_answer_ce,
     lr_factor,
     predict_proba,
     train_student,
@@ -101,3 +103,34 @@ def test_without_validation_the_last_epoch_is_kept_and_recorded_nothing_else() -
     tensors = TensorSet.from_dataset(data, "arousal", need_eeg=True)
     history = train_teacher(tensors, tiny_teacher_config(), OptimConfig(epochs=2, batch_size=8), 0.0).history
     assert len(history) == 2 and "val_loss" not in history[-1]
+
+
+def test_constant_answer_cross_entropy_is_the_weighted_label_entropy() -> None:
+    labels = torch.tensor([0, 0, 0, 1])
+    assert constant_answer_ce(labels, "balanced") == pytest.approx(math.log(2))
+    assert constant_answer_ce(labels, "none") == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert constant_answer_ce(torch.tensor([1, 1]), "none") == 0.0
+
+
+def test_a_teacher_stuck_on_the_plateau_is_retrained_from_the_next_seed(caplog: pytest.LogCaptureFixture) -> None:
+    tensors = TensorSet.from_dataset(make_dataset(subjects=2, trials=4, windows=4), "arousal", need_eeg=True)
+    # an lr this small cannot move the weights: every run ends where it started, on the plateau
+    stuck = OptimConfig(lr=1e-12, epochs=1, batch_size=8, plateau_restarts=2)
+    with caplog.at_level("INFO", logger="emotionkd.training.trainer"):
+        result = train_teacher(tensors, tiny_teacher_config(), stuck, 0.0)
+    assert sum("still on the plateau" in r.getMessage() for r in caplog.records) == 3  # 1 run + 2 restarts
+    assert result.history[-1]["restart"] in (0.0, 1.0, 2.0)
+    caplog.clear()
+    # a teacher that learns (the EEG tone gives the label away) is trained once
+    learns = OptimConfig(lr=1e-2, epochs=6, batch_size=8, plateau_restarts=2)
+    with caplog.at_level("INFO", logger="emotionkd.training.trainer"):
+        result = train_teacher(tensors, tiny_teacher_config(), learns, 0.0)
+    assert result.history[-1]["ce"] < PLATEAU_SHARE * math.log(2)
+    assert result.history[-1]["restart"] == 0.0 and not any("plateau" in r.getMessage() for r in caplog.records)
+
+
+def test_plateau_restarts_belong_to_the_teacher_only() -> None:
+    with pytest.raises(ConfigError, match="plateau_restarts"):
+        OptimConfig(plateau_restarts=-1)
+    with pytest.raises(ConfigError, match="student_optim.plateau_restarts"):
+        load_config(overrides={"student_optim.plateau_restarts": 1})
