@@ -483,7 +483,7 @@ def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
     plateau (>= ``PLATEAU_SHARE`` of :func:`constant_answer_ce`). Each history entry carries
     ``restart`` (0 = the first run) of the run kept."""
     plateau_ce = PLATEAU_SHARE * constant_answer_ce(data.labels, optim.class_weighting)
-    runs: list[TrainResult] = []
+    runs: list[tuple[float, TrainResult]] = []  # (final training CE, averaged over ranks; run)
     for restart in range(optim.plateau_restarts + 1):
         state = options.state_path
         if restart and state is not None:  # a restart must not resume the stuck run's state
@@ -492,14 +492,14 @@ def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
                                      replace(options, seed=options.seed + restart, state_path=state))
         for entry in result.history:
             entry["restart"] = float(restart)
-        runs.append(result)
         final_ce = options.parallel.mean(result.history[-1]["ce"]) if result.history else 0.0
+        runs.append((final_ce, result))
         if final_ce < plateau_ce:
             break
         logger.info("teacher: training CE %.3f is still on the plateau (>= %.3f) after run %d of %d",
                     final_ce, plateau_ce, restart + 1, optim.plateau_restarts + 1)
     # the run that left the plateau is the last and the lowest; if none did, the lowest
-    return min(runs, key=lambda r: options.parallel.mean(r.history[-1]["ce"]) if r.history else 0.0)
+    return min(runs, key=lambda run: run[0])[1]
 
 
 def _train_teacher_once(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,

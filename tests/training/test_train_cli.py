@@ -188,8 +188,10 @@ def test_experiment_preset_is_the_sized_loso_recipe() -> None:
     assert experiment.teacher_optim.lr == 2e-3 and load_config().teacher_optim.lr == 1e-3
     # model selection on 2 of the 7 training subjects (part 5), and the teacher's ~900 Adam steps
     # on the 5 left to fit (part 6: 5 subjects x 40 trials x 3 windows, batch 8)
-    assert round(experiment.evaluation.validation_fraction * (experiment.data.subjects - 1)) == 2
-    fit_windows = (experiment.data.subjects - 3) * experiment.data.trials * 3
+    training_subjects = experiment.data.subjects - 1
+    validation_subjects = round(experiment.evaluation.validation_fraction * training_subjects)
+    assert validation_subjects == 2
+    fit_windows = (training_subjects - validation_subjects) * experiment.data.trials * 3
     assert experiment.teacher_optim.epochs * -(-fit_windows // experiment.teacher_optim.batch_size) >= 900
     assert experiment.teacher_optim.plateau_restarts >= 1 and load_config().teacher_optim.plateau_restarts == 0
 
