@@ -4,7 +4,8 @@ They sit in the results table beside the networks so that a network is judged ag
 linear model gets from the same windows (issue [model]).
 
 * EEG: per channel, the log mean power (Welch periodogram, 1 s Hann segments) in theta
-  (4–8 Hz), alpha (8–13 Hz), beta (13–30 Hz) and gamma (30–45 Hz) → (N, 4·C).
+  (4–8 Hz), alpha (8–13 Hz), beta (13–30 Hz) and gamma (30–45 Hz) → (N, 4·C); bands above the
+  Nyquist frequency of the teacher's EEG rate are left out (gamma at 64 Hz: (N, 3·C)).
 * GSR, computed from exactly the window the student sees (``WindowedDataset.gsr``, at the
   model rate), so the baseline and the network get the same information:
   level (mean), slope (least-squares, units per second), SCR count and SCR amplitude (peaks
@@ -21,9 +22,10 @@ linear model gets from the same windows (issue [model]).
     amplitudes are in window standard deviations: the features describe shape only; the
     criterion is 0.05 standard deviations per second.
 
-  The EEG band powers use the EEG rate (128 Hz), never the GSR model rate.
+  The EEG band powers use the teacher's EEG rate (128 Hz, or its decimated rate), never the GSR
+  model rate.
 
-* EEG + GSR (``logreg-eeg+gsr``): both feature sets side by side, (N, 4·C + 4): what a linear
+* EEG + GSR (``logreg-eeg+gsr``): both feature sets side by side, (N, B·C + 4): what a linear
   read-out of the teacher's two inputs reaches, i.e. a reference for the fused teacher.
 
 All use scikit-learn: ``StandardScaler`` + ``LogisticRegression`` (class-balanced, L2,
@@ -45,17 +47,27 @@ GSR_FEATURES: Final = ("level", "slope_per_s", "scr_count", "scr_amplitude")
 BASELINES: Final = ("logreg-eeg-bands", "logreg-gsr", "logreg-eeg+gsr")
 
 
+def eeg_bands_below(rate_hz: float) -> dict[str, tuple[float, float]]:
+    """The :data:`BANDS_HZ` that lie wholly under the Nyquist frequency of ``rate_hz`` (all four
+    at 128 Hz; theta, alpha and beta at 64 Hz, whose data keep nothing of 30–45 Hz)."""
+    return {name: band for name, band in BANDS_HZ.items() if band[1] <= rate_hz / 2}
+
+
 def eeg_band_powers(eeg: npt.NDArray[np.floating], rate_hz: float) -> npt.NDArray[np.float64]:
-    """(N, C, W) EEG windows → (N, 4·C) log band powers, channel-major (theta, alpha, beta,
-    gamma of channel 0, then channel 1, ...)."""
+    """(N, C, W) EEG windows at ``rate_hz`` → (N, B·C) log band powers, channel-major (theta,
+    alpha, beta, gamma of channel 0, then channel 1, ...), B the bands under the Nyquist
+    frequency (:func:`eeg_bands_below`: 4 at 128 Hz, 3 at 64 Hz)."""
     from scipy.signal import welch
 
     if eeg.ndim != 3:
         raise DataError(f"EEG windows must be (N, C, W), got shape {eeg.shape}")
+    bands_hz = eeg_bands_below(rate_hz)
+    if not bands_hz:
+        raise DataError(f"no EEG band lies under the Nyquist frequency of {rate_hz:g} Hz")
     segment = int(min(eeg.shape[2], round(rate_hz)))
     freqs, power = welch(eeg.astype(np.float64), fs=rate_hz, nperseg=segment, axis=-1)
     bands = []
-    for low, high in BANDS_HZ.values():
+    for low, high in bands_hz.values():
         mask = (freqs >= low) & (freqs < high)
         if not mask.any():
             raise DataError(f"no frequency bin in {low}-{high} Hz at {rate_hz} Hz and {eeg.shape[2]} samples")
@@ -124,5 +136,5 @@ def logistic_baseline(train_x: npt.NDArray[np.floating], train_y: npt.NDArray[np
     return model.predict(test_x).astype(np.int64)
 
 
-__all__ = ["BANDS_HZ", "BASELINES", "GSR_FEATURES", "eeg_band_powers", "gsr_features", "logistic_baseline",
+__all__ = ["BANDS_HZ", "BASELINES", "GSR_FEATURES", "eeg_band_powers", "eeg_bands_below", "gsr_features", "logistic_baseline",
            "scr_rise_threshold_per_s"]

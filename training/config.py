@@ -75,6 +75,9 @@ class DataConfig:
         hop_s: seconds between training windows (4 s).
         hop_samples: samples between training windows at the model rate (0 = use ``hop_s``).
         eeg_window_s: the teacher's EEG window, aligned to the end of the GSR window (s).
+        eeg_rate_hz: the teacher's EEG rate (Hz; 128 or 128 / k, decimated before windowing:
+            :attr:`~emotionkd.training.datasets.DatasetConfig.eeg_rate_hz`). The teacher's
+            ``window_samples`` must equal ``eeg_window_s × eeg_rate_hz``.
         eeg_normalisation: the teacher's EEG scaling
             (:attr:`~emotionkd.training.datasets.DatasetConfig.eeg_normalisation`).
         cache_dir: prepared-dataset cache ("" = none).
@@ -98,6 +101,7 @@ class DataConfig:
     hop_s: float = 4.0
     hop_samples: int = 0
     eeg_window_s: float = 4.0
+    eeg_rate_hz: float = 128.0
     eeg_normalisation: str = "window_zscore"
     cache_dir: str = ".cache/datasets"
     workers: int = 2
@@ -130,6 +134,7 @@ class DataConfig:
             hop_s=self.hop_s,
             hop_samples=self.hop_samples or None,
             eeg_window_s=self.eeg_window_s,
+            eeg_rate_hz=self.eeg_rate_hz,
             eeg_normalisation=self.eeg_normalisation,
             label_threshold=self.label_threshold,
             label_rule=self.label_rule,

@@ -235,8 +235,9 @@ def baseline_features(data: WindowedDataset, train: WindowedDataset, test: Windo
                       ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(train, test) features of each logistic-regression baseline: GSR features of exactly the
     student's input windows (at the model rate, SCR criterion of its preprocessing), EEG log
-    band powers at the EEG rate (:data:`EEG_RATE_HZ`), and both side by side (``logreg-eeg+gsr``,
-    (N, 4·C + 4): what a fused linear read-out of the teacher's two inputs reaches)."""
+    band powers at the teacher's EEG rate (``meta["eeg_rate_hz"]``, :data:`EEG_RATE_HZ` when
+    absent), and both side by side (``logreg-eeg+gsr``, (N, B·C + 4): what a fused linear
+    read-out of the teacher's two inputs reaches)."""
     from emotionkd.training.baselines import eeg_band_powers, gsr_features, scr_rise_threshold_per_s
     from emotionkd.training.datasets.config import EEG_RATE_HZ
 
@@ -246,8 +247,9 @@ def baseline_features(data: WindowedDataset, train: WindowedDataset, test: Windo
     features = {"logreg-gsr": (gsr_features(train.gsr, gsr_rate_hz, threshold),
                                gsr_features(test.gsr, gsr_rate_hz, threshold))}
     if train.eeg is not None and test.eeg is not None:
-        features["logreg-eeg-bands"] = (eeg_band_powers(train.eeg, EEG_RATE_HZ),
-                                        eeg_band_powers(test.eeg, EEG_RATE_HZ))
+        eeg_rate_hz = float(data.meta.get("eeg_rate_hz") or EEG_RATE_HZ)
+        features["logreg-eeg-bands"] = (eeg_band_powers(train.eeg, eeg_rate_hz),
+                                        eeg_band_powers(test.eeg, eeg_rate_hz))
         (eeg_train, eeg_test), (gsr_train, gsr_test) = features["logreg-eeg-bands"], features["logreg-gsr"]
         features["logreg-eeg+gsr"] = (np.hstack([eeg_train, gsr_train]), np.hstack([eeg_test, gsr_test]))
     return features

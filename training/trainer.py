@@ -506,6 +506,10 @@ def _train_teacher_once(data: TensorSet, config: TeacherConfig, optim: Any, l2: 
                         options: LoopOptions) -> TrainResult:
     if data.eeg is None:
         raise DataError("the teacher needs EEG windows")
+    if data.eeg.shape[-1] != config.window_samples:
+        raise DataError(f"the EEG windows have {data.eeg.shape[-1]} samples but the teacher reads "
+                        f"{config.window_samples}: set data.eeg_window_s x data.eeg_rate_hz to "
+                        f"teacher.window_samples")
     par = options.parallel
     torch.manual_seed(options.seed)
     teacher = EmotionNetTeacher(config).to(par.device)

@@ -36,8 +36,14 @@ class DatasetConfig:
             gives 8 windows; with the 4 s paper window it is one window, no overlap, 15 per
             trial); None = one window.
         hop_samples: samples between window starts at the model rate; overrides ``hop_s``.
-        eeg_window_s: the teacher's EEG window (s, at 128 Hz), aligned to the END of the GSR
-            window: the EEG of the last ``eeg_window_s`` of the student's context.
+        eeg_window_s: the teacher's EEG window (s), aligned to the END of the GSR window: the
+            EEG of the last ``eeg_window_s`` of the student's context.
+        eeg_rate_hz: the rate the teacher's EEG is given at (Hz): :data:`EEG_RATE_HZ` (128, as
+            recorded) or an integer fraction of it, reached by a zero-phase anti-aliased FIR
+            decimation of each whole trial before windowing, so that a longer EEG context fits
+            the same number of samples (8 s at 64 Hz = 512 samples, the 4 s at 128 Hz cost).
+            Content above 0.4 × this rate is filtered out (64 Hz keeps theta, alpha and beta
+            to 25.6 Hz, not gamma).
         label_threshold: rating threshold of the binary labels (1–9 scale).
         label_rule: ``gt`` (rating > threshold → high, the DEAP convention) or ``ge`` (≥).
         eeg_normalisation: teacher-side EEG scaling (never on the device): ``window_zscore``
@@ -60,6 +66,7 @@ class DatasetConfig:
     hop_s: float | None = 4.0
     hop_samples: int | None = None
     eeg_window_s: float = 4.0
+    eeg_rate_hz: float = EEG_RATE_HZ
     label_threshold: float = 5.0
     label_rule: str = "gt"
     eeg_normalisation: str = "window_zscore"
@@ -76,6 +83,12 @@ class DatasetConfig:
             raise ConfigError(f"hop_s must be at least one sample at {self.preprocessing.rate_hz:g} Hz, got {self.hop_s!r}")
         if not (math.isfinite(self.eeg_window_s) and 2 <= self.eeg_window_s * EEG_RATE_HZ):
             raise ConfigError(f"eeg_window_s must be a positive number of seconds, got {self.eeg_window_s!r}")
+        factor = EEG_RATE_HZ / self.eeg_rate_hz if self.eeg_rate_hz > 0 else math.nan
+        if not (math.isfinite(factor) and factor >= 1 and factor == round(factor)):
+            raise ConfigError(f"eeg_rate_hz must be {EEG_RATE_HZ:g} Hz divided by a whole number (128, 64, 32, ...), "
+                              f"got {self.eeg_rate_hz!r}")
+        if self.eeg_window_samples < 2:
+            raise ConfigError(f"eeg_window_s {self.eeg_window_s!r} is under 2 samples at eeg_rate_hz {self.eeg_rate_hz:g}")
         if self.label_rule not in LABEL_RULE_WORDS:
             raise ConfigError(f"label_rule must be one of {list(LABEL_RULE_WORDS)} ('gt': rating > threshold), got {self.label_rule!r}")
         if not (math.isfinite(self.label_threshold) and RATING_RANGE[0] <= self.label_threshold <= RATING_RANGE[1]):
@@ -103,9 +116,14 @@ class DatasetConfig:
         return self.preprocessing.window_samples
 
     @property
+    def eeg_decimation(self) -> int:
+        """Recorded EEG samples per sample the teacher gets (1 at 128 Hz, 2 at 64 Hz)."""
+        return int(round(EEG_RATE_HZ / self.eeg_rate_hz))
+
+    @property
     def eeg_window_samples(self) -> int:
-        """Samples of the teacher's EEG window at :data:`EEG_RATE_HZ`."""
-        return int(round(self.eeg_window_s * EEG_RATE_HZ))
+        """Samples of the teacher's EEG window at :attr:`eeg_rate_hz`."""
+        return int(round(self.eeg_window_s * self.eeg_rate_hz))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types (JSON-ready); inverse of :meth:`from_dict`."""

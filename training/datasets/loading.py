@@ -130,6 +130,7 @@ def load_dataset(
         "window_samples": config.preprocessing.window_samples,
         "hop_samples": config.hop,
         "eeg_window_samples": config.eeg_window_samples if plan.has_eeg else None,
+        "eeg_rate_hz": config.eeg_rate_hz if plan.has_eeg else None,
         "label_rule": config.label_meta(),
         "eeg_normalisation": {"method": config.eeg_normalisation, "floor_uv": config.eeg_zscore_floor_uv}
         if plan.has_eeg else None,

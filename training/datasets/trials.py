@@ -3,7 +3,7 @@
 GSR windows come from :class:`emotionkd.sdk.preprocessing.GsrPreprocessor` (the code the device
 runs; it converts the unit, resamples to the model rate and windows on the true time axis). The
 student's GSR window is the preprocessing's (32 s at 16 Hz by default); the teacher's EEG window
-(``eeg_window_s``, 4 s at 128 Hz) is cut so that it ENDS where the GSR window ends: the teacher
+(``eeg_window_s``, 4 s at 128 Hz; optionally decimated to ``eeg_rate_hz``) is cut so that it ENDS where the GSR window ends: the teacher
 sees the EEG of the last seconds of the student's context, the moment a prediction is about.
 Only whole windows inside the trial are produced (the causal GSR baseline starts at the trial's
 first valid sample; DEAP's 3 s pre-trial baseline is not used for it, so every dataset is
@@ -39,6 +39,22 @@ class TrialWindows:
     eeg: npt.NDArray[np.float32] | None
     start_s: npt.NDArray[np.float32]
     dropped: int = 0
+
+
+def decimate_eeg(eeg: npt.NDArray[np.floating], factor: int) -> npt.NDArray[np.float64]:
+    """(C, m) EEG at :data:`EEG_RATE_HZ` → (C, ceil(m / factor)) at ``EEG_RATE_HZ / factor``.
+
+    A whole trial at once, so that the anti-alias filter's edges fall on the trial's ends, not on
+    every window: scipy's zero-phase FIR decimation (Hamming, 20 × factor taps, cut-off at
+    0.8 × the new Nyquist), which shifts no component in time, so the decimated window still ends
+    where the GSR window ends.
+    """
+    from scipy.signal import decimate
+
+    if eeg.shape[-1] <= 3 * (20 * factor + 1):
+        raise DataError(f"an EEG trial of {eeg.shape[-1]} samples is too short to decimate by {factor} "
+                        f"(needs over {3 * (20 * factor + 1)}); keep eeg_rate_hz at {EEG_RATE_HZ:g} for trials this short")
+    return np.asarray(decimate(np.asarray(eeg, dtype=np.float64), factor, ftype="fir", zero_phase=True, axis=-1))
 
 
 def normalise_eeg(windows: npt.NDArray[np.float32], config: DatasetConfig) -> npt.NDArray[np.float32]:
@@ -95,15 +111,18 @@ def window_trial(
     Args:
         gsr: (n,) GSR samples in ``gsr_unit`` at ``gsr_rate_hz``, sample 0 = trial start.
         gsr_rate_hz, gsr_unit: the recording's rate and unit (resampled and converted here).
-        eeg: (C, m) EEG in µV at :data:`EEG_RATE_HZ` (128 Hz), sample 0 = trial start, or None.
+        eeg: (C, m) EEG in µV at :data:`EEG_RATE_HZ` (128 Hz), sample 0 = trial start, or None;
+            decimated here to ``config.eeg_rate_hz``.
         config: dataset options.
     """
     pre = GsrPreprocessor(gsr_rate_hz, gsr_unit, config.preprocessing, hop_samples=config.hop)
     windows = pre.apply(gsr)
     e = config.eeg_window_samples
     keep = windows.usable.copy()
-    # EEG sample index one past the GSR window's end (exact when the model rate divides 128 Hz).
-    eeg_end = np.round(windows.end_s * EEG_RATE_HZ).astype(np.int64)
+    if eeg is not None and config.eeg_decimation > 1:
+        eeg = decimate_eeg(eeg, config.eeg_decimation)
+    # EEG sample index one past the GSR window's end (exact when the model rate divides the EEG rate).
+    eeg_end = np.round(windows.end_s * config.eeg_rate_hz).astype(np.int64)
     if eeg is not None:
         # The EEG window must fit; the GSR and EEG of one trial can differ by a sample or so.
         keep &= (eeg_end - e >= 0) & (eeg_end <= eeg.shape[1])
