@@ -43,6 +43,7 @@ import numpy.typing as npt
 from emotionkd.firmware_bridge.errors import DataError
 
 BANDS_HZ: Final = {"theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0)}
+BAND_SYMBOLS: Final = {"theta": "θ", "alpha": "α", "beta": "β", "gamma": "γ"}
 GSR_FEATURES: Final = ("level", "slope_per_s", "scr_count", "scr_amplitude")
 BASELINES: Final = ("logreg-eeg-bands", "logreg-gsr", "logreg-eeg+gsr")
 
@@ -136,5 +137,5 @@ def logistic_baseline(train_x: npt.NDArray[np.floating], train_y: npt.NDArray[np
     return model.predict(test_x).astype(np.int64)
 
 
-__all__ = ["BANDS_HZ", "BASELINES", "GSR_FEATURES", "eeg_band_powers", "eeg_bands_below", "gsr_features", "logistic_baseline",
+__all__ = ["BANDS_HZ", "BAND_SYMBOLS", "BASELINES", "GSR_FEATURES", "eeg_band_powers", "eeg_bands_below", "gsr_features", "logistic_baseline",
            "scr_rise_threshold_per_s"]

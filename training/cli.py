@@ -76,6 +76,8 @@ def prepare(
     label_rule: str = typer.Option("gt", help="gt (rating > threshold is high) or ge (>=)."),
     eeg_normalisation: str = typer.Option("window_zscore", help=" | ".join(EEG_NORMALISATIONS) + "."),
     hop_samples: int | None = typer.Option(None, help="Samples between windows (default: one window)."),
+    eeg_window_s: float = typer.Option(4.0, help="The teacher's EEG window (s), ending where the GSR window ends."),
+    eeg_rate_hz: float = typer.Option(128.0, help="The teacher's EEG rate: 128, or 64 / 32 (decimated)."),
     gsr_unit: str | None = typer.Option(None, help="recordings: GSR unit when the CSV header has none."),
     file_format: str = typer.Option("auto", help="deap: auto, python or matlab."),
     content_hash: bool = typer.Option(False, help="Key the cache on file contents (slower, exact)."),
@@ -94,6 +96,7 @@ def prepare(
 
     config = DatasetConfig(label_threshold=label_threshold, label_rule=label_rule,
                            eeg_normalisation=eeg_normalisation, hop_samples=hop_samples,
+                           eeg_window_s=eeg_window_s, eeg_rate_hz=eeg_rate_hz,
                            subjects=parse_subjects(subjects))
     options: dict[str, Any] = {}  # keyword options of the dataset's loader
     if kind == "deap":
@@ -428,7 +431,9 @@ def evaluate(config_path: Path | None = _CONFIG, preset: str | None = _PRESET, o
         results["config"] = config.to_dict()
         results["data"] = {"windows": len(data), "subjects": len(set(data.subject.tolist())),
                            "dataset": data.meta.get("dataset"), "data_kind": data.meta.get("data_kind"),
-                           "eeg_normalisation": (data.meta.get("eeg_normalisation") or {}).get("method")}
+                           "eeg_normalisation": (data.meta.get("eeg_normalisation") or {}).get("method"),
+                           "eeg_window_samples": data.eeg_window_samples,
+                           "eeg_rate_hz": data.meta.get("eeg_rate_hz")}
         results["wall_s"] = time.perf_counter() - started
         (run / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         command = "emotionkd-train " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "emotionkd-train evaluate"

@@ -234,8 +234,9 @@ def class_weights(labels: Tensor, mode: str) -> Tensor | None:
 class Selection:
     """Model selection: which module is judged, its validation scores (``val_loss``,
     ``val_balanced_accuracy``), which of them picks the epoch (``select_by``: ``loss``, lower is
-    better, or ``balanced_accuracy``, higher is better, the latest of equal epochs kept) and how
-    long to wait for an improvement (``patience`` epochs, 0 = never stop early)."""
+    better, ``balanced_accuracy``, higher is better, the latest of equal epochs kept, or
+    ``last``: every epoch replaces the one before, the scores are only recorded) and how long to
+    wait for an improvement (``patience`` epochs, 0 = never stop early)."""
 
     module: str
     score: Callable[[], dict[str, float]]
@@ -243,10 +244,12 @@ class Selection:
     select_by: str = "loss"
 
     def criterion(self, scores: Mapping[str, float]) -> float:
-        """Lower is better."""
+        """Lower is better (``last``: the validation balanced accuracy, for the log only)."""
         return scores["val_loss"] if self.select_by == "loss" else -scores["val_balanced_accuracy"]
 
     def improves(self, criterion: float, best: float) -> bool:
+        if self.select_by == "last":
+            return True
         # accuracy ties are common on a few hundred windows: keep the later, longer-trained epoch
         return criterion < best if self.select_by == "loss" else criterion <= best
 
@@ -353,8 +356,9 @@ class _Loop:
             bar.close()
         if self.selection is not None and self.best is not None:
             self.modules[self.selection.module].load_state_dict(self.best["state"])
-            logger.info("%s: kept epoch %d (validation %s %.4f)", self.desc, self.best["epoch"],
-                        self.selection.select_by, abs(self.best["score"]))
+            how = "the last" if self.selection.select_by == "last" else f"best by {self.selection.select_by}"
+            logger.info("%s: kept epoch %d (%s; validation score %.4f)", self.desc, self.best["epoch"],
+                        how, abs(self.best["score"]))
         return self.history
 
     def _set_lr(self, step_number: int, total_steps: int) -> None:

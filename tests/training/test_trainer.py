@@ -80,6 +80,18 @@ def test_balanced_accuracy_selection_keeps_the_latest_most_accurate_epoch() -> N
     assert kept == pytest.approx(scores[best])
 
 
+def test_last_selection_keeps_the_last_epoch_and_still_records_validation() -> None:
+    train, val = _noise_sets()
+    optim = OptimConfig(lr=1e-2, epochs=8, batch_size=8, select_by="last")
+    result = train_student(train, tiny_student_config(), optim, 0.0, LoopOptions(val_data=val))
+    losses = [h["val_loss"] for h in result.history]
+    assert min(losses) < losses[-1], "setup must overfit, or this test could not tell best from last"
+    assert [h["best_epoch"] for h in result.history] == [float(e) for e in range(1, 9)]
+    assert validation_loss(result.model, val, "cpu", optim.class_weighting) == pytest.approx(losses[-1], rel=1e-5)
+    with pytest.raises(ConfigError, match="patience must be 0"):
+        OptimConfig(select_by="last", patience=2)
+
+
 def test_balanced_accuracy_of_a_constant_answer_is_one_half() -> None:
     labels = np.array([0, 0, 0, 1])
     always_zero = np.array([[0.9, 0.1]] * 4, dtype=np.float32)
