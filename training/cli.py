@@ -8,7 +8,7 @@ from typing import Annotated, Any, cast
 import typer
 
 from emotionkd.sdk.cli import friendly_errors
-from emotionkd.training.datasets.config import EEG_NORMALISATIONS
+from emotionkd.training.datasets.config import EEG_NORMALISATIONS, EEG_RATE_HZ
 from emotionkd.training.datasets.synthetic import SynthConfig
 
 #: the generator's defaults are SynthConfig's (one owner): `synth` writes what `train` would, so
@@ -77,7 +77,7 @@ def prepare(
     eeg_normalisation: str = typer.Option("window_zscore", help=" | ".join(EEG_NORMALISATIONS) + "."),
     hop_samples: int | None = typer.Option(None, help="Samples between windows (default: one window)."),
     eeg_window_s: float = typer.Option(4.0, help="The teacher's EEG window (s), ending where the GSR window ends."),
-    eeg_rate_hz: float = typer.Option(128.0, help="The teacher's EEG rate: 128, or 64 / 32 (decimated)."),
+    eeg_rate_hz: float = typer.Option(EEG_RATE_HZ, help="The teacher's EEG rate: 128, or 64 / 32 (decimated)."),
     gsr_unit: str | None = typer.Option(None, help="recordings: GSR unit when the CSV header has none."),
     file_format: str = typer.Option("auto", help="deap: auto, python or matlab."),
     content_hash: bool = typer.Option(False, help="Key the cache on file contents (slower, exact)."),

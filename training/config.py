@@ -37,7 +37,7 @@ from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.sdk.contract import LABEL_RULE_WORDS, TARGETS
 from emotionkd.sdk.plain import to_plain
 from emotionkd.sdk.preprocessing import DEFAULT_PREPROCESSING, PAPER_PREPROCESSING
-from emotionkd.training.datasets.config import EEG_NORMALISATIONS, DatasetConfig
+from emotionkd.training.datasets.config import EEG_NORMALISATIONS, EEG_RATE_HZ, DatasetConfig
 from emotionkd.training.datasets.synthetic import SynthConfig
 from emotionkd.training.distillation import DistillConfig
 from emotionkd.training.feedback import FeedbackConfig
@@ -101,7 +101,7 @@ class DataConfig:
     hop_s: float = 4.0
     hop_samples: int = 0
     eeg_window_s: float = 4.0
-    eeg_rate_hz: float = 128.0
+    eeg_rate_hz: float = EEG_RATE_HZ
     eeg_normalisation: str = "window_zscore"
     cache_dir: str = ".cache/datasets"
     workers: int = 2

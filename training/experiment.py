@@ -235,11 +235,11 @@ def baseline_features(data: WindowedDataset, train: WindowedDataset, test: Windo
                       ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(train, test) features of each logistic-regression baseline: GSR features of exactly the
     student's input windows (at the model rate, SCR criterion of its preprocessing), EEG log
-    band powers at the teacher's EEG rate (``meta["eeg_rate_hz"]``, :data:`EEG_RATE_HZ` when
-    absent), and both side by side (``logreg-eeg+gsr``, (N, B·C + 4): what a fused linear
+    band powers at the teacher's EEG rate (:func:`~emotionkd.training.datasets.config.recorded_eeg_rate_hz`),
+    and both side by side (``logreg-eeg+gsr``, (N, B·C + 4): what a fused linear
     read-out of the teacher's two inputs reaches)."""
     from emotionkd.training.baselines import eeg_band_powers, gsr_features, scr_rise_threshold_per_s
-    from emotionkd.training.datasets.config import EEG_RATE_HZ
+    from emotionkd.training.datasets.config import recorded_eeg_rate_hz
 
     params = (data.meta.get("preprocessing") or {}).get("params", {})
     gsr_rate_hz = float(params.get("rate_hz", data.meta.get("rate_hz", 128.0)))
@@ -247,7 +247,7 @@ def baseline_features(data: WindowedDataset, train: WindowedDataset, test: Windo
     features = {"logreg-gsr": (gsr_features(train.gsr, gsr_rate_hz, threshold),
                                gsr_features(test.gsr, gsr_rate_hz, threshold))}
     if train.eeg is not None and test.eeg is not None:
-        eeg_rate_hz = float(data.meta.get("eeg_rate_hz") or EEG_RATE_HZ)
+        eeg_rate_hz = recorded_eeg_rate_hz(data.meta)
         features["logreg-eeg-bands"] = (eeg_band_powers(train.eeg, eeg_rate_hz),
                                         eeg_band_powers(test.eeg, eeg_rate_hz))
         (eeg_train, eeg_test), (gsr_train, gsr_test) = features["logreg-eeg-bands"], features["logreg-gsr"]
@@ -446,13 +446,13 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
     ``appendices``: Markdown sections appended as they are (e.g. the KD sweep that chose the
     distillation settings, ``docs/kd-choice.md``), so the one command regenerates them too."""
     from emotionkd.training.baselines import BAND_SYMBOLS, eeg_bands_below
-    from emotionkd.training.datasets.config import EEG_RATE_HZ
+    from emotionkd.training.datasets.config import recorded_eeg_rate_hz
 
     data = results.get("data", {})
     t_opt, s_opt, ev = config.teacher_optim, config.student_optim, config.evaluation
     # the teacher's EEG scaling as the windows record it (a prepared file carries its own)
     scaling = data.get("eeg_normalisation") or (config.data.eeg_normalisation if config.data.source != "prepared" else None)
-    eeg_rate_hz = float(data.get("eeg_rate_hz") or EEG_RATE_HZ)
+    eeg_rate_hz = recorded_eeg_rate_hz(data)
     eeg_samples = data.get("eeg_window_samples")
     eeg_context = f", EEG {eeg_samples / eeg_rate_hz:g} s at {eeg_rate_hz:g} Hz" if eeg_samples else ""
     eeg_scaling = f"{eeg_context}, EEG scaled `{scaling}`" if scaling else eeg_context

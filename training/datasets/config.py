@@ -8,6 +8,7 @@ were made.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
@@ -155,6 +156,12 @@ class DatasetConfig:
                 "description": f"rating {sign} {self.label_threshold:g} -> high (1), else low (0)"}
 
 
+def recorded_eeg_rate_hz(record: Mapping[str, Any]) -> float:
+    """The teacher's EEG rate a dataset's ``meta`` (or a run's ``results["data"]``) records;
+    :data:`EEG_RATE_HZ` for records made before ``eeg_rate_hz`` existed (always 128 Hz then)."""
+    return float(record.get("eeg_rate_hz") or EEG_RATE_HZ)
+
+
 def ratings_to_labels(ratings: npt.ArrayLike, config: DatasetConfig, *, source: str = "") -> npt.NDArray[np.int64]:
     """Binary labels (1 = high) from 1–9 ratings of any shape.
 
@@ -178,4 +185,5 @@ __all__ = [
     "EEG_REFERENCES",
     "DatasetConfig",
     "ratings_to_labels",
+    "recorded_eeg_rate_hz",
 ]
