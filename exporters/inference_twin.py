@@ -222,6 +222,7 @@ class InferenceStudent(nn.Module):
             self.blocks = nn.ModuleList(_twin_block(cast(EncoderBlock, b), encoder.tokens) for b in encoder.blocks)
             self.scores = nn.ModuleList(_TwinScore(cast(ScoreBlock, s)) for s in student.scores)
             self.classifier = _collapsed_classifier(student.classifier.layers)
+        self.pooled = student.config.readout == "pool"
         self.eval()
         for parameter in self.parameters():
             parameter.requires_grad_(False)
@@ -235,6 +236,9 @@ class InferenceStudent(nn.Module):
             term = score(h) * h
             fused = term if fused is None else fused + term
         assert fused is not None
+        if self.pooled:
+            fused = fused.reshape(-1, tokens, features)
+            return self.classifier(torch.cat([fused.mean(1), fused.amax(1)], dim=1))
         return self.classifier(fused.reshape(-1, tokens * features))
 
 

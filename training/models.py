@@ -36,6 +36,9 @@ from emotionkd.firmware_bridge.errors import ConfigError
 EEG_CHANNELS: Final = 28
 FUSIONS: Final = ("fixed", "literal")
 ACTIVATIONS: Final = ("none", "relu", "gelu")
+#: how the classifier reads the fused feature: ``flatten`` (the authors': every token's features,
+#: position by position) or ``pool`` (each feature's mean and maximum over the tokens)
+READOUTS: Final = ("flatten", "pool")
 
 
 def _check_common(cfg: Any) -> None:
@@ -61,6 +64,8 @@ def _check_common(cfg: Any) -> None:
             f"classifier_activation must be one of {ACTIVATIONS}, got {cfg.classifier_activation!r}")
     if not 0.0 < cfg.batch_norm_momentum <= 1.0:
         raise ConfigError(f"batch_norm_momentum must be in (0, 1], got {cfg.batch_norm_momentum!r}")
+    if cfg.readout not in READOUTS:
+        raise ConfigError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
     if not cfg.layer_norm_eps > 0:
         raise ConfigError(f"layer_norm_eps must be positive, got {cfg.layer_norm_eps!r}")
 
@@ -85,6 +90,12 @@ class _EncoderConfig:
         layer_norm_eps: 1e-6 as in the authors' Keras code.
         batch_norm_momentum: PyTorch momentum of the BatchNorm running statistics; 0.01 is
             Keras' default 0.99 (short trainings may prefer 0.1).
+        readout: what the classifier reads: ``flatten`` (the authors': the whole fused feature,
+            tokens × filters, so every position has its own weights) or ``pool`` (per filter the
+            mean and the maximum over the tokens, 2 × filters per modality — the teacher pools
+            its EEG and its GSR tokens apart: the same answer wherever in the window a
+            skin-conductance response falls). Distillation matches the fused feature before the
+            readout, so it is the same for both.
     """
 
     window_samples: int = 512
@@ -104,6 +115,7 @@ class _EncoderConfig:
     classifier_activation: str = "none"
     layer_norm_eps: float = 1e-6
     batch_norm_momentum: float = 0.01
+    readout: str = "flatten"
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -137,6 +149,14 @@ class _EncoderConfig:
     def fused_features(self) -> int:
         """Length of the flattened fused feature (teacher 7808, student 3904)."""
         return self.feature_tokens * self.filters
+
+    @property
+    def readout_features(self) -> int:
+        """Length of what the classifier reads: :attr:`fused_features` (``flatten``) or
+        2 × filters per modality (``pool``: mean and maximum over each modality's tokens;
+        student 128, teacher 256 at 64 filters)."""
+        modalities = self.feature_tokens // self.tokens
+        return self.fused_features if self.readout == "flatten" else 2 * self.filters * modalities
 
 
 @dataclass(frozen=True)
@@ -320,6 +340,16 @@ class ModalityEncoder(nn.Module):
         return outputs
 
 
+def read_out(feature: Tensor, cfg: StudentConfig | TeacherConfig) -> Tensor:
+    """The classifier's input from a flattened fused feature (B, M·T·F), M modalities of T
+    tokens (student 1, teacher 2: EEG tokens first): itself (``flatten``) or per modality and
+    filter the mean and the maximum over its T tokens, (B, M·2F) (``pool``)."""
+    if cfg.readout == "flatten":
+        return feature
+    tokens = feature.reshape(feature.shape[0], cfg.feature_tokens // cfg.tokens, cfg.tokens, cfg.filters)
+    return torch.cat([tokens.mean(2), tokens.amax(2)], dim=2).flatten(1)
+
+
 # --- the two networks -----------------------------------------------------------------------
 class EmotionNetStudent(nn.Module):
     """GSR-only student: ``forward(gsr (B, W)) → logits (B, 2)``."""
@@ -329,7 +359,7 @@ class EmotionNetStudent(nn.Module):
         self.config = config or StudentConfig()
         self.encoder = ModalityEncoder(1, self.config)
         self.scores = nn.ModuleList(ScoreBlock(self.config.filters, self.config.batch_norm_momentum) for _ in range(self.config.blocks))
-        self.classifier = Classifier(self.config.fused_features, self.config)
+        self.classifier = Classifier(self.config.readout_features, self.config)
 
     def features(self, gsr: Tensor) -> Tensor:
         """Multi-depth fused feature ``Σ_i S_i(H_i) ⊙ H_i``, flattened: (B, W) → (B, 3904)."""
@@ -340,7 +370,7 @@ class EmotionNetStudent(nn.Module):
     def forward_with_features(self, gsr: Tensor) -> tuple[Tensor, Tensor]:
         """(logits (B, 2), fused feature (B, 3904))."""
         feature = self.features(gsr)
-        return self.classifier(feature), feature
+        return self.classifier(read_out(feature, self.config)), feature
 
     def forward(self, gsr: Tensor) -> Tensor:
         """gsr: (B, W) float32 preprocessed windows → logits (B, 2)."""
@@ -361,7 +391,7 @@ class EmotionNetTeacher(nn.Module):
         self.gsr_encoder = ModalityEncoder(1, self.config)
         # IMF(a, b) twice, each with a score block for X_a and one for X_b.
         self.scores = nn.ModuleList(ScoreBlock(self.config.filters, self.config.batch_norm_momentum) for _ in range(4))
-        self.classifier = Classifier(self.config.fused_features, self.config)
+        self.classifier = Classifier(self.config.readout_features, self.config)
         self._literal = self.config.fusion == "literal"
 
     def _imf(self, index: int, ea: Tensor, ga: Tensor, eb: Tensor, gb: Tensor) -> Tensor:
@@ -380,7 +410,7 @@ class EmotionNetTeacher(nn.Module):
     def forward_with_features(self, eeg: Tensor, gsr: Tensor) -> tuple[Tensor, Tensor]:
         """(logits (B, 2), fused feature (B, 7808))."""
         feature = self.features(eeg, gsr)
-        return self.classifier(feature), feature
+        return self.classifier(read_out(feature, self.config)), feature
 
     def forward(self, eeg: Tensor, gsr: Tensor) -> Tensor:
         return self.forward_with_features(eeg, gsr)[0]
@@ -420,6 +450,7 @@ def describe(model: EmotionNetStudent | EmotionNetTeacher) -> dict[str, Any]:
 
 __all__ = [
     "ACTIVATIONS",
+    "READOUTS",
     "COMPACT_STUDENT_OPTIONS",
     "FUSIONS",
     "EmotionNetStudent",
@@ -431,4 +462,5 @@ __all__ = [
     "count_parameters",
     "describe",
     "l2_penalty",
+    "read_out",
 ]

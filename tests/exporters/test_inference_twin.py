@@ -32,6 +32,9 @@ def _randomised(config: StudentConfig, seed: int) -> EmotionNetStudent:
     (StudentConfig(filters=16, heads=3, head_dim=8, ff_dim=12, hidden=16, classifier_activation="relu"), 2),
     (StudentConfig(filters=16, heads=4, head_dim=4, ff_dim=8, hidden=8, blocks=2, classifier_activation="gelu"), 3),
     (StudentConfig(filters=8, heads=3, head_dim=12, ff_dim=8, hidden=8, blocks=2), 6),  # folded heads, H·D ≠ F
+    (StudentConfig(heads=2, head_dim=32, blocks=1, readout="pool"), 9),  # pooled readout
+    (StudentConfig(filters=8, heads=2, head_dim=4, ff_dim=8, hidden=8, readout="pool",
+                   classifier_activation="relu"), 10),
 ])
 def test_twin_equals_the_student(config: StudentConfig, seed: int) -> None:
     student = _randomised(config, seed)

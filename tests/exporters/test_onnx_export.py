@@ -225,3 +225,25 @@ def test_default_graph_is_the_inference_twin_and_plain_graph_still_exports(
     b = ort.InferenceSession(str(plain.path)).run(None, {"gsr": gsr})
     for x, y in zip(a, b, strict=True):
         assert np.abs(x - y).max() <= 1e-5
+
+
+def test_a_pooled_readout_student_exports_with_parity(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from emotionkd.training.checkpoint import StudentCheckpoint, save_student_checkpoint
+    from emotionkd.training.models import EmotionNetStudent
+
+    from .conftest import TINY, _trained_like
+
+    config = replace(TINY, readout="pool")
+    torch.manual_seed(3)
+    students = {t: _trained_like(EmotionNetStudent(config), 10 + i) for i, t in enumerate(CONTRACT.targets)}
+    path = save_student_checkpoint(
+        StudentCheckpoint(contract=CONTRACT, student_config=config, state_dicts={t: s.state_dict() for t, s in students.items()},
+                          metrics=dict(CONTRACT.metrics), train_config={"seed": 0}), tmp_path / "pooled.pt")
+    report = export_checkpoint(path)
+    assert report.parity_max_abs_diff <= 1e-4
+    gsr = synthetic_windows(CONTRACT, 9, seed=4).gsr
+    got = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"]).run(["arousal"], {"gsr": gsr})[0]
+    assert np.abs(got - _torch_probabilities(students, gsr)["arousal"]).max() <= 1e-4
+    assert np.ptp(got[:, 1]) > 1e-4  # not a constant answer

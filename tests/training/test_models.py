@@ -15,6 +15,7 @@ from emotionkd.training.models import (
     WideHeadAttention,
     count_parameters,
     l2_penalty,
+    read_out,
 )
 
 TINY = dict(window_samples=64, kernel_samples=8, stride_samples=4, filters=8, heads=2, head_dim=4,
@@ -111,6 +112,32 @@ def test_classifier_activation_option_changes_the_function() -> None:
     relu = EmotionNetStudent(StudentConfig(**TINY, classifier_activation="relu")).eval()
     x = torch.randn(4, 64)
     assert not torch.allclose(linear(x), relu(x))
+
+
+def test_pooled_readout_reads_token_means_and_maxima_whatever_their_order() -> None:
+    with pytest.raises(ConfigError, match="readout"):
+        StudentConfig(readout="attention")
+    cfg = StudentConfig(**TINY, readout="pool")
+    assert cfg.readout_features == 2 * cfg.filters and StudentConfig(**TINY).readout_features == cfg.fused_features
+    feature = torch.randn(3, cfg.tokens, cfg.filters)
+    pooled = read_out(feature.flatten(1), cfg)
+    torch.testing.assert_close(pooled, torch.cat([feature.mean(1), feature.amax(1)], 1))
+    # the same tokens in another order (a response earlier or later in the window): same input to the classifier
+    shuffled = feature[:, torch.randperm(cfg.tokens, generator=torch.Generator().manual_seed(0))]
+    torch.testing.assert_close(read_out(shuffled.flatten(1), cfg), pooled)
+    assert not torch.allclose(read_out(shuffled.flatten(1), StudentConfig(**TINY)), feature.flatten(1))
+    student = EmotionNetStudent(cfg).eval()
+    logits, fused = student.forward_with_features(torch.randn(4, cfg.window_samples))
+    assert logits.shape == (4, 2) and fused.shape == (4, cfg.fused_features)  # KD matches the same feature
+    teacher_cfg = TeacherConfig(**TINY, readout="pool", eeg_channels=3)
+    assert teacher_cfg.readout_features == 4 * cfg.filters
+    two = torch.randn(2, 2 * cfg.tokens, cfg.filters)  # EEG tokens, then GSR tokens: pooled apart
+    eeg, gsr = two[:, : cfg.tokens], two[:, cfg.tokens:]
+    expected = torch.cat([eeg.mean(1), eeg.amax(1), gsr.mean(1), gsr.amax(1)], 1)
+    torch.testing.assert_close(read_out(two.flatten(1), teacher_cfg), expected)
+    teacher = EmotionNetTeacher(teacher_cfg).eval()
+    assert teacher(torch.randn(2, 3, 64), torch.randn(2, 64)).shape == (2, 2)
+    assert count_parameters(student) < count_parameters(EmotionNetStudent(StudentConfig(**TINY)))
 
 
 def test_l2_penalty_covers_conv_kernels_only() -> None:
