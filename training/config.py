@@ -382,6 +382,11 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
     #   the epoch picked by 2 validation subjects was often a mid-training swing, and the last
     #   epoch of the cosine schedule scored higher on held-out subjects: teacher 87.0 against
     #   84.8 %, student 73.0 against 72.3 % (arousal, 8 folds; docs/recipe-choice.md part 9).
+    # * every model reads its fused feature through the pooled readout (readout "pool": per filter
+    #   the mean and maximum over each modality's tokens, not the authors' position-by-position
+    #   flatten), chosen on the development draw: student 74.8 +- 0.4 against 72.6 +- 0.5 % over
+    #   5 seeds, teacher arousal 89.2 against 86.9 %, valence 86.7 against 85.8 %
+    #   (docs/recipe-choice.md part 10).
     # Feedback every 16th step: a feedback step costs ~12x a cached KD step (train_speed.py).
     # With 16 teacher epochs, 20 student epochs and feedback every 8th step the full run used
     # 12.7 CPU-min in 14 min without finishing its first fold on the shared machine (~100
@@ -391,7 +396,8 @@ PRESETS: Final[dict[str, dict[str, Any]]] = {
         "threads": 1,
         "data": {"subjects": 8, "trials": 40, "trial_s": 60.0, "hop_s": 14.0, "gsr_drive_noise": 0.15,
                  "path": "data/synthetic-experiment-60s-drive015", "eeg_normalisation": "subject_channel"},
-        "student": dict(COMPACT_STUDENT_OPTIONS),
+        "teacher": {"readout": "pool"},
+        "student": {**COMPACT_STUDENT_OPTIONS, "readout": "pool"},
         "teacher_optim": {"lr": 2e-3, "epochs": 12, "batch_size": 8, "schedule": "cosine", "warmup_fraction": 0.1,
                           "class_weighting": "balanced", "patience": 0, "select_by": "last",
                           "plateau_restarts": 2},

@@ -184,6 +184,9 @@ def test_experiment_preset_is_the_sized_loso_recipe() -> None:
     # above the hand-made features
     assert experiment.teacher_optim.select_by == experiment.student_optim.select_by == "last"
     assert (experiment.student.heads, experiment.student.head_dim, experiment.student.blocks) == (2, 32, 1)
+    # the pooled readout (part 10, development draw); the library default stays the authors' flatten
+    assert experiment.student.readout == experiment.teacher.readout == "pool"
+    assert load_config().student.readout == load_config(preset="paper").teacher.readout == "flatten"
     assert experiment.data.gsr_drive_noise < load_config().data.gsr_drive_noise
     # the teacher lr chosen by validation balanced accuracy over 8 folds (recipe-choice part 4)
     assert experiment.teacher_optim.lr == 2e-3 and load_config().teacher_optim.lr == 1e-3
