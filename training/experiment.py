@@ -413,8 +413,10 @@ def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, f
 
 
 def describe_options(model: Any) -> str:
-    """``heads × head_dim, blocks`` of an encoder config, in words for the results table."""
-    return f"{model.heads} heads × {model.head_dim}, {model.blocks} block{'s' if model.blocks != 1 else ''}"
+    """``heads × head_dim, blocks`` of an encoder config, and its readout when it is not the
+    authors' flatten, in words for the results table."""
+    words = f"{model.heads} heads × {model.head_dim}, {model.blocks} block{'s' if model.blocks != 1 else ''}"
+    return words + (", pooled readout" if model.readout == "pool" else "")
 
 
 def teacher_restarts(results: Mapping[str, Any], allowed: int) -> str:

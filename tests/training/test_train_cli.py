@@ -19,6 +19,7 @@ from emotionkd.firmware_bridge.errors import ConfigError
 from emotionkd.training.checkpoint import load_student_checkpoint, load_training_state
 from emotionkd.training.cli import app
 from emotionkd.training.config import load_config, parse_override
+from emotionkd.training.experiment import describe_options
 
 from .conftest import make_dataset
 
@@ -187,6 +188,8 @@ def test_experiment_preset_is_the_sized_loso_recipe() -> None:
     # the pooled readout (part 10, development draw); the library default stays the authors' flatten
     assert experiment.student.readout == experiment.teacher.readout == "pool"
     assert load_config().student.readout == load_config(preset="paper").teacher.readout == "flatten"
+    assert describe_options(experiment.student) == "2 heads × 32, 1 block, pooled readout"
+    assert describe_options(load_config(preset="paper").teacher) == "8 heads × 64, 3 blocks"
     assert experiment.data.gsr_drive_noise < load_config().data.gsr_drive_noise
     # the teacher lr chosen by validation balanced accuracy over 8 folds (recipe-choice part 4)
     assert experiment.teacher_optim.lr == 2e-3 and load_config().teacher_optim.lr == 1e-3
