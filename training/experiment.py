@@ -7,6 +7,7 @@ What the ``emotionkd-train`` commands call. Each function takes the typed
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from emotionkd.training.evaluation import (
 )
 from emotionkd.training.models import EmotionNetStudent, EmotionNetTeacher, describe
 from emotionkd.training.trainer import (
+    PLATEAU_SHARE,
     LoopOptions,
     Parallel,
     TensorSet,
@@ -419,15 +421,34 @@ def describe_options(model: Any) -> str:
     return words + (", pooled readout" if model.readout == "pool" else "")
 
 
-def teacher_restarts(results: Mapping[str, Any], allowed: int) -> str:
+def teacher_restarts(results: Mapping[str, Any], allowed: int, class_weighting: str = "balanced") -> str:
     """The report's words on plateau restarts: how many teacher trainings (target × fold) kept a
-    restarted run (``restart`` in their curves); empty when restarts are off."""
-    if not allowed:
-        return ""
-    runs = [fold[-1] for target in results.get("curves", {}).values()
-            for fold in target.get("teacher", []) if fold]
-    restarted = sum(1 for last in runs if last.get("restart", 0) > 0)
-    return f", up to {allowed} restarts on a plateau (kept a restart: {restarted} of {len(runs)} teachers)"
+    restarted run (``restart`` in their curves; said only when restarts are on) and which ones
+    ended on the plateau after every run (``plateau``; said whenever one did). Curves written
+    before the ``plateau`` flag are read by the trainer's rule where it needs no labels: under
+    ``balanced`` weighting the constant answer's CE is ln 2."""
+    def on_plateau(last: Mapping[str, float]) -> bool:
+        if "plateau" in last:
+            return last["plateau"] > 0
+        return class_weighting == "balanced" and last.get("ce", 0.0) >= PLATEAU_SHARE * math.log(2)
+
+    runs: list[tuple[str, Mapping[str, float]]] = []
+    for target, methods in results.get("curves", {}).items():
+        histories = [history for history in methods.get("teacher", []) if history]
+        names = [fold.get("fold", "?") for fold in
+                 results.get("reports", {}).get("teacher", {}).get("folds", {}).get(target, [])]
+        if len(names) != len(histories):  # curves and reports are collected together, fold by fold
+            names = [f"fold {k + 1}" for k in range(len(histories))]
+        runs += [(f"{target} {name}", history[-1]) for name, history in zip(names, histories, strict=True)]
+    words = ""
+    if allowed:
+        restarted = sum(1 for _, last in runs if last.get("restart", 0) > 0)
+        words = f", up to {allowed} restarts on a plateau (kept a restart: {restarted} of {len(runs)} teachers)"
+    stuck = [where for where, last in runs if on_plateau(last)]
+    if stuck:
+        words += (f"; **{len(stuck)} of {len(runs)} teachers ended on the plateau** (a near-constant "
+                  f"answer: {', '.join(stuck)})")
+    return words
 
 
 def kept_epoch_words(select_by: str) -> str:
@@ -477,7 +498,7 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         f"{kept_epoch_words(t_opt.select_by)}, the students {kept_epoch_words(s_opt.select_by)} |",
         f"| teacher optimiser | Adam lr {t_opt.lr:g}, batch {t_opt.batch_size}, {t_opt.epochs} epochs, "
         f"schedule {t_opt.schedule} (warm-up {t_opt.warmup_fraction:.0%}), class weighting "
-        f"{t_opt.class_weighting}, patience {t_opt.patience or 'off'}{teacher_restarts(results, t_opt.plateau_restarts)} |",
+        f"{t_opt.class_weighting}, patience {t_opt.patience or 'off'}{teacher_restarts(results, t_opt.plateau_restarts, t_opt.class_weighting)} |",
         f"| student optimiser | Adam lr {s_opt.lr:g}, batch {s_opt.batch_size}, {s_opt.epochs} epochs, "
         f"schedule {s_opt.schedule}, class weighting {s_opt.class_weighting}, patience {s_opt.patience or 'off'} |",
         f"| KD | matching `{config.distill.matching}`, KL weight {config.distill.kl_weight:g}, "

@@ -485,7 +485,8 @@ def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
     """Teacher on EEG + GSR: ``CE + l2·ΣW²`` (conv kernels), restarted from a fresh seed up to
     ``optim.plateau_restarts`` times while its last epoch's training CE is still on the majority
     plateau (>= ``PLATEAU_SHARE`` of :func:`constant_answer_ce`). Each history entry carries
-    ``restart`` (0 = the first run) of the run kept."""
+    ``restart`` (0 = the first run) of the run kept and ``plateau`` (1.0 when every run ended on
+    the plateau, which is also logged as a warning)."""
     plateau_ce = PLATEAU_SHARE * constant_answer_ce(data.labels, optim.class_weighting)
     runs: list[tuple[float, TrainResult]] = []  # (final training CE, averaged over ranks; run)
     for restart in range(optim.plateau_restarts + 1):
@@ -503,7 +504,15 @@ def train_teacher(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,
         logger.info("teacher: training CE %.3f is still on the plateau (>= %.3f) after run %d of %d",
                     final_ce, plateau_ce, restart + 1, optim.plateau_restarts + 1)
     # the run that left the plateau is the last and the lowest; if none did, the lowest
-    return min(runs, key=lambda run: run[0])[1]
+    kept_ce, kept = min(runs, key=lambda run: run[0])
+    stuck = kept_ce >= plateau_ce
+    for entry in kept.history:
+        entry["plateau"] = float(stuck)
+    if stuck:  # the report names it: this teacher's row and its students' KD measure no learning
+        logger.warning("teacher: all %d run(s) ended on the majority plateau (training CE %.3f >= %.3f), "
+                       "so it answers nearly a constant; give it more epochs, a higher teacher_optim.lr "
+                       "or more teacher_optim.plateau_restarts", len(runs), kept_ce, plateau_ce)
+    return kept
 
 
 def _train_teacher_once(data: TensorSet, config: TeacherConfig, optim: Any, l2: float,

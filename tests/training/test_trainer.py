@@ -131,14 +131,19 @@ def test_a_teacher_stuck_on_the_plateau_is_retrained_from_the_next_seed(caplog: 
     with caplog.at_level("INFO", logger="emotionkd.training.trainer"):
         result = train_teacher(tensors, tiny_teacher_config(), stuck, 0.0)
     assert sum("still on the plateau" in r.getMessage() for r in caplog.records) == 3  # 1 run + 2 restarts
-    assert result.history[-1]["restart"] in (0.0, 1.0, 2.0)
+    assert result.history[-1]["restart"] in (0.0, 1.0, 2.0) and result.history[-1]["plateau"] == 1.0
+    assert any(r.levelname == "WARNING" and "all 3 run(s) ended on the majority plateau" in r.getMessage()
+               for r in caplog.records)
     caplog.clear()
     # a teacher that learns (the EEG tone gives the label away) is trained once
     learns = OptimConfig(lr=1e-2, epochs=6, batch_size=8, plateau_restarts=2)
     with caplog.at_level("INFO", logger="emotionkd.training.trainer"):
         result = train_teacher(tensors, tiny_teacher_config(), learns, 0.0)
     assert result.history[-1]["ce"] < PLATEAU_SHARE * math.log(2)
-    assert result.history[-1]["restart"] == 0.0 and not any("plateau" in r.getMessage() for r in caplog.records)
+    # (the per-epoch lines print the history entries, whose keys include "plateau")
+    assert result.history[-1]["restart"] == 0.0
+    assert not any("on the plateau" in r.getMessage() or "majority plateau" in r.getMessage() for r in caplog.records)
+    assert result.history[-1]["plateau"] == 0.0
 
 
 def test_plateau_restarts_belong_to_the_teacher_only() -> None:
@@ -146,3 +151,26 @@ def test_plateau_restarts_belong_to_the_teacher_only() -> None:
         OptimConfig(plateau_restarts=-1)
     with pytest.raises(ConfigError, match="student_optim.plateau_restarts"):
         load_config(overrides={"student_optim.plateau_restarts": 1})
+
+
+def test_the_report_names_teachers_that_ended_on_the_plateau() -> None:
+    from emotionkd.training.experiment import teacher_restarts
+
+    def last(restart: float, plateau: float) -> list[dict[str, float]]:
+        return [{"epoch": 1.0, "ce": 0.69, "restart": restart, "plateau": plateau}]
+
+    results = {"curves": {"valence": {"teacher": [last(0.0, 0.0), last(2.0, 1.0)]},
+                          "arousal": {"teacher": [last(1.0, 0.0), last(0.0, 0.0)]}},
+               "reports": {"teacher": {"folds": {"valence": [{"fold": "s01"}, {"fold": "s02"}],
+                                                 "arousal": [{"fold": "s01"}, {"fold": "s02"}]}}}}
+    words = teacher_restarts(results, 2)
+    assert words.startswith(", up to 2 restarts on a plateau (kept a restart: 2 of 4 teachers)")
+    assert words.endswith("**1 of 4 teachers ended on the plateau** (a near-constant answer: valence s02)")
+    # restarts off: only a stuck teacher is worth a word
+    assert teacher_restarts(results, 0).startswith("; **1 of 4")
+    clean = {"curves": {"arousal": {"teacher": [last(0.0, 0.0)]}}}
+    assert teacher_restarts(clean, 0) == ""
+    # curves from before the flag: the trainer's rule on the last training CE (balanced weighting)
+    old = {"curves": {"arousal": {"teacher": [[{"ce": 0.679, "restart": 1.0}], [{"ce": 0.40, "restart": 0.0}]]}}}
+    assert "1 of 2 teachers ended on the plateau** (a near-constant answer: arousal fold 1)" in teacher_restarts(old, 2)
+    assert "plateau**" not in teacher_restarts(old, 2, class_weighting="none")
