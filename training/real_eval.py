@@ -7,7 +7,10 @@ Arms (arousal = "stress task" on Stress-Predict):
 * ``scratch``: the same architecture trained from random weights on the same windows;
 * ``shipped``: the bundled ONNX model as shipped (no training);
 * ``logreg-level``: logistic regression on skin-conductance level (pooled over participants);
-* ``logreg-features``: logistic regression on level, slope and SCR features;
+* ``logreg-features``: logistic regression on level, slope and SCR features of the raw µS;
+* ``logreg-input-features``: the same four features read from the fine-tuned arm's own input
+  (its contract's preprocessing: under v2, log conductance relative to the causal baseline), so
+  the input's contribution and the network's can be told apart;
 * ``person-threshold``: level above the held-out person's own quantile at the training
   prevalence (it sees the held-out person's unlabelled levels: a transductive baseline).
 
@@ -40,7 +43,8 @@ from emotionkd.firmware_bridge.errors import ConfigError, DataError
 from emotionkd.sdk.preprocessing import GsrPreprocessor, PreprocessingConfig
 from emotionkd.training.datasets.recordings import Recording
 
-ARMS: Final = ("fine-tuned", "scratch", "shipped", "logreg-level", "logreg-features", "person-threshold")
+ARMS: Final = ("fine-tuned", "scratch", "shipped", "logreg-level", "logreg-features", "logreg-input-features",
+                "person-threshold")
 MODEL_ARMS: Final = ("fine-tuned", "scratch", "shipped")
 LEVEL_S: Final = 4.0  # level = mean µS over the last 4 s before the decision point
 SCR_MIN_RISE_US: Final = 0.02  # a rise of at least this much (µS) is counted as a skin conductance response
@@ -291,6 +295,15 @@ def _model_arm_inputs(recordings: Sequence[tuple[int, Recording]], decisions: De
     return inputs
 
 
+def input_features(x: npt.NDArray[np.float32], preprocessing: PreprocessingConfig) -> npt.NDArray[np.float64]:
+    """(N, W) model input → (N, 4) level, slope, SCR count and amplitude of that input
+    (:func:`~emotionkd.training.baselines.gsr_features`, SCR onsets at the preprocessing's own
+    criterion), in the input's units: the ``logreg-input-features`` arm."""
+    from emotionkd.training.baselines import gsr_features, scr_rise_threshold_per_s
+
+    return gsr_features(x, preprocessing.rate_hz, scr_rise_threshold_per_s(preprocessing.to_params()))
+
+
 def input_level(x: npt.NDArray[np.float32], rate_hz: float) -> npt.NDArray[np.float64]:
     """(N,) mean of the last ``LEVEL_S`` seconds of each (N, W) model input window."""
     return x[:, -max(1, int(round(LEVEL_S * rate_hz))):].astype(np.float64).mean(axis=1)
@@ -430,6 +443,8 @@ def run_fold(fold: int, held: list[int], decisions: Decisions, inputs: Mapping[s
     feats = decisions.features
     scores["logreg-level"] = fit_logistic(feats[train_idx][:, :1], decisions.label[train_idx])(feats[test][:, :1])
     scores["logreg-features"] = fit_logistic(feats[train_idx], decisions.label[train_idx])(feats[test])
+    own = input_features(inputs["fine-tuned"], base.contract.preprocessing_config())
+    scores["logreg-input-features"] = fit_logistic(own[train_idx], decisions.label[train_idx])(own[test])
     preds = {arm: (s >= 0.5).astype(np.int64) for arm, s in scores.items()}
     prevalence = float(decisions.label[train_idx].mean())
     level = feats[test][:, 0]
@@ -782,5 +797,5 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 
 
 __all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "calibration_inputs", "choose_baseline_tau", "decision_points",
-           "evaluate_real", "fill_gaps", "fit_logistic", "fold_groups", "input_level", "inside_first_rest", "macro_f1", "model_inputs",
+           "evaluate_real", "fill_gaps", "fit_logistic", "fold_groups", "input_features", "input_level", "inside_first_rest", "macro_f1", "model_inputs",
            "person_metrics", "plot", "raw_features", "rest_seeds_us", "results_markdown", "run_fold", "summarise"]

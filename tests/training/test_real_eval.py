@@ -87,7 +87,7 @@ def test_evaluate_real_command_on_two_real_participants(excerpt: Path, base_stud
     results = json.loads((out / "results.json").read_text())
     assert results["data"]["participants"] == 2 and results["folds"] == [[2], [3]]
     assert set(results["per_person"]) == {"fine-tuned", "scratch", "shipped", "logreg-level", "logreg-features",
-                                          "person-threshold"}
+                                          "logreg-input-features", "person-threshold"}
     for table in results["per_person"].values():
         assert set(table) == {"2", "3"} and all(0.0 <= m["auc"] <= 1.0 for m in table.values())
     # every arm scored on the same points
@@ -196,3 +196,20 @@ def test_points_inside_the_seeding_rest_are_marked(excerpt: Path) -> None:
         mine = d.recording == r
         assert np.array_equal(inside[mine], d.end_s[mine] <= rest.end / rec.rate_hz)
         assert inside[mine].any() and not inside[mine].all() and (d.label[mine & inside] == 0).all()
+
+
+def test_input_features_read_the_model_input_at_its_own_scr_criterion() -> None:
+    from emotionkd.sdk.preprocessing import PreprocessingConfig
+    from emotionkd.training.baselines import gsr_features
+    from emotionkd.training.real_eval import input_features
+
+    v2 = PreprocessingConfig(normalisation="log_baseline", rate_hz=16.0, window_samples=512, log_scale=10.0)
+    t = np.arange(512) / 16.0
+    # a level of 0.5 and one rise of 0.8 units in 2 s (0.4 units/s, above v2's 0.1 units/s criterion)
+    x = (0.5 + 0.8 * np.clip((t - 10.0) / 2.0, 0.0, 1.0)).astype(np.float32)[None]
+    got = input_features(x, v2)
+    assert got.shape == (1, 4) and got[0, 2] > 0  # one SCR counted
+    np.testing.assert_allclose(got, gsr_features(x, 16.0, 0.1))
+    # a rise of 0.08 units/s: an SCR at the µS criterion (0.05 /s) but not at v2's 1 %/s (0.1 units/s)
+    slow = ((x - 0.5) * 0.2).astype(np.float32)
+    assert input_features(slow, v2)[0, 2] == 0 and gsr_features(slow, 16.0, 0.05)[0, 2] > 0
