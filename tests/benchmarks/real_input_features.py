@@ -7,8 +7,9 @@ effects, on the same 14,697 decision points, folds and persons as ``evaluate-rea
 
 * ``raw µS, 4 features``: the results-real baseline, recomputed here (its median must read
   0.675, which checks that the points and folds are the same);
-* ``model input, 4 features``: level, slope, SCR count and amplitude
-  (:func:`~emotionkd.training.baselines.gsr_features`) of the window the network sees;
+* ``model input, 4 features``: level, slope, SCR count and amplitude of the window the network
+  sees (:func:`~emotionkd.training.real_eval.input_features`, ``evaluate-real``'s
+  ``logreg-input-features`` arm);
 * ``model input, 14 features``: those plus ten shape statistics
   (``tests/benchmarks/gsr_window_information.py``).
 
@@ -17,7 +18,7 @@ scored by per-person AUC (chance 0.5). With ``--paired-with RESULTS.json --arm A
 ``evaluate-real`` run on the same recipe) it adds the paired per-person difference ARM − each
 feature arm: median, bootstrap 95 % CI over persons, wins/losses, Wilcoxon p.
 
-    .venv/bin/python tests/benchmarks/real_input_features.py --paired-with runs/real-scratch-check/results.json --arm scratch
+    .venv/bin/python tests/benchmarks/real_input_features.py --paired-with runs/real-input-arm/results.json --arm fine-tuned
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from gsr_window_information import richer_features  # noqa: E402
 
-from emotionkd.training.baselines import gsr_features, scr_rise_threshold_per_s  # noqa: E402
+from emotionkd.training.baselines import scr_rise_threshold_per_s  # noqa: E402
 from emotionkd.training.checkpoint import load_student_checkpoint  # noqa: E402
 from emotionkd.training.datasets.recordings import read_labelled_recordings  # noqa: E402
 from emotionkd.training.real_eval import (  # noqa: E402
@@ -42,6 +43,7 @@ from emotionkd.training.real_eval import (  # noqa: E402
     decision_points,
     fit_logistic,
     fold_groups,
+    input_features,
     inside_first_rest,
     model_inputs,
     rest_seeds_us,
@@ -58,7 +60,7 @@ def main() -> None:
     parser.add_argument("--tau", type=float, default=900.0, help="baseline time constant, s (evaluate-real chose 900)")
     parser.add_argument("--folds", type=int, default=6)
     parser.add_argument("--paired-with", type=Path, help="an evaluate-real results.json on the same recipe")
-    parser.add_argument("--arm", default="scratch", help="its arm to pair with the feature arms")
+    parser.add_argument("--arm", default="fine-tuned", help="its arm to pair with the feature arms")
     args = parser.parse_args()
     from scipy.stats import wilcoxon
 
@@ -70,10 +72,9 @@ def main() -> None:
     pre = replace(base.contract.preprocessing_config(), baseline_tau_s=args.tau)
     x, ok = model_inputs(recordings, decisions, pre, config.hop_s, rest_seeds_us(recordings, pre, config.rest_s))
     usable = ok & np.isfinite(decisions.features).all(axis=1) & ~inside_first_rest(recordings, decisions)
-    threshold = scr_rise_threshold_per_s(base.contract.to_dict()["preprocessing"]["params"])
     arms = {"raw µS, 4 features": decisions.features,
-            "model input, 4 features": gsr_features(x, pre.rate_hz, threshold),
-            "model input, 14 features": richer_features(x, pre.rate_hz, threshold)}
+            "model input, 4 features": input_features(x, pre),
+            "model input, 14 features": richer_features(x, pre.rate_hz, scr_rise_threshold_per_s(pre.to_params()))}
     subject, label = decisions.subject, decisions.label
     per_person: dict[str, dict[int, float]] = {name: {} for name in arms}
     for held in fold_groups(subject[usable].tolist(), args.folds):
