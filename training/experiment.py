@@ -7,7 +7,6 @@ What the ``emotionkd-train`` commands call. Each function takes the typed
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from emotionkd.training.evaluation import (
 )
 from emotionkd.training.models import EmotionNetStudent, EmotionNetTeacher, describe
 from emotionkd.training.trainer import (
-    PLATEAU_SHARE,
     LoopOptions,
     Parallel,
     TensorSet,
@@ -421,17 +419,10 @@ def describe_options(model: Any) -> str:
     return words + (", pooled readout" if model.readout == "pool" else "")
 
 
-def teacher_restarts(results: Mapping[str, Any], allowed: int, class_weighting: str = "balanced") -> str:
+def teacher_restarts(results: Mapping[str, Any], allowed: int) -> str:
     """The report's words on plateau restarts: how many teacher trainings (target × fold) kept a
     restarted run (``restart`` in their curves; said only when restarts are on) and which ones
-    ended on the plateau after every run (``plateau``; said whenever one did). Curves written
-    before the ``plateau`` flag are read by the trainer's rule where it needs no labels: under
-    ``balanced`` weighting the constant answer's CE is ln 2."""
-    def on_plateau(last: Mapping[str, float]) -> bool:
-        if "plateau" in last:
-            return last["plateau"] > 0
-        return class_weighting == "balanced" and last.get("ce", 0.0) >= PLATEAU_SHARE * math.log(2)
-
+    ended on the plateau after every run (the trainer's ``plateau`` flag; said whenever one did)."""
     runs: list[tuple[str, Mapping[str, float]]] = []
     for target, methods in results.get("curves", {}).items():
         histories = [history for history in methods.get("teacher", []) if history]
@@ -444,7 +435,7 @@ def teacher_restarts(results: Mapping[str, Any], allowed: int, class_weighting: 
     if allowed:
         restarted = sum(1 for _, last in runs if last.get("restart", 0) > 0)
         words = f", up to {allowed} restarts on a plateau (kept a restart: {restarted} of {len(runs)} teachers)"
-    stuck = [where for where, last in runs if on_plateau(last)]
+    stuck = [where for where, last in runs if last.get("plateau", 0.0) > 0]
     if stuck:
         words += (f"; **{len(stuck)} of {len(runs)} teachers ended on the plateau** (a near-constant "
                   f"answer: {', '.join(stuck)})")
@@ -498,7 +489,7 @@ def results_markdown(results: Mapping[str, Any], config: ExperimentConfig, *, co
         f"{kept_epoch_words(t_opt.select_by)}, the students {kept_epoch_words(s_opt.select_by)} |",
         f"| teacher optimiser | Adam lr {t_opt.lr:g}, batch {t_opt.batch_size}, {t_opt.epochs} epochs, "
         f"schedule {t_opt.schedule} (warm-up {t_opt.warmup_fraction:.0%}), class weighting "
-        f"{t_opt.class_weighting}, patience {t_opt.patience or 'off'}{teacher_restarts(results, t_opt.plateau_restarts, t_opt.class_weighting)} |",
+        f"{t_opt.class_weighting}, patience {t_opt.patience or 'off'}{teacher_restarts(results, t_opt.plateau_restarts)} |",
         f"| student optimiser | Adam lr {s_opt.lr:g}, batch {s_opt.batch_size}, {s_opt.epochs} epochs, "
         f"schedule {s_opt.schedule}, class weighting {s_opt.class_weighting}, patience {s_opt.patience or 'off'} |",
         f"| KD | matching `{config.distill.matching}`, KL weight {config.distill.kl_weight:g}, "

@@ -355,7 +355,8 @@ class _Loop:
         finally:
             bar.close()
         if self.selection is not None and self.best is not None:
-            self.modules[self.selection.module].load_state_dict(self.best["state"])
+            if self.best["state"] is not None:
+                self.modules[self.selection.module].load_state_dict(self.best["state"])
             how = "the last" if self.selection.select_by == "last" else f"best by {self.selection.select_by}"
             logger.info("%s: kept epoch %d (%s; validation score %.4f)", self.desc, self.best["epoch"],
                         how, abs(self.best["score"]))
@@ -376,9 +377,12 @@ class _Loop:
         record.update(scores)
         score = self.selection.criterion(scores)
         if self.best is None or self.selection.improves(score, self.best["score"]):
-            state = self.modules[self.selection.module].state_dict()
-            self.best = {"epoch": epoch + 1, "score": score,
-                         "state": {k: v.detach().clone() for k, v in state.items()}}
+            # `last` keeps the weights the loop ends with: copying them every epoch buys nothing
+            kept = None
+            if self.selection.select_by != "last":
+                state = self.modules[self.selection.module].state_dict()
+                kept = {k: v.detach().clone() for k, v in state.items()}
+            self.best = {"epoch": epoch + 1, "score": score, "state": kept}
         record["best_epoch"] = float(self.best["epoch"])
 
     def _stopped(self, epoch: int) -> bool:

@@ -170,7 +170,3 @@ def test_the_report_names_teachers_that_ended_on_the_plateau() -> None:
     assert teacher_restarts(results, 0).startswith("; **1 of 4")
     clean = {"curves": {"arousal": {"teacher": [last(0.0, 0.0)]}}}
     assert teacher_restarts(clean, 0) == ""
-    # curves from before the flag: the trainer's rule on the last training CE (balanced weighting)
-    old = {"curves": {"arousal": {"teacher": [[{"ce": 0.679, "restart": 1.0}], [{"ce": 0.40, "restart": 0.0}]]}}}
-    assert "1 of 2 teachers ended on the plateau** (a near-constant answer: arousal fold 1)" in teacher_restarts(old, 2)
-    assert "plateau**" not in teacher_restarts(old, 2, class_weighting="none")
