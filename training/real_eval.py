@@ -469,11 +469,25 @@ def _bootstrap_ci(values: npt.NDArray[np.float64], rng: np.random.Generator, n: 
     return [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
 
 
+def paired_difference(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], rng: np.random.Generator,
+                      resamples: int) -> dict[str, Any]:
+    """``a − b`` over the persons where both are finite ((P,) each, same person order): median and
+    mean difference, bootstrap 95 % CI of the median (``resamples`` draws from ``rng``), wins,
+    losses, persons and the Wilcoxon signed-rank p (NaN under 2 pairs or when every pair ties)."""
+    from scipy.stats import wilcoxon
+
+    ok = np.isfinite(a) & np.isfinite(b)
+    diff = a[ok] - b[ok]
+    p_value = float(wilcoxon(diff).pvalue) if ok.sum() >= 2 and np.any(diff != 0) else math.nan
+    return {"median_difference": float(np.median(diff)), "mean_difference": float(np.mean(diff)),
+            "median_difference_ci95": _bootstrap_ci(diff, rng, resamples),
+            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "persons": int(ok.sum()),
+            "wilcoxon_p": p_value}
+
+
 def summarise(per_person: Mapping[str, Mapping[int, Mapping[str, float]]], config: RealEvalConfig,
               ) -> dict[str, Any]:
     """Medians and means with bootstrap CIs per arm; paired Wilcoxon tests on per-person AUC."""
-    from scipy.stats import wilcoxon
-
     rng = np.random.default_rng(config.seed)
     persons = sorted(next(iter(per_person.values())))
     arms: dict[str, Any] = {}
@@ -493,14 +507,7 @@ def summarise(per_person: Mapping[str, Mapping[int, Mapping[str, float]]], confi
             if other == reference:
                 continue
             o = np.array([per_person[other][p]["auc"] for p in persons])
-            ok = np.isfinite(ref) & np.isfinite(o)
-            diff = ref[ok] - o[ok]
-            p_value = float(wilcoxon(diff).pvalue) if ok.sum() >= 2 and np.any(diff != 0) else math.nan
-            tests[f"{reference} vs {other}"] = {
-                "median_difference": float(np.median(diff)), "mean_difference": float(np.mean(diff)),
-                "median_difference_ci95": _bootstrap_ci(diff, rng, config.bootstrap),
-                "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "persons": int(ok.sum()),
-                "wilcoxon_p": p_value}
+            tests[f"{reference} vs {other}"] = paired_difference(ref, o, rng, config.bootstrap)
     return {"arms": arms, "paired_auc": tests}
 
 
@@ -723,8 +730,6 @@ def _calibration_summary(decisions: Decisions, results: list[dict[str, Any]],
                          config: RealEvalConfig) -> dict[str, Any] | None:
     """Per-person AUC and accuracy of the fine-tuned arm on streams that start after the first
     rest, baseline cold vs seeded from the rest; Wilcoxon on the paired AUC difference."""
-    from scipy.stats import wilcoxon
-
     per: dict[str, dict[str, dict[str, float]]] = {"cold": {}, "seeded": {}}
     for result in results:
         cal = result.get("calibration")
@@ -747,12 +752,8 @@ def _calibration_summary(decisions: Decisions, results: list[dict[str, Any]],
         cold = np.array([per["cold"][p][metric] for p in persons])
         seeded = np.array([per["seeded"][p][metric] for p in persons])
         ok = np.isfinite(cold) & np.isfinite(seeded)
-        diff = seeded[ok] - cold[ok]
         out[metric] = {"cold_median": float(np.median(cold[ok])), "seeded_median": float(np.median(seeded[ok])),
-                       "median_difference": float(np.median(diff)), "mean_difference": float(np.mean(diff)),
-                       "median_difference_ci95": _bootstrap_ci(diff, rng, config.bootstrap),
-                       "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "persons": int(ok.sum()),
-                       "wilcoxon_p": float(wilcoxon(diff).pvalue) if ok.sum() >= 2 and np.any(diff != 0) else math.nan}
+                       **paired_difference(seeded, cold, rng, config.bootstrap)}
     return out
 
 
@@ -798,4 +799,4 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 
 __all__ = ["ARMS", "Decisions", "RealEvalConfig", "auc", "calibration_inputs", "choose_baseline_tau", "decision_points",
            "evaluate_real", "fill_gaps", "fit_logistic", "fold_groups", "input_features", "input_level", "inside_first_rest", "macro_f1", "model_inputs",
-           "person_metrics", "plot", "raw_features", "rest_seeds_us", "results_markdown", "run_fold", "summarise"]
+           "paired_difference", "person_metrics", "plot", "raw_features", "rest_seeds_us", "results_markdown", "run_fold", "summarise"]

@@ -46,6 +46,7 @@ from emotionkd.training.real_eval import (  # noqa: E402
     input_features,
     inside_first_rest,
     model_inputs,
+    paired_difference,
     rest_seeds_us,
 )
 
@@ -62,7 +63,6 @@ def main() -> None:
     parser.add_argument("--paired-with", type=Path, help="an evaluate-real results.json on the same recipe")
     parser.add_argument("--arm", default="fine-tuned", help="its arm to pair with the feature arms")
     args = parser.parse_args()
-    from scipy.stats import wilcoxon
 
     config = RealEvalConfig(folds=args.folds, seed=0)
     by_subject, _ = read_labelled_recordings(args.data, label_source=LABEL_SOURCE)
@@ -96,11 +96,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for name, table in per_person.items():
         persons = sorted(table)
-        diff = np.array([network[str(p)]["auc"] - table[p] for p in persons])
-        draws = [np.median(diff[rng.integers(0, diff.size, diff.size)]) for _ in range(10_000)]
-        low, high = np.percentile(draws, [2.5, 97.5])
-        print(f"{args.arm} − {name:26s} median {np.median(diff):+.3f} [{low:+.3f}, {high:+.3f}]  "
-              f"wins/losses {(diff > 0).sum()}/{(diff < 0).sum()}  Wilcoxon p {wilcoxon(diff).pvalue:.3g}")
+        t = paired_difference(np.array([network[str(p)]["auc"] for p in persons]),
+                              np.array([table[p] for p in persons]), rng, 10_000)
+        low, high = t["median_difference_ci95"]
+        print(f"{args.arm} − {name:26s} median {t['median_difference']:+.3f} [{low:+.3f}, {high:+.3f}]  "
+              f"wins/losses {t['wins']}/{t['losses']}  Wilcoxon p {t['wilcoxon_p']:.3g}")
 
 
 if __name__ == "__main__":
